@@ -1,0 +1,239 @@
+"""The built-in SQLite store: the reference model, one table per record kind.
+
+WAL mode and a busy timeout so several processes can write one store; one transaction per batch
+with ``executemany``. Run files live in a folder beside the database:
+``<db>-artifacts/<run id>/<name>``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+
+from runbridge.hookspecs import hookimpl
+from runbridge.media import safe_join, write_file_atomically
+from runbridge.records import File, Image, Metric, Property, Record, Row, RunInfo, Tag
+
+from .schema import migrate
+
+BUSY_TIMEOUT_MS = 30_000
+
+# How a metric value is stored (the `vtype` column) and read back exactly.
+VTYPE_FLOAT, VTYPE_INT, VTYPE_BOOL, VTYPE_STR, VTYPE_NONE, VTYPE_BIGINT = range(6)
+_VTYPE_OF = {float: VTYPE_FLOAT, int: VTYPE_INT, bool: VTYPE_BOOL, str: VTYPE_STR, type(None): VTYPE_NONE}
+_INT64 = 1 << 63
+_NAN = float("nan")
+
+
+def _metric_row(run_pk: int, m: Metric) -> tuple:
+    value = m.value
+    vtype = _VTYPE_OF[type(value)]
+    if vtype == VTYPE_FLOAT:
+        if value != value:  # SQLite stores NaN as NULL; vtype keeps it a float
+            value = None
+    elif vtype == VTYPE_INT and not -_INT64 <= value < _INT64:
+        vtype, value = VTYPE_BIGINT, str(value)
+    return (run_pk, m.name, m.seq, value, vtype, m.step, m.time, m.from_list, m.description or None)
+
+
+def _metric_value(value: Any, vtype: int) -> Any:
+    if vtype == VTYPE_FLOAT:
+        return _NAN if value is None else float(value)
+    if vtype == VTYPE_BOOL:
+        return bool(value)
+    if vtype == VTYPE_BIGINT:
+        return int(value)
+    return value
+
+
+def _dump_cells(cells: tuple) -> str:
+    # Python's json keeps floats exact (repr) and writes NaN/Infinity, which it reads back.
+    return json.dumps([[c, v] for c, v in cells], ensure_ascii=False)
+
+
+def _load_cells(text: str) -> tuple:
+    return tuple((c, v) for c, v in json.loads(text))
+
+
+class SQLiteBackend:
+    """``sqlite:path/runs.db``: runs, metrics and files in one local SQLite database."""
+
+    def __init__(self, location: str):
+        if not location:
+            raise ValueError("the sqlite backend needs a database path, e.g. 'sqlite:.runbridge/runs.db'")
+        self.path = Path(location).expanduser().resolve()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.artifact_root = self.path.with_name(self.path.name + "-artifacts")
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        )
+        self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute("PRAGMA synchronous = NORMAL")
+        migrate(self._conn)
+        self._run_pks: dict[str, int] = {}
+
+    def __repr__(self) -> str:
+        return f"SQLiteBackend({str(self.path)!r})"
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _run_pk(self, run_id: str) -> int | None:
+        pk = self._run_pks.get(run_id)
+        if pk is None:
+            row = self._conn.execute("SELECT pk FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                return None
+            pk = self._run_pks[run_id] = row[0]
+        return pk
+
+    def _run_dir(self, run_id: str) -> Path:
+        return safe_join(self.artifact_root, run_id)
+
+    def _transaction(self, work) -> None:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                work(self._conn)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    # -- hooks ---------------------------------------------------------------------------------
+    @hookimpl
+    def start_run(self, run: RunInfo) -> None:
+        self._transaction(lambda c: c.execute(
+            "INSERT INTO runs (run_id, experiment, display_name, parent_id, status, start_time, end_time, error)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING",
+            (run.run_id, run.experiment, run.display_name, run.parent_id, run.status,
+             run.start_time, run.end_time, run.error),
+        ))
+
+    @hookimpl
+    def write(self, run: RunInfo, records: Sequence[Record]) -> None:
+        with self._lock:
+            pk = self._run_pk(run.run_id)
+            if pk is None:
+                self.start_run(run)
+                pk = self._run_pk(run.run_id)
+        run_dir = self._run_dir(run.run_id)
+        metrics, rows, images, tags, props, files = [], [], [], [], [], []
+        for rec in records:
+            kind = type(rec)
+            if kind is Metric:
+                metrics.append(_metric_row(pk, rec))
+            elif kind is Row:
+                rows.append((pk, rec.name, rec.seq, _dump_cells(rec.cells), rec.time, rec.from_table,
+                             rec.description or None))
+            elif kind is Image:
+                if rec.data is not None:
+                    write_file_atomically(safe_join(run_dir, rec.file_name), data=rec.data)
+                images.append((pk, rec.name, rec.seq, rec.file_name, rec.media_type, rec.time, rec.step,
+                               rec.description or None))
+            elif kind is Tag:
+                tags.append((pk, rec.key, rec.value, rec.time, rec.removed))
+            elif kind is Property:
+                props.append((pk, rec.key, rec.value, rec.time))
+            elif kind is File:
+                # Files land before the transaction that lists them: a listed file always exists.
+                write_file_atomically(safe_join(run_dir, rec.name), data=rec.data, source=rec.source)
+                files.append((pk, rec.name, rec.size, rec.sha256, rec.time))
+            else:
+                raise TypeError(f"the sqlite backend cannot store a {kind.__name__} record")
+
+        def work(c: sqlite3.Connection) -> None:
+            if metrics:
+                c.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", metrics)
+            if rows:
+                c.executemany("INSERT INTO table_rows VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            if images:
+                c.executemany("INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?)", images)
+            if tags:
+                c.executemany("INSERT INTO tags VALUES (?, ?, ?, ?, ?)", tags)
+            if props:
+                c.executemany("INSERT INTO properties VALUES (?, ?, ?, ?)", props)
+            if files:
+                c.executemany("INSERT INTO files VALUES (?, ?, ?, ?, ?)", files)
+
+        self._transaction(work)
+
+    @hookimpl
+    def end_run(self, run: RunInfo, status: str) -> None:
+        self._transaction(lambda c: c.execute(
+            "UPDATE runs SET status = ?, end_time = ?, error = ? WHERE run_id = ?",
+            (status, run.end_time, run.error, run.run_id),
+        ))
+
+    @hookimpl
+    def read(self, experiment: str, run_id: str) -> list[Record] | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT pk, run_id, experiment, display_name, parent_id, status, start_time, end_time, error"
+                " FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                return None
+            pk = row[0]
+            out: list[Record] = [RunInfo(*row[1:])]
+            new = tuple.__new__
+            for name, seq, value, vtype, step, time, from_list, description in self._conn.execute(
+                    "SELECT name, seq, value, vtype, step, time, from_list, description"
+                    " FROM metrics WHERE run = ? ORDER BY rowid", (pk,)):
+                if vtype:  # not a float
+                    value = _metric_value(value, vtype)
+                elif value is None:
+                    value = _NAN
+                out.append(new(Metric, (name, seq, value, step, time, bool(from_list), description or "")))
+            for name, seq, cells, time, from_table, description in self._conn.execute(
+                    "SELECT name, seq, cells, time, from_table, description FROM table_rows"
+                    " WHERE run = ? ORDER BY rowid", (pk,)):
+                out.append(Row(name, seq, _load_cells(cells), time, bool(from_table), description or ""))
+            for name, seq, file_name, media_type, time, step, description in self._conn.execute(
+                    "SELECT name, seq, file_name, media_type, time, step, description FROM images"
+                    " WHERE run = ? ORDER BY rowid", (pk,)):
+                out.append(Image(name, seq, file_name, media_type, time, step, None, description or ""))
+            for key, value, time, removed in self._conn.execute(
+                    "SELECT key, value, time, removed FROM tags WHERE run = ? ORDER BY rowid", (pk,)):
+                out.append(Tag(key, value, time, bool(removed)))
+            for key, value, time in self._conn.execute(
+                    "SELECT key, value, time FROM properties WHERE run = ? ORDER BY rowid", (pk,)):
+                out.append(Property(key, value, time))
+            run_dir = self._run_dir(run_id)
+            for name, size, sha256, time in self._conn.execute(
+                    "SELECT name, size, sha256, time FROM files WHERE run = ? ORDER BY rowid", (pk,)):
+                out.append(File(name, size, sha256, time, str(safe_join(run_dir, name))))
+        return out
+
+    @hookimpl
+    def list_runs(self, experiment: str | None) -> list[RunInfo]:
+        query = ("SELECT run_id, experiment, display_name, parent_id, status, start_time, end_time, error"
+                 " FROM runs")
+        args: tuple = ()
+        if experiment is not None:
+            query += " WHERE experiment = ?"
+            args = (experiment,)
+        with self._lock:
+            rows = self._conn.execute(query + " ORDER BY start_time DESC, pk DESC", args).fetchall()
+        return [RunInfo(*r) for r in rows]
+
+    @hookimpl
+    def list_experiments(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._conn.execute("SELECT DISTINCT experiment FROM runs ORDER BY experiment")]
+
+    @hookimpl
+    def run_url(self, run: RunInfo) -> str:
+        return f"sqlite:{self.path} (run {run.run_id}; files in {self._run_dir(run.run_id)})"
+
+    @hookimpl
+    def fetch_file(self, run: RunInfo, name: str, destination: str) -> bool | None:
+        source = safe_join(self._run_dir(run.run_id), name)
+        if not source.is_file():
+            return None
+        Path(destination).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, destination)
+        return True

@@ -1,0 +1,74 @@
+"""The SQLite store's schema, versioned with ``PRAGMA user_version`` and migrated forward."""
+
+from __future__ import annotations
+
+import sqlite3
+
+#: Each entry upgrades the schema from version i to i + 1. Never edit a shipped entry: append.
+MIGRATIONS: list[list[str]] = [
+    [  # 0 -> 1: one table per record kind
+        """CREATE TABLE runs (
+            pk INTEGER PRIMARY KEY,
+            run_id TEXT NOT NULL UNIQUE,
+            experiment TEXT NOT NULL,
+            display_name TEXT,
+            parent_id TEXT,
+            status TEXT NOT NULL,
+            start_time INTEGER NOT NULL,
+            end_time INTEGER,
+            error TEXT)""",
+        "CREATE INDEX runs_by_experiment ON runs (experiment, start_time)",
+        "CREATE INDEX runs_by_parent ON runs (parent_id)",
+        # value has no declared type, so SQLite keeps INTEGER / REAL / TEXT / NULL as given;
+        # vtype says how to read it back (see backend.VTYPE_*).
+        """CREATE TABLE metrics (
+            run INTEGER NOT NULL, name TEXT NOT NULL, seq INTEGER NOT NULL, value,
+            vtype INTEGER NOT NULL, step INTEGER, time INTEGER NOT NULL,
+            from_list INTEGER NOT NULL, description TEXT)""",
+        "CREATE INDEX metrics_by_run ON metrics (run)",
+        """CREATE TABLE table_rows (
+            run INTEGER NOT NULL, name TEXT NOT NULL, seq INTEGER NOT NULL, cells TEXT NOT NULL,
+            time INTEGER NOT NULL, from_table INTEGER NOT NULL, description TEXT)""",
+        "CREATE INDEX table_rows_by_run ON table_rows (run)",
+        """CREATE TABLE images (
+            run INTEGER NOT NULL, name TEXT NOT NULL, seq INTEGER NOT NULL, file_name TEXT NOT NULL,
+            media_type TEXT NOT NULL, time INTEGER NOT NULL, step INTEGER, description TEXT)""",
+        "CREATE INDEX images_by_run ON images (run)",
+        """CREATE TABLE tags (
+            run INTEGER NOT NULL, key TEXT NOT NULL, value TEXT, time INTEGER NOT NULL,
+            removed INTEGER NOT NULL)""",
+        "CREATE INDEX tags_by_run ON tags (run)",
+        """CREATE TABLE properties (
+            run INTEGER NOT NULL, key TEXT NOT NULL, value TEXT, time INTEGER NOT NULL)""",
+        "CREATE INDEX properties_by_run ON properties (run)",
+        """CREATE TABLE files (
+            run INTEGER NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL,
+            time INTEGER NOT NULL)""",
+        "CREATE INDEX files_by_run ON files (run)",
+    ],
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring the database to `SCHEMA_VERSION`, one transaction per step."""
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    if current > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"this runs database has schema version {current}, newer than this runbridge "
+            f"understands ({SCHEMA_VERSION}): upgrade runbridge"
+        )
+    for version in range(current, SCHEMA_VERSION):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have migrated while we waited for the lock.
+            if conn.execute("PRAGMA user_version").fetchone()[0] != version:
+                conn.execute("ROLLBACK")
+                continue
+            for statement in MIGRATIONS[version]:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise

@@ -1,0 +1,147 @@
+"""`Workspace` (the set of configured backends) and `Experiment` (runs grouped by name)."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any, Iterator
+
+from .backends import Backend, open_backend
+from .config import resolve_backends
+from .errors import RunNotFoundError, RunbridgeError
+from .records import Record, RunInfo
+
+if TYPE_CHECKING:
+    import pandas
+
+    from .run import Run
+
+MAX_EXPERIMENT_NAME = 256
+
+
+class Workspace:
+    """The backends every run writes to; the first one listed answers reads."""
+
+    def __init__(self, backends: list[str] | tuple[str, ...] | str | None = None, **_ignored: Any):
+        self.specs: list[str] = resolve_backends(backends)
+        self.backends: list[Backend] = [open_backend(spec) for spec in self.specs]
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike | None = None, **_ignored: Any) -> "Workspace":
+        """RUNBRIDGE_BACKENDS, else runbridge.toml / [tool.runbridge] (searched upward from `path`
+        or the working folder), else the built-in SQLite store in .runbridge/."""
+        workspace = cls.__new__(cls)
+        workspace.specs = resolve_backends(None, path)
+        workspace.backends = [open_backend(spec) for spec in workspace.specs]
+        return workspace
+
+    def __repr__(self) -> str:
+        return f"Workspace(backends={self.specs!r})"
+
+    @property
+    def experiments(self) -> dict[str, "Experiment"]:
+        """The experiments the first backend holds, by name."""
+        return {name: Experiment(self, name) for name in self.backends[0].list_experiments()}
+
+    # -- reads shared by Run and Experiment -------------------------------------------------
+    def read_run(self, experiment: str, run_id: str) -> tuple[RunInfo, list[Record]]:
+        """The run's records from the first backend that holds it (and is not failing for it)."""
+        if not isinstance(run_id, str) or not run_id:
+            raise TypeError(f"run_id must be a non-empty str, got {run_id!r}")
+        for backend in self.backends:
+            if backend.failed(run_id):
+                continue
+            records = backend.read(experiment, run_id)
+            if records is not None:
+                info = records[0]
+                if type(info) is not RunInfo:
+                    raise RunbridgeError(f"backend {backend.spec} returned records without a RunInfo first")
+                return info, records
+        raise RunNotFoundError(f"run_id {run_id!r} is not a run of experiment {experiment!r} in "
+                               f"backends {', '.join(self.specs)}")
+
+    def list_runs(self, experiment: str | None) -> list[RunInfo]:
+        return self.backends[0].list_runs(experiment)
+
+    def run_url(self, run: RunInfo) -> str | None:
+        for backend in self.backends:
+            url = backend.run_url(run)
+            if url:
+                return url
+        return None
+
+    def fetch_file(self, run: RunInfo, name: str, destination: str) -> bool:
+        return any(backend.fetch_file(run, name, destination) for backend in self.backends
+                   if not backend.failed(run.run_id))
+
+
+class Experiment:
+    """Runs grouped under a name (get or create)."""
+
+    def __init__(self, workspace: Workspace, name: str, **_ignored: Any):
+        if not isinstance(workspace, Workspace):
+            raise TypeError(f"workspace must be a runbridge Workspace, got {type(workspace).__name__}")
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"name must be a non-empty str, got {name!r}")
+        if len(name) > MAX_EXPERIMENT_NAME:
+            raise ValueError(f"name is {len(name)} characters; experiment names have at most {MAX_EXPERIMENT_NAME}")
+        self.workspace = workspace
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Experiment(name={self.name!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Experiment) and other.name == self.name and other.workspace is self.workspace
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    @staticmethod
+    def list(workspace: Workspace, **_ignored: Any) -> list["Experiment"]:
+        """Every experiment the workspace's first backend holds."""
+        return list(workspace.experiments.values())
+
+    def start_logging(self, *args: Any, display_name: str | None = None, outputs: str | None = "./outputs",
+                      snapshot_directory: str | None = None, tags: dict | None = None, **_ignored: Any) -> "Run":
+        """Start an interactive run, already Running."""
+        from .run import Run
+
+        return Run._start(self, display_name=display_name, outputs=outputs, tags=tags)
+
+    def get_runs(self, type: str | None = None, tags: Any = None, properties: Any = None,
+                 include_children: bool = False) -> Iterator["Run"]:
+        """The experiment's runs, newest first; `tags`/`properties` filter by "key" or {"key": value}."""
+        from .run import TYPE_TAG, Run
+        from .shapes import fold_properties, fold_tags
+
+        for info in self.workspace.list_runs(self.name):
+            if info.parent_id and not include_children:
+                continue
+            run = Run(self, info.run_id)
+            if type is not None or tags is not None or properties is not None:
+                _, records = self.workspace.read_run(self.name, info.run_id)
+                all_tags = fold_tags(records, include_reserved=True)
+                if type is not None and all_tags.get(TYPE_TAG) != type:
+                    continue
+                if not _matches(all_tags, tags) or not _matches(fold_properties(records), properties):
+                    continue
+            yield run
+
+    def get_runs_frame(self, include_children: bool = True) -> "pandas.DataFrame":
+        """One row per run: status, times, tags, and last/min/max of each numeric metric."""
+        from .frames import runs_frame
+
+        runs = [self.workspace.read_run(self.name, info.run_id)[1]
+                for info in self.workspace.list_runs(self.name)
+                if include_children or not info.parent_id]
+        return runs_frame(runs)
+
+
+def _matches(values: dict[str, Any], wanted: Any) -> bool:
+    if wanted is None:
+        return True
+    if isinstance(wanted, str):
+        return wanted in values
+    if isinstance(wanted, dict):
+        return all(k in values and values[k] == v for k, v in wanted.items())
+    return all(k in values for k in wanted)

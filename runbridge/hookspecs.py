@@ -1,0 +1,94 @@
+"""The backend contract: the pluggy hooks a backend implements.
+
+A backend is a class named by an entry point in the group ``runbridge``; the core instantiates
+it with the location part of a ``name:location`` spec and registers the instance in its own
+``pluggy.PluginManager``. Methods are marked with ``@runbridge.hookimpl``.
+
+pluggy passes arguments by name, and an implementation may accept fewer arguments than the spec
+(so specs can grow without breaking old backends). An implementation argument with a default
+value is never passed: do not give hook arguments defaults.
+
+Required hooks: start_run, write, end_run, read. Optional: list_runs, list_experiments,
+run_url, fetch_file. `runbridge.testing.BackendContract` checks a backend against all of it.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import pluggy
+
+from .records import Record, RunInfo
+
+PROJECT = "runbridge"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+#: Hooks every backend must implement (checked when the backend is opened).
+REQUIRED_HOOKS = ("start_run", "write", "end_run", "read")
+
+
+@hookspec
+def start_run(run: RunInfo) -> None:
+    """Create the run, or reopen it without duplicating anything.
+
+    Called once per process that writes to the run (a submitted script's child process, a
+    worker attaching to its parent's run, a resumed migration). If the run already exists, keep
+    what it holds; `run` carries its current status and start time.
+    """
+
+
+@hookspec
+def write(run: RunInfo, records: Sequence[Record]) -> None:
+    """Store one batch of records, in order; atomically where the backend can.
+
+    Records are `Metric`, `Row`, `Image`, `Tag`, `Property` and `File` values (see
+    `runbridge.records`). Writes may arrive for a run that this process did not start (tagging
+    a completed run fetched by id) and after the run ended (tags and properties). Values must
+    read back exactly: ints stay ints, floats bit-exact (NaN, +-inf), strings, bools, None.
+    `File.source`/`File.data` and `Image.data` carry the bytes to store.
+    """
+
+
+@hookspec
+def end_run(run: RunInfo, status: str) -> None:
+    """Record the final `status` (`run.status`, with `run.end_time` and `run.error` set).
+
+    Flush everything and release the run's files, connections and threads.
+    """
+
+
+@hookspec(firstresult=True)
+def read(experiment: str, run_id: str) -> list[Record] | None:
+    """Every record of the run in write order, the current `RunInfo` first; None if not held.
+
+    Must work from a fresh instance in a new process (no in-memory state). `Image.data` and
+    file bytes may be left None: the core fetches them with `fetch_file` when needed. Runs other
+    tools wrote (plain MLflow runs, TensorBoard event folders) are read as well as the backend
+    can.
+    """
+
+
+@hookspec(firstresult=True)
+def list_runs(experiment: str | None) -> list[RunInfo] | None:
+    """The runs held for `experiment` (all experiments if None), newest first.
+
+    Includes child runs (their `parent_id` set) and runs other tools wrote.
+    """
+
+
+@hookspec(firstresult=True)
+def list_experiments() -> list[str] | None:
+    """The names of the experiments held, in any order."""
+
+
+@hookspec(firstresult=True)
+def run_url(run: RunInfo) -> str | None:
+    """A link or instruction a person can open to view the run (the MLflow UI page, a
+    TensorBoard log folder), or None."""
+
+
+@hookspec(firstresult=True)
+def fetch_file(run: RunInfo, name: str, destination: str) -> bool | None:
+    """Copy the run file `name` (an upload, an image, a JSON metric) to the local path
+    `destination`. Return True if copied, None if this backend does not hold it."""

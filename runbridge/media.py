@@ -1,0 +1,118 @@
+"""Run files: safe run-relative names, image bytes from a path or a matplotlib plot, hashing."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import posixpath
+import shutil
+from pathlib import Path
+from typing import Any, BinaryIO
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+def safe_name(name: Any, argument: str = "name") -> str:
+    """Validate a run-relative file name; return it normalised (POSIX, no './').
+
+    Refuses what could escape the run's artifact root or be ambiguous across backends:
+    absolute paths, '..' components, NUL, backslashes, empty names.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"{argument} must be a str run-relative file name, got {type(name).__name__}")
+    if not name or not name.strip():
+        raise ValueError(f"{argument} must not be empty")
+    if "\x00" in name:
+        raise ValueError(f"{argument} {name!r} contains a NUL character")
+    if "\\" in name:
+        raise ValueError(f"{argument} {name!r} contains a backslash; use '/' to separate folders")
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        raise ValueError(f"{argument} {name!r} is absolute; run file names are relative to the run")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise ValueError(f"{argument} {name!r} contains '..' and would escape the run's files")
+    if not parts:
+        raise ValueError(f"{argument} {name!r} names no file")
+    return posixpath.join(*parts)
+
+
+def safe_join(root: str | os.PathLike, name: str) -> Path:
+    """`root / name` for a validated run-relative name, guaranteed to stay inside `root`."""
+    root_path = Path(root).resolve()
+    target = (root_path / safe_name(name)).resolve()
+    if root_path != target and root_path not in target.parents:
+        raise ValueError(f"name {name!r} resolves outside the run's files")
+    return target
+
+
+def sniff_image(data: bytes) -> str | None:
+    """The media type of PNG or JPEG bytes, else None."""
+    if data.startswith(PNG_MAGIC):
+        return "image/png"
+    if data.startswith(JPEG_MAGIC):
+        return "image/jpeg"
+    return None
+
+
+def image_from_path(path: str | os.PathLike) -> tuple[bytes, str]:
+    """The bytes and media type of a PNG/JPEG file; a clear error for anything else."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"path {str(path)!r} is not an existing image file")
+    data = p.read_bytes()
+    media_type = sniff_image(data)
+    if media_type is None:
+        raise ValueError(f"path {str(path)!r} is not a PNG or JPEG image")
+    return data, media_type
+
+
+def image_from_plot(plot: Any) -> bytes:
+    """PNG bytes of a matplotlib Figure, or of the current figure of the `pyplot` module."""
+    savefig = getattr(plot, "savefig", None)
+    if savefig is None:
+        raise TypeError(
+            f"plot must be a matplotlib Figure or the matplotlib.pyplot module, got {type(plot).__name__}"
+        )
+    buffer = io.BytesIO()
+    savefig(buffer, format="png")
+    data = buffer.getvalue()
+    if not data.startswith(PNG_MAGIC):
+        raise ValueError("plot did not render to PNG")
+    return data
+
+
+def sha256_of(data: bytes | None = None, path: str | os.PathLike | None = None) -> tuple[int, str]:
+    """(size, hex sha256) of bytes or of a file, streamed."""
+    digest = hashlib.sha256()
+    if data is not None:
+        digest.update(data)
+        return len(data), digest.hexdigest()
+    size = 0
+    with open(path, "rb") as fh:  # type: ignore[arg-type]
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def read_stream(stream: BinaryIO, argument: str = "path_or_stream") -> bytes:
+    """All bytes of a binary stream (text streams are refused: files are bytes)."""
+    data = stream.read()
+    if isinstance(data, str):
+        raise TypeError(f"{argument} is a text stream; open the file in binary mode ('rb')")
+    return bytes(data)
+
+
+def write_file_atomically(destination: Path, *, data: bytes | None = None, source: str | None = None) -> None:
+    """Write bytes or copy a file to `destination` through a temporary name (no torn files)."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    tmp = destination.with_name(f".{destination.name}.{os.getpid()}.tmp")
+    if data is not None:
+        tmp.write_bytes(data)
+    elif source is not None:
+        shutil.copyfile(source, tmp)
+    else:
+        raise ValueError("a file record needs data or source")
+    os.replace(tmp, destination)
