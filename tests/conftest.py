@@ -1,0 +1,10 @@
+"""Shared fixtures. Every test writes under its own tmp_path; nothing lands in the work tree."""
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_config(monkeypatch, tmp_path):
+    """No test sees the developer's RUNBRIDGE_* variables or runbridge.toml."""
+    for var in ("RUNBRIDGE_BACKENDS", "RUNBRIDGE_RUN_ID", "RUNBRIDGE_EXPERIMENT"):
+        monkeypatch.delenv(var, raising=False)
