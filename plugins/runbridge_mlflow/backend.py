@@ -1,0 +1,535 @@
+"""``mlflow:<tracking uri>``: runs stored in MLflow through its own client (`MlflowClient`).
+
+Any tracking URI MLflow supports: ``mlflow:sqlite:////abs/mlflow.db``, ``mlflow:http://host:5000``,
+``mlflow:file:///abs/mlruns``. The translation rules live in `translate` (pure); this module
+only makes the client calls. See `runbridge_mlflow.translate` for what MLflow users see.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from itertools import count
+from pathlib import Path
+from typing import Any, Sequence
+
+import mlflow  # noqa: F401 - an ImportError here makes the core suggest `pip install runbridge[mlflow]`
+from mlflow import MlflowClient
+from mlflow.entities import RunTag, ViewType
+from mlflow.exceptions import MlflowException
+
+from runbridge.errors import RunbridgeError
+from runbridge.hookspecs import hookimpl
+from runbridge.records import RUNNING, File, Record, RunInfo, Tag, Property
+
+from . import translate as tr
+
+_RUN_ID_OK = __import__("re").compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
+_PAGE = 1000
+
+
+class MlflowUnreachableError(RunbridgeError, ConnectionError):
+    """The MLflow tracking server does not answer."""
+
+
+def _not_found(exc: MlflowException) -> bool:
+    return getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") or \
+        "not found" in str(exc).lower() or "does not exist" in str(exc).lower()
+
+
+def _is_local_artifact_uri(uri: str) -> bool:
+    return uri.startswith("file:") or uri.startswith("/") or "://" not in uri and ":" not in uri[:3]
+
+
+class MlflowBackend:
+    """Runs kept in MLflow: native metrics/params/tags/artifacts plus an exact record stream."""
+
+    def __init__(self, location: str):
+        if not location:
+            raise ValueError("the mlflow backend needs a tracking URI, e.g. "
+                             "'mlflow:sqlite:///mlflow.db' or 'mlflow:http://127.0.0.1:5000'")
+        self.uri = location
+        self._artifact_root: str | None = None
+        if location.startswith("sqlite:///") and ":memory:" not in location:
+            db = Path(location[len("sqlite:///"):]).expanduser()
+            db = db if db.is_absolute() else Path.cwd() / db
+            db.parent.mkdir(parents=True, exist_ok=True)
+            self.uri = "sqlite:///" + str(db)
+            # MLflow's default would be ./mlruns of whatever folder the process runs in:
+            # keep a database's artifacts beside it instead.
+            self._artifact_root = (db.parent / "mlartifacts").as_uri()
+        elif location.startswith("file:") or "://" not in location:
+            # The file store is in maintenance mode in MLflow 3 and refuses to open unless
+            # allowed; naming it in the backend spec is that explicit choice.
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bars in scripts
+        self.is_http = location.startswith(("http://", "https://"))
+        self.client = MlflowClient(tracking_uri=self.uri)
+        self._lock = threading.RLock()
+        self._experiment_ids: dict[str, str] = {}
+        self._mids: dict[tuple[str, str], str] = {}
+        self._states: dict[str, tr.RunState] = {}
+        self._counter = count()
+        self._last_chunk_ns = 0
+        self._reachable_at = -1e9
+
+    def __repr__(self) -> str:
+        return f"MlflowBackend({self.uri!r})"
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _check_reachable(self, force: bool = False) -> None:
+        """Fail fast, naming the URI, when an http tracking server does not answer."""
+        if not self.is_http:
+            return
+        now = time.monotonic()
+        if not force and now - self._reachable_at < 30:
+            return
+        try:
+            timeout = float(os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", "") or 10)
+        except ValueError:
+            timeout = 10.0
+        url = self.uri.rstrip("/") + "/health"
+        try:
+            with urllib.request.urlopen(url, timeout=min(timeout, 10.0)):
+                pass
+        except urllib.error.HTTPError:
+            pass  # it answered
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise MlflowUnreachableError(
+                f"MLflow tracking server {self.uri} is unreachable ({reason}); "
+                f"start it or fix the backend spec 'mlflow:{self.uri}'"
+            ) from None
+        self._reachable_at = now
+
+    def _experiment_id(self, name: str, create: bool) -> str | None:
+        eid = self._experiment_ids.get(name)
+        if eid is not None:
+            return eid
+        exp = self.client.get_experiment_by_name(name)
+        if exp is None:
+            if not create:
+                return None
+            location = f"{self._artifact_root}/{uuid.uuid4().hex}" if self._artifact_root else None
+            try:
+                eid = self.client.create_experiment(name, artifact_location=location)
+            except MlflowException as exc:
+                exp = self.client.get_experiment_by_name(name)  # created meanwhile by another process
+                if exp is None:
+                    raise exc
+                eid = exp.experiment_id
+        else:
+            if exp.lifecycle_stage != "active":
+                if not create:
+                    return None
+                self.client.restore_experiment(exp.experiment_id)
+            eid = exp.experiment_id
+        self._experiment_ids[name] = eid
+        return eid
+
+    def _search_by_id(self, eid: str, run_id: str) -> Any | None:
+        quote = "'" if "'" not in run_id else '"'
+        if quote in run_id:
+            return None
+        runs = self.client.search_runs(
+            [eid], filter_string=f"tags.`{tr.TAG_RUN_ID}` = {quote}{run_id}{quote}", max_results=5)
+        if not runs:
+            return None
+        return min(runs, key=lambda r: r.info.start_time or 0)
+
+    def _find_run(self, experiment: str, run_id: str) -> Any | None:
+        """The MLflow run (entity) holding runbridge run `run_id`, or None."""
+        mid = self._mids.get((experiment, run_id))
+        if mid is not None:
+            try:
+                return self.client.get_run(mid)
+            except MlflowException as exc:
+                if not _not_found(exc):
+                    raise
+                self._mids.pop((experiment, run_id), None)
+        eid = self._experiment_id(experiment, create=False)
+        if eid is None:
+            return None
+        run = self._search_by_id(eid, run_id)
+        if run is None and _RUN_ID_OK.match(run_id):
+            # a run plain MLflow wrote: its runbridge id is its MLflow id
+            try:
+                run = self.client.get_run(run_id)
+            except MlflowException as exc:
+                if not _not_found(exc) and "INVALID_PARAMETER_VALUE" not in str(getattr(exc, "error_code", "")):
+                    raise
+                run = None
+            if run is not None and (run.info.experiment_id != eid
+                                    or run.data.tags.get(tr.TAG_RUN_ID, run_id) != run_id
+                                    or run.info.lifecycle_stage != "active"):
+                run = None
+        if run is not None:
+            self._mids[(experiment, run_id)] = run.info.run_id
+        return run
+
+    def _mid(self, run: RunInfo) -> str:
+        """The MLflow id of a run runbridge writes to, creating the run if needed."""
+        mid = self._mids.get((run.experiment, run.run_id))
+        if mid is None:
+            found = self._find_run(run.experiment, run.run_id)
+            if found is None:
+                self.start_run(run)
+                return self._mids[(run.experiment, run.run_id)]
+            mid = found.info.run_id
+        return mid
+
+    def _state(self, mid: str) -> tr.RunState:
+        state = self._states.get(mid)
+        if state is None:
+            state = self._states[mid] = tr.RunState()
+        return state
+
+    def _chunk_name(self) -> str:
+        ns = max(time.time_ns(), self._last_chunk_ns + 1)
+        self._last_chunk_ns = ns
+        return tr.chunk_name(ns, os.getpid(), next(self._counter))
+
+    def _upload(self, mid: str, files: list[tuple[str, str | None, bytes | None]],
+                stream: list[Record]) -> None:
+        """One artifact upload per write call: the files, then the stream chunk listing them."""
+        if not files and not stream:
+            return
+        with tempfile.TemporaryDirectory(prefix="runbridge-mlflow-") as tmp:
+            for name, source, data in files:
+                target = Path(tmp, *name.split("/"))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if data is not None:
+                    target.write_bytes(data)
+                elif source is not None:
+                    try:
+                        os.link(source, target)
+                    except OSError:
+                        shutil.copyfile(source, target)
+                else:
+                    raise ValueError(f"file {name!r} has neither a source nor data")
+            if files:
+                self.client.log_artifacts(mid, tmp)
+            if stream:
+                chunk_dir = Path(tmp, "_chunk")
+                chunk_dir.mkdir()
+                (chunk_dir / self._chunk_name()).write_bytes(tr.encode_chunk(stream))
+                self.client.log_artifacts(mid, str(chunk_dir), tr.RECORDS_DIR)
+
+    def _log_native(self, mid: str, batch: tr.NativeBatch) -> None:
+        for metrics, params, tags in tr.log_batches(batch.metrics, batch.params, batch.tags):
+            self.client.log_batch(mid, metrics=metrics, params=params, tags=tags)
+        for key in batch.deleted_tags:
+            try:
+                self.client.delete_tag(mid, key)
+            except MlflowException as exc:
+                if not _not_found(exc):
+                    raise
+
+    def _sync_info(self, mid: str, native: Any, run: RunInfo) -> None:
+        """Make an existing MLflow run show `run`'s name, status and times."""
+        tags = tr.run_info_tags(run)
+        current = native.data.tags
+        stale = [RunTag(k, v) for k, v in tags.items() if current.get(k) != v]
+        for key in (tr.TAG_END, tr.TAG_ERROR, tr.TAG_ERROR_TRUNCATED, tr.TAG_DISPLAY_NAME):
+            if key in current and key not in tags:
+                self.client.delete_tag(mid, key)
+        for _, _, batch in tr.log_batches((), (), stale):
+            self.client.log_batch(mid, tags=batch)
+        name = tr.native_run_name(run)
+        if name is not None and name != native.info.run_name:
+            self.client.update_run(mid, name=name)
+        status = tr.STATUS_TO_MLFLOW.get(run.status, "RUNNING")
+        end_ms = run.end_time // 1000 if run.end_time is not None else None
+        if status == "RUNNING":
+            if native.info.status != "RUNNING":
+                self.client.update_run(mid, status="RUNNING")
+        elif native.info.status != status or (end_ms is not None and native.info.end_time != end_ms):
+            self.client.set_terminated(mid, status=status, end_time=end_ms)
+
+    def _load_stream(self, run: Any) -> list[Record]:
+        mid = run.info.run_id
+        local = _is_local_artifact_uri(run.info.artifact_uri or "")
+        if local:
+            try:
+                folder = self.client.download_artifacts(mid, tr.RECORDS_DIR)
+            except (MlflowException, OSError):
+                return []
+            return self._read_chunks(folder)
+        infos = self.client.list_artifacts(mid, tr.RECORDS_DIR)
+        if not infos:
+            return []
+        with tempfile.TemporaryDirectory(prefix="runbridge-mlflow-") as tmp:
+            folder = self.client.download_artifacts(mid, tr.RECORDS_DIR, tmp)
+            return self._read_chunks(folder)
+
+    @staticmethod
+    def _read_chunks(folder: str) -> list[Record]:
+        if not os.path.isdir(folder):
+            return []
+        out: list[Record] = []
+        for name in sorted(os.listdir(folder)):
+            if tr.CHUNK_RE.match(name):
+                with open(os.path.join(folder, name), "rb") as fh:
+                    out.extend(tr.decode_chunk(fh.read()))
+        return out
+
+    def _parent_runbridge_id(self, parent_mid: str | None, known: dict[str, str] | None = None) -> str | None:
+        if not parent_mid:
+            return None
+        if known is not None and parent_mid in known:
+            return known[parent_mid]
+        try:
+            parent = self.client.get_run(parent_mid)
+        except MlflowException:
+            return parent_mid
+        return parent.data.tags.get(tr.TAG_RUN_ID, parent_mid)
+
+    def _artifact_files(self, mid: str, time_us: int, path: str | None = None) -> list[File]:
+        out: list[File] = []
+        for info in self.client.list_artifacts(mid, path):
+            if info.is_dir:
+                if info.path == tr.ARTIFACT_DIR:
+                    continue
+                out.extend(self._artifact_files(mid, time_us, info.path))
+            else:
+                out.append(File(name=info.path, size=int(info.file_size or 0), sha256="", time=time_us))
+        return out
+
+    # -- hooks -----------------------------------------------------------------------------------
+    @hookimpl
+    def start_run(self, run: RunInfo) -> None:
+        with self._lock:
+            self._check_reachable(force=True)
+            eid = self._experiment_id(run.experiment, create=True)
+            existing = self._search_by_id(eid, run.run_id)
+            if existing is not None:
+                mid = existing.info.run_id
+                self._mids[(run.experiment, run.run_id)] = mid
+                self._sync_info(mid, existing, run)
+                return
+            tags = tr.run_info_tags(run)
+            if run.parent_id is not None:
+                parent = self._find_run(run.experiment, run.parent_id)
+                if parent is not None:
+                    tags[tr.MLFLOW_PARENT] = parent.info.run_id
+            try:
+                import getpass
+
+                tags.setdefault("mlflow.user", getpass.getuser())
+            except Exception:  # noqa: BLE001 - no user name is fine
+                pass
+            created = self.client.create_run(
+                eid, start_time=run.start_time // 1000, tags=tags, run_name=tr.native_run_name(run))
+            mid = created.info.run_id
+            self._mids[(run.experiment, run.run_id)] = mid
+            if run.status != RUNNING:
+                self.client.set_terminated(
+                    mid, status=tr.STATUS_TO_MLFLOW.get(run.status, "FINISHED"),
+                    end_time=run.end_time // 1000 if run.end_time is not None else None)
+
+    @hookimpl
+    def write(self, run: RunInfo, records: Sequence[Record]) -> None:
+        if not records:
+            return
+        with self._lock:
+            mid = self._mid(run)
+            batch = tr.translate_batch(records, self._state(mid))
+            # Native entities first, the exact stream last: a stream chunk lists only what landed.
+            self._log_native(mid, batch)
+            self._upload(mid, batch.files, batch.stream)
+
+    @hookimpl
+    def end_run(self, run: RunInfo, status: str) -> None:
+        with self._lock:
+            mid = self._mid(run)
+            final = run if run.status == status else run._replace(status=status)
+            native = self.client.get_run(mid)
+            self._sync_info(mid, native, final)
+            if final.error is not None and len(final.error) > tr.MAX_TAG_VALUE_LENGTH:
+                self._upload(mid, [], [final])
+            if tr.TAG_TABLES in native.data.tags or self._state(mid).has_rows:
+                self._write_tables(mid)
+            self._states.pop(mid, None)
+
+    def _write_tables(self, mid: str) -> None:
+        """The run's tables as MLflow table artifacts (`mlflow.load_table` reads them), written
+        once when the run ends from the exact stream (never re-written per row)."""
+        native = self.client.get_run(mid)
+        records = self._load_stream(native)
+        tables = tr.table_artifacts(records)
+        if not tables:
+            return
+        taken = {r.name for r in records if type(r) is File} | {
+            r.file_name for r in records if type(r).__name__ == "Image"}
+        import json
+
+        logged = []
+        try:
+            logged = json.loads(native.data.tags.get(tr.MLFLOW_LOGGED_ARTIFACTS, "[]"))
+        except ValueError:
+            logged = []
+        files = []
+        for name, table in tables.items():
+            path = tr.table_path(name, taken)
+            files.append((path, None, json.dumps(table, ensure_ascii=False).encode("utf-8")))
+            entry = {"path": path, "type": "table"}
+            if entry not in logged:
+                logged.append(entry)
+        self._upload(mid, files, [])
+        value = json.dumps(logged)
+        if len(value) <= tr.MAX_TAG_VALUE_LENGTH:
+            self.client.set_tag(mid, tr.MLFLOW_LOGGED_ARTIFACTS, value)
+
+    @hookimpl
+    def read(self, experiment: str, run_id: str) -> list[Record] | None:
+        with self._lock:
+            self._check_reachable()
+            run = self._find_run(experiment, run_id)
+            if run is None:
+                return None
+            if tr.TAG_RUN_ID in run.data.tags:
+                return self._read_ours(run, experiment)
+            return self._read_foreign(run, experiment)
+
+    def _read_ours(self, run: Any, experiment: str) -> list[Record]:
+        tags = run.data.tags
+        stream = self._load_stream(run)
+        info = tr.run_info_from_mlflow(
+            run.info, tags, experiment, self._parent_runbridge_id(tags.get(tr.MLFLOW_PARENT)))
+        records: list[Record] = []
+        exact_error = None
+        for rec in stream:
+            if type(rec) is RunInfo:
+                exact_error = rec.error
+            else:
+                records.append(rec)
+        if tags.get(tr.TAG_ERROR_TRUNCATED) and exact_error is not None and info.error is not None:
+            info = info._replace(error=exact_error)
+        # Whatever plain MLflow added to this run afterwards is read too.
+        metric_keys, param_keys, tag_keys = tr.stream_keys(records)
+        start = info.start_time
+        mid = run.info.run_id
+        for key in run.data.metrics:
+            if key not in metric_keys:
+                records.extend(tr.metric_records(tr.decode_key(key, tags),
+                                                 self.client.get_metric_history(mid, key)))
+        for key, value in run.data.params.items():
+            if key not in param_keys and not key.startswith(tr.RESERVED):
+                records.append(Property(tr.decode_key(key, tags), value, start))
+        for key, value in tags.items():
+            if key not in tag_keys and tr.is_user_tag(key):
+                records.append(Tag(tr.decode_key(key, tags), value, start))
+        return [info, *records]
+
+    def _read_foreign(self, run: Any, experiment: str) -> list[Record]:
+        tags = run.data.tags
+        mid = run.info.run_id
+        info = tr.run_info_from_mlflow(
+            run.info, tags, experiment, self._parent_runbridge_id(tags.get(tr.MLFLOW_PARENT)))
+        start = info.start_time
+        series = []
+        for key in run.data.metrics:
+            history = tr.metric_records(tr.decode_key(key, tags), self.client.get_metric_history(mid, key))
+            if history:
+                series.append(history)
+        series.sort(key=lambda s: min(m.time for m in s))
+        records: list[Record] = [info]
+        for s in series:
+            records.extend(s)
+        for key, value in run.data.params.items():
+            records.append(Property(tr.decode_key(key, tags), value, start))
+        for key, value in tags.items():
+            if tr.is_user_tag(key):
+                records.append(Tag(tr.decode_key(key, tags), value, start))
+        records.extend(self._artifact_files(mid, info.end_time or start))
+        return records
+
+    @hookimpl
+    def list_runs(self, experiment: str | None) -> list[RunInfo]:
+        with self._lock:
+            self._check_reachable()
+            if experiment is None:
+                exps = {e.experiment_id: e.name for e in self._all_experiments()}
+            else:
+                eid = self._experiment_id(experiment, create=False)
+                if eid is None:
+                    return []
+                exps = {eid: experiment}
+            if not exps:
+                return []
+            runs = []
+            token = None
+            while True:
+                page = self.client.search_runs(list(exps), max_results=_PAGE, page_token=token,
+                                               order_by=["attributes.start_time DESC"])
+                runs.extend(page)
+                token = page.token
+                if not token:
+                    break
+            ids = {r.info.run_id: r.data.tags.get(tr.TAG_RUN_ID, r.info.run_id) for r in runs}
+            infos = []
+            for r in runs:
+                parent = r.data.tags.get(tr.MLFLOW_PARENT)
+                infos.append(tr.run_info_from_mlflow(
+                    r.info, r.data.tags, exps[r.info.experiment_id],
+                    self._parent_runbridge_id(parent, ids) if parent else None))
+            infos.sort(key=lambda i: i.start_time, reverse=True)
+            return infos
+
+    def _all_experiments(self) -> list[Any]:
+        out = []
+        token = None
+        while True:
+            page = self.client.search_experiments(view_type=ViewType.ACTIVE_ONLY, max_results=_PAGE,
+                                                  page_token=token)
+            out.extend(page)
+            token = page.token
+            if not token:
+                return out
+
+    @hookimpl
+    def list_experiments(self) -> list[str]:
+        with self._lock:
+            self._check_reachable()
+            names = []
+            for exp in self._all_experiments():
+                if exp.name == "Default" and not self.client.search_runs([exp.experiment_id], max_results=1):
+                    continue  # MLflow's own empty default experiment
+                names.append(exp.name)
+            return names
+
+    @hookimpl
+    def run_url(self, run: RunInfo) -> str | None:
+        with self._lock:
+            found = self._find_run(run.experiment, run.run_id)
+            if found is None:
+                return None
+            path = f"#/experiments/{found.info.experiment_id}/runs/{found.info.run_id}"
+            if self.is_http:
+                return f"{self.uri.rstrip('/')}/{path}"
+            return (f"mlflow ui --backend-store-uri {self.uri} then open http://127.0.0.1:5000/{path}")
+
+    @hookimpl
+    def fetch_file(self, run: RunInfo, name: str, destination: str) -> bool | None:
+        with self._lock:
+            found = self._find_run(run.experiment, run.run_id)
+        if found is None:
+            return None
+        mid = found.info.run_id
+        local = _is_local_artifact_uri(found.info.artifact_uri or "")
+        with tempfile.TemporaryDirectory(prefix="runbridge-mlflow-") as tmp:
+            try:
+                path = self.client.download_artifacts(mid, name, None if local else tmp)
+            except (MlflowException, OSError):
+                return None
+            if not os.path.isfile(path):
+                return None
+            Path(destination).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, destination)
+        return True

@@ -1,0 +1,430 @@
+"""Pure translation between runbridge records and MLflow entities (no I/O, no client calls).
+
+How a runbridge run lives in MLflow
+-----------------------------------
+* The run is an MLflow run in the experiment of the same name. MLflow picks its own run id; the
+  runbridge id is kept in the reserved tag ``runbridge.run_id`` (runs plain MLflow wrote have no
+  such tag: their runbridge id is their MLflow run id).
+* Run name, status (FINISHED/FAILED/KILLED), start and end time are MLflow's own fields; the exact
+  values (microseconds, runbridge status, error, a display name MLflow cannot hold) are kept in
+  reserved ``runbridge.*`` tags. Child runs carry ``mlflow.parentRunId``.
+* What MLflow users see natively: int/float metrics are MLflow metric history (step = the user's
+  step, else the per-name logging order ``seq``; per-name timestamps strictly increasing so the SQL
+  store neither drops a repeated value nor reorders it), tags are tags, properties are params,
+  images and uploads are artifacts under their own names. Names MLflow rejects are written under
+  an encoded key, with the original name in the manifest tag ``runbridge.key.<encoded>``.
+* Exactness: every record of a write call is also appended, as JSON lines in the exact form of
+  `runbridge.records.record_to_json`, to a new chunk artifact ``runbridge/records/<chunk>.jsonl``
+  (one file per write call, never re-written). `read` replays those chunks, so ints, bools,
+  strings, None, NaN/inf, float64 bits, rows, descriptions, long or None tag values and
+  duplicate points come back exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import posixpath
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Sequence
+
+from mlflow.entities import Metric as MlflowMetric
+from mlflow.entities import Param, RunTag
+
+from runbridge.records import (
+    CANCELED,
+    COMPLETED,
+    FAILED,
+    RUNNING,
+    File,
+    Image,
+    Metric,
+    Property,
+    Record,
+    Row,
+    RunInfo,
+    Tag,
+    record_from_json,
+    record_to_json,
+)
+
+# --- reserved names ------------------------------------------------------------------------------
+RESERVED = "runbridge."
+TAG_RUN_ID = "runbridge.run_id"
+TAG_STATUS = "runbridge.status"
+TAG_START = "runbridge.start_time"
+TAG_END = "runbridge.end_time"
+TAG_PARENT = "runbridge.parent_id"
+TAG_DISPLAY_NAME = "runbridge.display_name"  # JSON; only when MLflow's run name cannot hold it
+TAG_ERROR = "runbridge.error"
+TAG_ERROR_TRUNCATED = "runbridge.error_truncated"  # the exact error is a RunInfo in the stream
+TAG_TABLES = "runbridge.tables"  # the run has rows: end_run writes the MLflow table artifacts
+TAG_KEY_PREFIX = "runbridge.key."  # manifest: runbridge.key.<encoded key> = original name
+
+ARTIFACT_DIR = "runbridge"
+RECORDS_DIR = "runbridge/records"
+CHUNK_RE = re.compile(r"^\d{20}-\d+-\d+\.jsonl$")
+TABLES_DIR = "tables"
+
+MLFLOW_PARENT = "mlflow.parentRunId"
+MLFLOW_RUN_NAME = "mlflow.runName"
+MLFLOW_LOGGED_ARTIFACTS = "mlflow.loggedArtifacts"
+SYSTEM_PREFIX = "mlflow."
+
+# --- MLflow's limits (mlflow.utils.validation) ---------------------------------------------------
+MAX_METRICS_PER_BATCH = 1000
+MAX_PARAMS_TAGS_PER_BATCH = 100
+MAX_ENTITIES_PER_BATCH = 1000
+MAX_REQUEST_BYTES = 900_000  # MLflow's limit is 1 MB per log_batch request; keep a margin
+MAX_KEY_LENGTH = 250
+MAX_TAG_VALUE_LENGTH = 8000
+MAX_PARAM_VALUE_LENGTH = 6000
+MAX_RUN_NAME_LENGTH = 250
+_INT64 = 1 << 63
+
+STATUS_TO_MLFLOW = {RUNNING: "RUNNING", COMPLETED: "FINISHED", FAILED: "FAILED", CANCELED: "KILLED"}
+MLFLOW_TO_STATUS = {"RUNNING": RUNNING, "SCHEDULED": RUNNING, "FINISHED": COMPLETED,
+                    "FAILED": FAILED, "KILLED": CANCELED}
+
+
+# --- names ---------------------------------------------------------------------------------------
+_NATIVE_KEY = re.compile(r"^[A-Za-z0-9_\-. :/]+$")
+_UNSAFE_CHAR = re.compile(r"[^A-Za-z0-9_\-. ]")
+
+
+def is_native_key(name: str) -> bool:
+    """True if MLflow (any store, any OS but Windows' colon) accepts `name` as a metric, param or
+    tag key unchanged. Conservative: ASCII only."""
+    if not name or len(name) > MAX_KEY_LENGTH or not _NATIVE_KEY.match(name):
+        return False
+    norm = posixpath.normpath(name)
+    return not (norm != name or norm == "." or norm.startswith("..") or norm.startswith("/"))
+
+
+def encode_key(name: str) -> str:
+    """`name` itself if MLflow accepts it, else a readable, valid and unique stand-in:
+    ``acc@1`` -> ``acc_1_<10 hex digits of its sha1>``."""
+    if is_native_key(name):
+        return name
+    digest = hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    stem = _UNSAFE_CHAR.sub("_", name)[:200].strip(" .") or "_"
+    return f"{stem}_{digest}"
+
+
+def safe_path(name: str) -> str:
+    """A single artifact path component standing for `name` (used for table artifacts)."""
+    stem = _UNSAFE_CHAR.sub("_", name)[:150].strip(" .") or "_"
+    if stem == name:
+        return stem
+    return f"{stem}_{hashlib.sha1(name.encode('utf-8', 'surrogatepass')).hexdigest()[:10]}"
+
+
+def truncate(value: str | None, limit: int) -> str:
+    """MLflow's form of a possibly None, possibly long value (the exact one is in the stream)."""
+    if value is None:
+        return ""
+    return value if len(value) <= limit else value[:limit]
+
+
+# --- run info <-> tags -------------------------------------------------------------------------
+def native_run_name(run: RunInfo) -> str | None:
+    name = run.display_name
+    if name is None or not name.strip():
+        return None
+    return name[:MAX_RUN_NAME_LENGTH]
+
+
+def run_info_tags(run: RunInfo) -> dict[str, str]:
+    """The reserved tags that keep `run`'s exact lifecycle fields beside MLflow's own."""
+    tags = {
+        TAG_RUN_ID: run.run_id,
+        TAG_STATUS: run.status,
+        TAG_START: str(run.start_time),
+    }
+    if run.end_time is not None:
+        tags[TAG_END] = str(run.end_time)
+    if run.parent_id is not None:
+        tags[TAG_PARENT] = run.parent_id
+    if native_run_name(run) != run.display_name:
+        tags[TAG_DISPLAY_NAME] = truncate(json.dumps(run.display_name, ensure_ascii=False),
+                                          MAX_TAG_VALUE_LENGTH)
+    if run.error is not None:
+        tags[TAG_ERROR] = truncate(run.error, MAX_TAG_VALUE_LENGTH)
+        if len(run.error) > MAX_TAG_VALUE_LENGTH:
+            tags[TAG_ERROR_TRUNCATED] = "true"
+    return tags
+
+
+def _int_or(text: str | None, default: Any) -> Any:
+    try:
+        return int(text) if text is not None else default
+    except ValueError:
+        return default
+
+
+def run_info_from_mlflow(info: Any, tags: dict[str, str], experiment: str,
+                         parent_id: str | None) -> RunInfo:
+    """The RunInfo of an MLflow run (`info` is an `mlflow.entities.RunInfo`).
+
+    Reserved tags give the exact values when they still agree with MLflow's own fields (an MLflow
+    user may have changed those since); `parent_id` is the runbridge id of the MLflow parent run.
+    """
+    run_id = tags.get(TAG_RUN_ID) or info.run_id
+    native_status = MLFLOW_TO_STATUS.get(info.status, RUNNING)
+    status = tags.get(TAG_STATUS)
+    if status not in STATUS_TO_MLFLOW or STATUS_TO_MLFLOW[status] != info.status:
+        status = native_status
+    start_ms = info.start_time or 0
+    start = _int_or(tags.get(TAG_START), None)
+    if start is None or start // 1000 != start_ms:
+        start = start_ms * 1000
+    end_ms = info.end_time
+    end = _int_or(tags.get(TAG_END), None)
+    if end_ms is None or status == RUNNING:
+        end = None
+    elif end is None or end // 1000 != end_ms:
+        end = end_ms * 1000
+    display_name = info.run_name or None
+    if TAG_DISPLAY_NAME in tags:
+        try:
+            display_name = json.loads(tags[TAG_DISPLAY_NAME])
+        except ValueError:
+            pass
+    if TAG_PARENT in tags:
+        parent_id = tags[TAG_PARENT]
+    error = tags.get(TAG_ERROR) if status != RUNNING else None
+    return RunInfo(run_id=run_id, experiment=experiment, display_name=display_name,
+                   parent_id=parent_id, status=status, start_time=start, end_time=end, error=error)
+
+
+# --- records -> MLflow entities ------------------------------------------------------------------
+@dataclass
+class RunState:
+    """Per-run state of one writer: last native timestamp per key, manifest keys written."""
+
+    last_ms: dict[str, int] = field(default_factory=dict)
+    keys: set[str] = field(default_factory=set)
+    has_rows: bool = False
+
+
+@dataclass
+class NativeBatch:
+    """What one `write` call becomes in MLflow."""
+
+    metrics: list[MlflowMetric] = field(default_factory=list)
+    params: list[Param] = field(default_factory=list)
+    tags: list[RunTag] = field(default_factory=list)
+    deleted_tags: list[str] = field(default_factory=list)
+    #: (artifact path, local source path or None, bytes or None)
+    files: list[tuple[str, str | None, bytes | None]] = field(default_factory=list)
+    #: the records as stored in the exact stream (file bytes stripped)
+    stream: list[Record] = field(default_factory=list)
+
+
+def native_metric_value(value: Any) -> float | None:
+    """The float MLflow charts for a metric value, or None if it is not a native number."""
+    kind = type(value)
+    if kind is float:
+        return value
+    if kind is int:
+        try:
+            return float(value)
+        except OverflowError:
+            return None
+    return None
+
+
+def translate_batch(records: Sequence[Record], state: RunState) -> NativeBatch:
+    """Turn one write call into MLflow entities plus the exact stream, updating `state`."""
+    out = NativeBatch()
+    metrics = out.metrics
+    last_ms = state.last_ms
+    tag_ops: dict[str, str | None] = {}  # native key -> value, or None to delete (last op wins)
+    params: dict[str, str] = {}
+    manifest: dict[str, str] = {}
+
+    def native(name: str) -> str:
+        key = encode_key(name)
+        if key != name and key not in state.keys:
+            manifest[key] = name
+        return key
+
+    for rec in records:
+        kind = type(rec)
+        if kind is Metric:
+            out.stream.append(rec)
+            value = native_metric_value(rec.value)
+            if value is None:
+                continue
+            step = rec.step if rec.step is not None else rec.seq
+            if not -_INT64 <= step < _INT64:
+                continue
+            key = native(rec.name)
+            ms = rec.time // 1000
+            previous = last_ms.get(key)
+            if previous is not None and ms <= previous:
+                ms = previous + 1
+            last_ms[key] = ms
+            metrics.append(MlflowMetric(key, value, ms, step))
+        elif kind is Row:
+            out.stream.append(rec)
+            state.has_rows = True
+        elif kind is Tag:
+            out.stream.append(rec)
+            if rec.key.startswith(RESERVED):
+                continue  # runbridge's own bookkeeping: exact in the stream only
+            key = native(rec.key)
+            tag_ops[key] = None if rec.removed else truncate(rec.value, MAX_TAG_VALUE_LENGTH)
+        elif kind is Property:
+            out.stream.append(rec)
+            if rec.key.startswith(RESERVED):
+                continue
+            key = native(rec.key)
+            params.setdefault(key, truncate(rec.value, MAX_PARAM_VALUE_LENGTH))
+        elif kind is Image:
+            out.files.append((rec.file_name, None, rec.data))
+            out.stream.append(rec._replace(data=None) if rec.data is not None else rec)
+        elif kind is File:
+            out.files.append((rec.name, rec.source, rec.data))
+            out.stream.append(rec._replace(source=None, data=None))
+        elif kind is RunInfo:
+            out.stream.append(rec)
+        else:
+            raise TypeError(f"the mlflow backend cannot store a {kind.__name__} record")
+    if state.has_rows and TAG_TABLES not in state.keys:
+        tag_ops[TAG_TABLES] = "true"
+        state.keys.add(TAG_TABLES)
+    for key, name in manifest.items():
+        tag_ops[TAG_KEY_PREFIX + key] = truncate(name, MAX_TAG_VALUE_LENGTH)
+        state.keys.add(key)
+    for key, value in tag_ops.items():
+        if value is None:
+            out.deleted_tags.append(key)
+        else:
+            out.tags.append(RunTag(key, value))
+    out.params = [Param(k, v) for k, v in params.items()]
+    return out
+
+
+def _entity_bytes(key: str, value: str) -> int:
+    return len(json.dumps(key)) + len(json.dumps(value)) + 32
+
+
+def log_batches(metrics: Sequence[MlflowMetric], params: Sequence[Param] = (),
+                tags: Sequence[RunTag] = ()) -> Iterator[tuple[list, list, list]]:
+    """Split entities into `log_batch` calls within MLflow's limits: <= 1000 metrics, <= 100
+    params, <= 100 tags, <= 1000 entities and < 1 MB per request."""
+    batch_m: list = []
+    batch_p: list = []
+    batch_t: list = []
+    size = 0
+
+    def full(extra_bytes: int) -> bool:
+        return (len(batch_m) + len(batch_p) + len(batch_t) >= MAX_ENTITIES_PER_BATCH
+                or size + extra_bytes > MAX_REQUEST_BYTES)
+
+    for kind, items, limit in (("p", params, MAX_PARAMS_TAGS_PER_BATCH),
+                               ("t", tags, MAX_PARAMS_TAGS_PER_BATCH)):
+        for item in items:
+            nbytes = _entity_bytes(item.key, item.value)
+            own = batch_p if kind == "p" else batch_t
+            if full(nbytes) or len(own) >= limit:
+                yield batch_m, batch_p, batch_t
+                batch_m, batch_p, batch_t, size = [], [], [], 0
+                own = batch_p if kind == "p" else batch_t
+            own.append(item)
+            size += nbytes
+    for metric in metrics:
+        nbytes = len(metric.key) + 96
+        if full(nbytes) or len(batch_m) >= MAX_METRICS_PER_BATCH:
+            yield batch_m, batch_p, batch_t
+            batch_m, batch_p, batch_t, size = [], [], [], 0
+        batch_m.append(metric)
+        size += nbytes
+    if batch_m or batch_p or batch_t:
+        yield batch_m, batch_p, batch_t
+
+
+# --- the exact stream ----------------------------------------------------------------------------
+def chunk_name(time_ns: int, pid: int, counter: int) -> str:
+    """Chunk files sort in write order (time first, across processes)."""
+    return f"{time_ns:020d}-{pid}-{counter}.jsonl"
+
+
+def encode_chunk(records: Iterable[Record]) -> bytes:
+    return "\n".join(record_to_json(r) for r in records).encode("utf-8") + b"\n"
+
+
+def decode_chunk(data: bytes | str) -> list[Record]:
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    return [record_from_json(line) for line in text.split("\n") if line]
+
+
+def stream_keys(records: Iterable[Record]) -> tuple[set[str], set[str], set[str]]:
+    """The native metric, param and tag keys the stream's records were written under."""
+    metric_keys: set[str] = set()
+    param_keys: set[str] = set()
+    tag_keys: set[str] = set()
+    seen_metric_names: set[str] = set()
+    for rec in records:
+        kind = type(rec)
+        if kind is Metric:
+            if rec.name not in seen_metric_names and native_metric_value(rec.value) is not None:
+                seen_metric_names.add(rec.name)
+                metric_keys.add(encode_key(rec.name))
+        elif kind is Tag:
+            tag_keys.add(encode_key(rec.key))
+        elif kind is Property:
+            param_keys.add(encode_key(rec.key))
+    return metric_keys, param_keys, tag_keys
+
+
+# --- MLflow entities -> records (runs other tools wrote, or additions to ours) -------------------
+def decode_key(key: str, tags: dict[str, str]) -> str:
+    """The original name behind a native key (the manifest tag), else the key itself."""
+    return tags.get(TAG_KEY_PREFIX + key, key)
+
+
+def is_user_tag(key: str) -> bool:
+    return not key.startswith(SYSTEM_PREFIX) and not key.startswith(RESERVED)
+
+
+def metric_records(name: str, history: Iterable[Any]) -> list[Metric]:
+    """An MLflow metric history as Metric records in step order (then time order)."""
+    points = sorted(history, key=lambda m: (m.step, m.timestamp))
+    return [Metric(name=name, seq=i, value=float(m.value), step=int(m.step),
+                   time=int(m.timestamp) * 1000) for i, m in enumerate(points)]
+
+
+# --- tables as MLflow sees them ------------------------------------------------------------------
+def _json_cell(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    return value
+
+
+def table_artifacts(records: Iterable[Record]) -> dict[str, dict[str, list]]:
+    """Every table of a run in MLflow's `log_table` JSON form ({"columns", "data"}), by name."""
+    columns: dict[str, list[str]] = {}
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for rec in records:
+        if type(rec) is Row:
+            cols = columns.setdefault(rec.name, [])
+            for column, _ in rec.cells:
+                if column not in cols:
+                    cols.append(column)
+            rows.setdefault(rec.name, []).append(dict(rec.cells))
+    return {
+        name: {"columns": cols, "data": [[_json_cell(r.get(c)) for c in cols] for r in rows[name]]}
+        for name, cols in columns.items()
+    }
+
+
+def table_path(name: str, taken: set[str]) -> str:
+    """The artifact path of table `name`, avoiding the names of the run's own files."""
+    path = f"{TABLES_DIR}/{safe_path(name)}.json"
+    if path in taken:
+        path = f"{TABLES_DIR}/{safe_path(name)}.table.json"
+    return path

@@ -1,0 +1,103 @@
+"""Fixtures for the MLflow backend tests: a real `mlflow server` for the session.
+
+Import them from a test module or from conftest.py::
+
+    from mlflow_fixtures import mlflow_server  # noqa: F401
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+#: Keep MLflow's HTTP client from retrying for minutes when something is wrong.
+FAST_HTTP_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+                 "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0"}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/health", timeout=2) as response:
+            return response.status == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+class MlflowServer:
+    """A running `mlflow server` on 127.0.0.1 backed by SQLite, artifacts proxied."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = root / "server.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 120.0) -> "MlflowServer":
+        self.root.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable, "-m", "mlflow", "server",
+            "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
+            "--artifacts-destination", str(self.root / "mlartifacts"),
+            "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+        ]
+        env = {**os.environ, "MLFLOW_ALLOW_FILE_STORE": "true"}
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=self.root,
+                                            env=env, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"mlflow server exited with {self.process.returncode}:\n"
+                                   f"{self.log.read_text(errors='replace')[-3000:]}")
+            if _answers(self.url):
+                return self
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"mlflow server on {self.url} did not answer within {timeout:.0f}s:\n"
+                           f"{self.log.read_text(errors='replace')[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)  # the server and its worker processes
+        except ProcessLookupError:
+            return
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` for the whole session; yields it (`.url`), stops it after."""
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fast_mlflow_http(monkeypatch):
+    """Short MLflow HTTP retries and timeouts for one test."""
+    for key, value in FAST_HTTP_ENV.items():
+        monkeypatch.setenv(key, value)
