@@ -59,8 +59,8 @@ def describe_installed() -> list[dict[str, Any]]:
                "extra": _extra(ep), "importable": True, "error": ""}
         try:
             ep.load()
-        except ImportError as exc:
-            row.update(importable=False, error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, not fatal
+            row.update(importable=False, error=f"{type(exc).__name__}: {exc}")
         rows.append(row)
     return rows
 
@@ -94,6 +94,9 @@ def load_backend_class(name: str) -> type:
             f"backend {name!r} cannot be loaded because {exc}; fix it with: {fix} "
             f"(installed backends: {', '.join(sorted(eps))})"
         ) from exc
+    except Exception as exc:
+        raise BackendUnavailableError(
+            f"backend {name!r} ({ep.value}) is broken: {type(exc).__name__}: {exc}") from exc
 
 
 def open_backend(spec: str | BackendSpec) -> "Backend":

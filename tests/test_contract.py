@@ -12,3 +12,39 @@ class TestSQLiteBackend(BackendContract):
     @pytest.fixture
     def backend_spec(self, tmp_path):
         return f"sqlite:{tmp_path / 'store' / 'runs.db'}"
+
+
+class TestJsonlExampleBackend(BackendContract):
+    """The third-party example in examples/runbridge-jsonl, installed as its own distribution."""
+
+    @pytest.fixture
+    def backend_spec(self, tmp_path):
+        return f"jsonl:{tmp_path / 'jsonl-store'}"
+
+
+# --- MLflow (runbridge_mlflow): SQLite store, a real tracking server, the file store -------------
+from mlflow_fixtures import FAST_HTTP_ENV, mlflow_server  # noqa: E402,F401
+
+
+class TestMlflowSQLiteBackend(BackendContract):
+    @pytest.fixture
+    def backend_spec(self, tmp_path):
+        pytest.importorskip("mlflow")
+        return f"mlflow:sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+
+
+@pytest.mark.slow
+class TestMlflowServerBackend(BackendContract):
+    @pytest.fixture
+    def backend_spec(self, mlflow_server, monkeypatch):
+        for key, value in FAST_HTTP_ENV.items():
+            monkeypatch.setenv(key, value)
+        return f"mlflow:{mlflow_server.url}"
+
+
+class TestMlflowFileStoreBackend(BackendContract):
+    @pytest.fixture
+    def backend_spec(self, tmp_path, monkeypatch):
+        pytest.importorskip("mlflow")
+        monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+        return f"mlflow:{(tmp_path / 'mlruns').as_uri()}"
