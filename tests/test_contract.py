@@ -48,3 +48,11 @@ class TestMlflowFileStoreBackend(BackendContract):
         pytest.importorskip("mlflow")
         monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
         return f"mlflow:{(tmp_path / 'mlruns').as_uri()}"
+
+
+# --- TensorBoard (runbridge_tensorboard): event files under a log folder ------------------------
+class TestTensorBoardBackend(BackendContract):
+    @pytest.fixture
+    def backend_spec(self, tmp_path):
+        pytest.importorskip("tensorboard")
+        return f"tensorboard:{tmp_path / 'tb-logs'}"

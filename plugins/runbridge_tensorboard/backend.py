@@ -1,0 +1,477 @@
+"""The TensorBoard backend: runs as folders of event files that TensorBoard shows natively.
+
+Layout under the log folder (the spec's location, ``tensorboard:<logdir>``)::
+
+    <logdir>/<experiment>/<run id>/                 a top-level run (TensorBoard run "<experiment>/<run id>")
+        events.out.tfevents.<time>.<host>.<pid>.<n>.runbridge   one file per writing process
+        runbridge.run.json                          the run's current RunInfo (for fast listing)
+        files/<name>                                uploads, images, JSON metrics
+        <child run id>/                             child runs are sub-folders: sub-runs in TensorBoard
+    <logdir>/<experiment>/.runbridge-index/<run id> where a run's folder is (children are nested)
+
+Names are percent-encoded where a file system or TensorBoard would trip on them. The event
+files are the source of truth (see `translate`); the JSON state file only speeds up `list_runs`.
+Every folder holding event files that runbridge did not write is a run too ("foreign" runs,
+e.g. tensorboardX output): its id is its path relative to the experiment folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+from urllib.parse import quote
+
+from tensorboard.compat.proto import event_pb2
+
+from runbridge.hookspecs import hookimpl
+from runbridge.records import (
+    COMPLETED, File, Image, Metric, Property, Record, RunInfo, record_from_dict, record_to_dict,
+)
+
+from . import tfrecord, translate
+
+STATE_FILE = "runbridge.run.json"
+FILES_DIR = "files"
+INDEX_DIR = ".runbridge-index"
+EVENT_MARK = "tfevents"
+
+
+class ForeignRunWarning(UserWarning):
+    """Parts of an event folder another tool wrote that runbridge cannot represent."""
+
+
+def safe_name(name: str) -> str:
+    """A single path component for `name` (percent-encoded; long names shortened with a hash)."""
+    out = quote(name, safe=" -_.,=+@()[]{}~!$&;")
+    if out.startswith("."):
+        out = "%2E" + out[1:]
+    if not out:
+        out = "%00"
+    if len(out.encode()) > 200:
+        digest = hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        out = out[:180] + "~" + digest
+    return out
+
+
+def _is_event_file(name: str) -> bool:
+    return EVENT_MARK in name and not name.endswith(".tmp")
+
+
+def _event_files(folder: Path) -> list[Path]:
+    try:
+        return sorted(p for p in folder.iterdir() if _is_event_file(p.name) and p.is_file())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _run_relative(name: str) -> Path:
+    """A run file name as a safe relative path (no absolute paths, no '..')."""
+    p = Path(name)
+    if p.is_absolute() or not name or any(part in ("..", "") for part in name.replace("\\", "/").split("/")):
+        raise ValueError(f"run file name {name!r} is absolute or leaves the run folder")
+    return p
+
+
+def _write_atomic(path: Path, data: bytes | None = None, source: str | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            if source is not None:
+                with open(source, "rb") as src:
+                    shutil.copyfileobj(src, out, 1 << 20)
+            else:
+                out.write(data or b"")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+# --- one event file per run per process --------------------------------------------------------
+
+class _EventFile:
+    """Appends framed events to this process's event file of one run folder, flushing each batch."""
+
+    _counter = 0
+    _counter_lock = threading.Lock()
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.path: Path | None = None
+        self.handle = None
+        self.encoder = translate.Encoder()
+        self.lock = threading.Lock()
+
+    def _open(self) -> None:
+        if self.path is None:
+            import time
+
+            with _EventFile._counter_lock:
+                _EventFile._counter += 1
+                n = _EventFile._counter
+            self.folder.mkdir(parents=True, exist_ok=True)
+            host = socket.gethostname().replace("/", "_") or "host"
+            self.path = self.folder / f"events.out.{EVENT_MARK}.{int(time.time()):010d}.{host}.{os.getpid()}.{n}.runbridge"
+            self.handle = open(self.path, "ab")
+            self.handle.write(tfrecord.frame([translate.file_version_event()]))
+        elif self.handle is None:
+            self.handle = open(self.path, "ab")
+
+    def append(self, records: Sequence[Record]) -> None:
+        with self.lock:
+            self._open()
+            blobs = self.encoder.encode(records)
+            self.handle.write(tfrecord.frame(blobs))
+            self.handle.flush()
+
+    def close(self) -> None:
+        with self.lock:
+            if self.handle is not None:
+                self.handle.flush()
+                self.handle.close()
+                self.handle = None
+
+
+_WRITERS: dict[tuple[int, str], _EventFile] = {}
+_WRITERS_LOCK = threading.Lock()
+
+
+def _writer(folder: Path) -> _EventFile:
+    key = (os.getpid(), str(folder))
+    with _WRITERS_LOCK:
+        w = _WRITERS.get(key)
+        if w is None:
+            w = _WRITERS[key] = _EventFile(folder)
+        return w
+
+
+def _close_all() -> None:
+    with _WRITERS_LOCK:
+        writers = [w for (pid, _), w in _WRITERS.items() if pid == os.getpid()]
+    for w in writers:
+        try:
+            w.close()
+        except Exception:  # noqa: BLE001 - at exit, best effort
+            pass
+
+
+import atexit  # noqa: E402
+
+atexit.register(_close_all)
+
+
+# --- reading helpers ----------------------------------------------------------------------------
+
+def _load_events(path: Path) -> list[event_pb2.Event]:
+    parse = event_pb2.Event.FromString
+    out = []
+    offset_hint = str(path)
+    for blob in tfrecord.read_records(offset_hint):
+        try:
+            out.append(parse(blob))
+        except Exception as exc:  # noqa: BLE001 - a record with a valid checksum but bad contents
+            warnings.warn(tfrecord.EventFileDamageWarning(
+                f"event file {path}: a record ({len(blob)} bytes) is not an Event ({exc}); skipped it"),
+                stacklevel=2)
+    return out
+
+
+def _merged_events(files: Sequence[Path]) -> Iterable[event_pb2.Event]:
+    lists = [_load_events(p) for p in files]
+    if len(lists) == 1:
+        return lists[0]
+    return heapq.merge(*lists, key=lambda e: e.wall_time)
+
+
+def _first_wall_time(path: Path) -> float | None:
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12:
+                return None
+            (length,) = struct.unpack("<Q", head[:8])
+            if length > 1 << 20:
+                return None
+            data = f.read(length)
+        return event_pb2.Event.FromString(data).wall_time
+    except Exception:  # noqa: BLE001 - damaged start: fall back to the file time
+        return None
+
+
+class TensorBoardBackend:
+    """runbridge backend writing TensorBoard event files (``tensorboard:<logdir>``)."""
+
+    def __init__(self, location: str):
+        if not location:
+            raise ValueError("the tensorboard backend needs a log folder: 'tensorboard:<logdir>'")
+        self.root = Path(location).expanduser().resolve()
+        self._folders: dict[tuple[str, str], Path] = {}
+
+    def __repr__(self) -> str:
+        return f"TensorBoardBackend({str(self.root)!r})"
+
+    # --- locating runs ------------------------------------------------------------------------
+    def _experiment_dirs(self, experiment: str) -> list[Path]:
+        dirs = [self.root / safe_name(experiment)]
+        if experiment and "/" not in experiment and experiment not in (".", "..") and experiment != safe_name(experiment):
+            dirs.append(self.root / experiment)
+        return dirs
+
+    @staticmethod
+    def _state(folder: Path) -> RunInfo | None:
+        try:
+            with open(folder / STATE_FILE, encoding="utf-8") as f:
+                rec = record_from_dict(json.load(f))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except (ValueError, KeyError, TypeError) as exc:
+            warnings.warn(ForeignRunWarning(f"unreadable run state {folder / STATE_FILE}: {exc}"), stacklevel=2)
+            return None
+        return rec if isinstance(rec, RunInfo) else None
+
+    def _locate(self, experiment: str, run_id: str) -> Path | None:
+        cached = self._folders.get((experiment, run_id))
+        if cached is not None and (cached / STATE_FILE).exists():
+            return cached
+        for exp_dir in self._experiment_dirs(experiment):
+            candidates = [exp_dir / safe_name(run_id)]
+            try:
+                rel = (exp_dir / INDEX_DIR / safe_name(run_id)).read_text(encoding="utf-8").strip()
+                candidates.append(exp_dir / rel)
+            except (FileNotFoundError, NotADirectoryError):
+                pass
+            for folder in candidates:
+                state = self._state(folder)
+                if state is not None and state.run_id == run_id and state.experiment == experiment:
+                    self._folders[(experiment, run_id)] = folder
+                    return folder
+        return self._locate_foreign(experiment, run_id)
+
+    def _foreign_identity(self, folder: Path) -> tuple[str, str, Path]:
+        """(experiment, run id, experiment folder) of an event folder another tool wrote."""
+        rel = folder.relative_to(self.root)
+        parts = rel.parts
+        if not parts:
+            return self.root.name, ".", self.root
+        top = self.root / parts[0]
+        if len(parts) == 1 or _event_files(top) or (top / STATE_FILE).exists():
+            return self.root.name, rel.as_posix(), self.root
+        return parts[0], Path(*parts[1:]).as_posix(), top
+
+    def _locate_foreign(self, experiment: str, run_id: str) -> Path | None:
+        if not run_id or run_id.startswith("/") or ".." in run_id.split("/"):
+            return None
+        bases = list(self._experiment_dirs(experiment))
+        if experiment == self.root.name:
+            bases.append(self.root)
+        for base in bases:
+            folder = base if run_id == "." else base / run_id
+            if not _event_files(folder) or (folder / STATE_FILE).exists():
+                continue
+            try:
+                exp, rid, _ = self._foreign_identity(folder)
+            except ValueError:
+                continue
+            if exp == experiment and rid == run_id:
+                return folder
+        return None
+
+    def _create_folder(self, run: RunInfo) -> Path:
+        exp_dir = self.root / safe_name(run.experiment)
+        parent = None
+        if run.parent_id:
+            parent = self._locate(run.experiment, run.parent_id)
+            if parent is None or not (parent / STATE_FILE).exists():
+                parent = exp_dir / safe_name(run.parent_id)
+        folder = (parent if parent is not None else exp_dir) / safe_name(run.run_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        index = exp_dir / INDEX_DIR / safe_name(run.run_id)
+        _write_atomic(index, folder.relative_to(exp_dir).as_posix().encode("utf-8"))
+        return folder
+
+    def _write_state(self, folder: Path, run: RunInfo) -> None:
+        _write_atomic(folder / STATE_FILE, json.dumps(record_to_dict(run), ensure_ascii=False).encode("utf-8"))
+
+    def _folder_for_write(self, run: RunInfo) -> Path:
+        folder = self._locate(run.experiment, run.run_id)
+        if folder is None or not (folder / STATE_FILE).exists():
+            self.start_run(run)
+            folder = self._locate(run.experiment, run.run_id)
+            assert folder is not None
+        return folder
+
+    # --- hooks: writing ----------------------------------------------------------------------
+    @hookimpl
+    def start_run(self, run: RunInfo) -> None:
+        folder = self._locate(run.experiment, run.run_id)
+        if folder is None or not (folder / STATE_FILE).exists():
+            folder = self._create_folder(run)
+        self._folders[(run.experiment, run.run_id)] = folder
+        existing = self._state(folder)
+        if existing == run:
+            return
+        self._write_state(folder, run)
+        _writer(folder).append([run])
+
+    @hookimpl
+    def write(self, run: RunInfo, records: Sequence[Record]) -> None:
+        if not records:
+            return
+        folder = self._folder_for_write(run)
+        for rec in records:  # bytes first: an event never points at a file that is not there
+            kind = type(rec)
+            if kind is File:
+                dest = folder / FILES_DIR / _run_relative(rec.name)
+                if rec.source is not None:
+                    _write_atomic(dest, source=rec.source)
+                elif rec.data is not None:
+                    _write_atomic(dest, data=rec.data)
+            elif kind is Image and rec.data is not None:
+                _write_atomic(folder / FILES_DIR / _run_relative(rec.file_name), data=rec.data)
+        _writer(folder).append(records)
+
+    @hookimpl
+    def end_run(self, run: RunInfo, status: str) -> None:
+        final = run._replace(status=status)
+        folder = self._folder_for_write(final)
+        writer = _writer(folder)
+        writer.append([final])
+        self._write_state(folder, final)
+        writer.close()
+
+    # --- hooks: reading ----------------------------------------------------------------------
+    @hookimpl
+    def read(self, experiment: str, run_id: str) -> list[Record] | None:
+        folder = self._locate(experiment, run_id)
+        if folder is None:
+            return None
+        if (folder / STATE_FILE).exists():
+            return self._read_own(folder)
+        return self._read_foreign(folder, experiment, run_id)
+
+    def _read_own(self, folder: Path) -> list[Record]:
+        current = self._state(folder)
+        records: list[Record] = []
+        for rec in translate.decode_own(_merged_events(_event_files(folder))):
+            kind = type(rec)
+            if kind is RunInfo:
+                current = rec
+            elif kind is File:
+                path = folder / FILES_DIR / rec.name
+                records.append(rec._replace(source=str(path)) if path.is_file() else rec)
+            else:
+                records.append(rec)
+        assert current is not None
+        return [current, *records]
+
+    def _read_foreign(self, folder: Path, experiment: str, run_id: str,
+                      keep_image_bytes: bool = False) -> tuple[list[Record], dict[str, bytes]] | list[Record]:
+        decoder = translate.ForeignDecoder()
+        records: list[Record] = []
+        for ev in _merged_events(_event_files(folder)):
+            records.extend(decoder.decode(ev, keep_image_bytes))
+        if decoder.skipped:
+            kinds = ", ".join(f"{k} ({n})" for k, n in sorted(decoder.skipped.items()))
+            warnings.warn(ForeignRunWarning(
+                f"event folder {folder}: runbridge has no record for these summaries, not read: {kinds}"),
+                stacklevel=3)
+        props = [r for r in records if type(r) is Property]
+        series = sorted((r for r in records if type(r) is not Property), key=_step_of)
+        info = self._foreign_info(folder, experiment, run_id)
+        out = [info, *props, *series]
+        if keep_image_bytes:
+            return out, decoder.images
+        return out
+
+    def _foreign_info(self, folder: Path, experiment: str, run_id: str) -> RunInfo:
+        files = _event_files(folder)
+        start = None
+        for p in files:
+            w = _first_wall_time(p)
+            if w is not None and (start is None or w < start):
+                start = w
+        mtimes = [p.stat().st_mtime_ns // 1000 for p in files]
+        end = max(mtimes) if mtimes else None
+        if start is None:
+            start = (min(mtimes) / 1e6) if mtimes else 0.0
+        parent_id = None
+        _, _, exp_dir = self._foreign_identity(folder)
+        up = folder
+        while up != exp_dir and exp_dir in up.parents:
+            up = up.parent
+            if _event_files(up) or (up / STATE_FILE).exists():
+                state = self._state(up)
+                parent_id = state.run_id if state else self._foreign_identity(up)[1]
+                break
+        return RunInfo(run_id=run_id, experiment=experiment, display_name=folder.name,
+                       parent_id=parent_id, status=COMPLETED, start_time=round(start * 1e6),
+                       end_time=end)
+
+    @hookimpl
+    def list_runs(self, experiment: str | None) -> list[RunInfo] | None:
+        runs: list[RunInfo] = []
+        if not self.root.is_dir():
+            return runs
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".runbridge") and not d.startswith(".tmp-"))
+            folder = Path(dirpath)
+            if STATE_FILE in filenames:
+                if FILES_DIR in dirnames:
+                    dirnames.remove(FILES_DIR)  # uploads are not runs, whatever they hold
+                info = self._state(folder)
+                if info is not None and (experiment is None or info.experiment == experiment):
+                    runs.append(info)
+            elif any(_is_event_file(f) for f in filenames):
+                exp, rid, _ = self._foreign_identity(folder)
+                if experiment is None or exp == experiment:
+                    runs.append(self._foreign_info(folder, exp, rid))
+        runs.sort(key=lambda r: r.start_time, reverse=True)
+        return runs
+
+    @hookimpl
+    def run_url(self, run: RunInfo) -> str | None:
+        folder = self._locate(run.experiment, run.run_id)
+        if folder is None:
+            return None
+        return f"tensorboard --logdir {folder}"
+
+    @hookimpl
+    def fetch_file(self, run: RunInfo, name: str, destination: str) -> bool | None:
+        folder = self._locate(run.experiment, run.run_id)
+        if folder is None:
+            return None
+        try:
+            src = folder / FILES_DIR / _run_relative(name)
+        except ValueError:
+            return None
+        if src.is_file():
+            Path(destination).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, destination)
+            return True
+        if not (folder / STATE_FILE).exists():
+            _, images = self._read_foreign(folder, run.experiment, run.run_id, keep_image_bytes=True)
+            if name in images:
+                Path(destination).parent.mkdir(parents=True, exist_ok=True)
+                Path(destination).write_bytes(images[name])
+                return True
+        return None
+
+
+def _step_of(rec: Any) -> int:
+    step = getattr(rec, "step", None)
+    return step if step is not None else 0

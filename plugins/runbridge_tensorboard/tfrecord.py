@@ -1,0 +1,291 @@
+"""TFRecord framing of event files: masked CRC-32C, writing, and a damage-tolerant reader.
+
+An event file is a sequence of records ``len:u64le, masked_crc(len):u32le, data, masked_crc(data):u32le``.
+TensorBoard's own reader (``tensorboard.compat.tensorflow_stub.pywrap_tensorflow``) checks the
+same checksums with a pure-Python byte loop, and its loader stops silently at the first bad
+record. This module checks many records at once with numpy (the checksums of every record of a
+batch or a file in a few vector operations) and, on damage, warns with the file name and byte
+offset and reads on where the format allows:
+
+* a record cut off at the end of the file (a crash, or a writer caught mid-write): everything
+  before it is read, and a warning names the offset;
+* a record whose data checksum fails: skipped with a warning, reading goes on after it (its
+  length was intact);
+* a record whose length checksum fails: the length cannot be trusted, so the reader scans forward
+  for the next offset where a whole valid record starts, and warns with both offsets.
+"""
+
+from __future__ import annotations
+
+import struct
+import warnings
+from typing import Iterator, Sequence
+
+import numpy as np
+
+_POLY = 0x82F63B78  # CRC-32C (Castagnoli), reflected
+_MASK_DELTA = 0xA282EAD8
+
+
+class EventFileDamageWarning(UserWarning):
+    """An event file was truncated or corrupted; the message names the file and byte offset."""
+
+
+def _make_table() -> np.ndarray:
+    t = np.arange(256, dtype=np.uint32)
+    for _ in range(8):
+        t = np.where(t & 1, (t >> np.uint32(1)) ^ np.uint32(_POLY), t >> np.uint32(1)).astype(np.uint32)
+    return t
+
+
+_TABLE = _make_table()
+_TABLE_PY = _TABLE.tolist()
+
+
+def crc32c(data: bytes) -> int:
+    """CRC-32C of `data` (pure Python; for short inputs)."""
+    crc = 0xFFFFFFFF
+    table = _TABLE_PY
+    for b in data:
+        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def mask(crc: int) -> int:
+    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+
+
+def masked_crc32c(data: bytes) -> int:
+    return mask(crc32c(data))
+
+
+# --- vectorised CRC-32C ----------------------------------------------------------------------
+# The raw CRC (register starting at 0, no final xor) is linear and ignores leading zero bytes,
+# and starting the register at 0xFFFFFFFF equals xor-ing the first four message bytes with 0xFF.
+# So each message is right-aligned (zero-padded in front) into P chunks of _CHUNK bytes, the raw
+# CRC of every chunk is computed column by column for all chunks at once, and the chunk CRCs are
+# combined pairwise with "append n zero bytes" operators (linear maps applied via 4 byte tables).
+
+_CHUNK = 16
+_SHIFT_TABLES: dict[int, np.ndarray] = {}
+
+
+def _apply_shift(tables: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return (tables[0][x & 0xFF] ^ tables[1][(x >> 8) & 0xFF]
+            ^ tables[2][(x >> 16) & 0xFF] ^ tables[3][x >> 24])
+
+
+def _tables_from_basis(images: np.ndarray) -> np.ndarray:
+    """Byte tables of the linear map sending bit k to images[k]."""
+    v = np.arange(256, dtype=np.uint32)
+    out = np.zeros((4, 256), dtype=np.uint32)
+    for j in range(4):
+        for b in range(8):
+            out[j] ^= np.where((v >> b) & 1, images[8 * j + b], np.uint32(0)).astype(np.uint32)
+    return out
+
+
+def _shift_tables(nbytes: int) -> np.ndarray:
+    """Tables of the map: CRC register -> register after `nbytes` zero bytes (nbytes = CHUNK*2^k)."""
+    tables = _SHIFT_TABLES.get(nbytes)
+    if tables is not None:
+        return tables
+    if nbytes == _CHUNK:
+        x = (np.uint32(1) << np.arange(32, dtype=np.uint32)).astype(np.uint32)
+        for _ in range(_CHUNK):
+            x = _TABLE[x & 0xFF] ^ (x >> np.uint32(8))
+        tables = _tables_from_basis(x)
+    else:
+        half = _shift_tables(nbytes // 2)
+        basis = (np.uint32(1) << np.arange(32, dtype=np.uint32)).astype(np.uint32)
+        tables = _tables_from_basis(_apply_shift(half, _apply_shift(half, basis)))
+    _SHIFT_TABLES[nbytes] = tables
+    return tables
+
+
+def _crc_same_length(msgs: Sequence[bytes], length: int) -> np.ndarray:
+    """CRC-32C of messages that all have `length` (>= 4) bytes, vectorised."""
+    k = len(msgs)
+    block = np.frombuffer(b"".join(msgs), dtype=np.uint8).reshape(k, length)
+    if length <= 256:
+        cols = block.T.copy()
+        cols[:4] ^= 0xFF  # register init 0xFFFFFFFF == first four bytes xor 0xFF
+        crc = np.zeros(k, dtype=np.uint32)
+        for j in range(length):
+            crc = _TABLE[(crc ^ cols[j]) & 0xFF] ^ (crc >> np.uint32(8))
+        return crc ^ np.uint32(0xFFFFFFFF)
+    chunks = 1 << int(np.ceil(np.log2(-(-length // _CHUNK))))
+    width = chunks * _CHUNK
+    flat = np.zeros((k, width), dtype=np.uint8)
+    flat[:, width - length:] = block
+    flat[:, width - length:width - length + 4] ^= 0xFF
+    cols = np.ascontiguousarray(flat.reshape(k * chunks, _CHUNK).T)
+    crc = np.zeros(k * chunks, dtype=np.uint32)
+    for j in range(_CHUNK):
+        crc = _TABLE[(crc ^ cols[j]) & 0xFF] ^ (crc >> np.uint32(8))
+    crc = crc.reshape(k, chunks)
+    span = _CHUNK
+    while crc.shape[1] > 1:
+        crc = _apply_shift(_shift_tables(span), crc[:, 0::2]) ^ crc[:, 1::2]
+        span *= 2
+    return crc[:, 0] ^ np.uint32(0xFFFFFFFF)
+
+
+def masked_crc32c_many(msgs: Sequence[bytes]) -> list[int]:
+    """Masked CRC-32C of every message, computed together (fast for many or long messages)."""
+    n = len(msgs)
+    if n < 8 and sum(map(len, msgs)) < 256:
+        return [masked_crc32c(m) for m in msgs]
+    out = [0] * n
+    groups: dict[int, list[int]] = {}
+    for i, m in enumerate(msgs):
+        groups.setdefault(len(m), []).append(i)
+    for length, sel in groups.items():
+        if length < 4 or (len(sel) == 1 and length < 64):
+            for i in sel:
+                out[i] = masked_crc32c(msgs[i])
+            continue
+        c = _crc_same_length([msgs[i] for i in sel], length).astype(np.uint64)
+        masked = ((((c >> np.uint64(15)) | (c << np.uint64(17))) & np.uint64(0xFFFFFFFF))
+                  + np.uint64(_MASK_DELTA)) & np.uint64(0xFFFFFFFF)
+        for i, m in zip(sel, masked.tolist()):
+            out[i] = m
+    return out
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+def frame(records: Sequence[bytes]) -> bytes:
+    """The TFRecord framing of `records`, ready to append to an event file in one write."""
+    headers = [struct.pack("<Q", len(r)) for r in records]
+    crcs = masked_crc32c_many(headers + list(records))
+    n = len(records)
+    pack = struct.pack
+    parts = []
+    for i, r in enumerate(records):
+        parts.append(headers[i])
+        parts.append(pack("<I", crcs[i]))
+        parts.append(r)
+        parts.append(pack("<I", crcs[n + i]))
+    return b"".join(parts)
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+def _warn(path: str, message: str) -> None:
+    warnings.warn(EventFileDamageWarning(f"event file {path}: {message}"), stacklevel=3)
+
+
+def _resync(buf: bytes, start: int) -> int | None:
+    """The first offset >= start where a whole record with valid checksums begins, or None."""
+    n = len(buf)
+    if n - start < 16:
+        return None
+    arr = np.frombuffer(buf, dtype=np.uint8)
+    # candidate offsets whose length checksum is valid: checksum every 8-byte window at once
+    last = n - 16
+    positions = np.arange(start, last + 1, dtype=np.int64)
+    for lo in range(0, positions.size, 1 << 20):
+        pos = positions[lo:lo + (1 << 20)]
+        windows = arr[pos[:, None] + np.arange(8)]
+        raw = _raw_crc_windows(windows)
+        c = raw.astype(np.uint64)
+        got = (((((c >> np.uint64(15)) | (c << np.uint64(17))) & np.uint64(0xFFFFFFFF))
+                + np.uint64(_MASK_DELTA)) & np.uint64(0xFFFFFFFF)).tolist()
+        stored = arr[pos[:, None] + np.arange(8, 12)].astype(np.uint32)
+        stored = (stored[:, 0] | (stored[:, 1] << 8) | (stored[:, 2] << 16) | (stored[:, 3] << 24)).tolist()
+        for k, (g, s) in enumerate(zip(got, stored)):
+            if g != s:
+                continue
+            p = int(pos[k])
+            (length,) = struct.unpack_from("<Q", buf, p)
+            end = p + 12 + length + 4
+            if end > n:
+                continue
+            (dcrc,) = struct.unpack_from("<I", buf, p + 12 + length)
+            if masked_crc32c(buf[p + 12:p + 12 + length]) == dcrc:
+                return p
+    return None
+
+
+def _raw_crc_windows(windows: np.ndarray) -> np.ndarray:
+    w = windows.copy()
+    w[:, :4] ^= 0xFF
+    crc = np.zeros(w.shape[0], dtype=np.uint32)
+    for j in range(w.shape[1]):
+        crc = _TABLE[(crc ^ w[:, j]) & 0xFF] ^ (crc >> np.uint32(8))
+    return crc ^ np.uint32(0xFFFFFFFF)
+
+
+def read_records(path: str, data: bytes | None = None) -> Iterator[bytes]:
+    """Every intact record of the event file at `path`, in file order, warning on damage."""
+    if data is None:
+        with open(path, "rb") as f:
+            data = f.read()
+    buf = data
+    n = len(buf)
+    pos = 0
+    unpack_from = struct.unpack_from
+    while pos < n:
+        # optimistic pass: walk the lengths, then check every checksum at once
+        spans: list[tuple[int, int]] = []
+        p = pos
+        stop_reason = None
+        while p < n:
+            if n - p < 12:
+                stop_reason = ("truncated", p)
+                break
+            (length,) = unpack_from("<Q", buf, p)
+            end = p + 12 + length + 4
+            if end > n:
+                stop_reason = ("truncated", p)
+                break
+            spans.append((p, length))
+            p = end
+        headers = [buf[s:s + 8] for s, _ in spans]
+        payloads = [buf[s + 12:s + 12 + ln] for s, ln in spans]
+        got = masked_crc32c_many(headers + payloads)
+        m = len(spans)
+        bad = None
+        for i, (s, ln) in enumerate(spans):
+            (hcrc,) = unpack_from("<I", buf, s + 8)
+            if got[i] != hcrc:
+                bad = ("header", i)
+                break
+            (dcrc,) = unpack_from("<I", buf, s + 12 + ln)
+            if got[m + i] != dcrc:
+                bad = ("data", i)
+                break
+            yield payloads[i]
+        if bad is None:
+            if stop_reason is not None:
+                # is the tail a real record cut short, or garbage after a corrupted length?
+                if stop_reason[1] + 12 <= n and \
+                        masked_crc32c(buf[stop_reason[1]:stop_reason[1] + 8]) != unpack_from("<I", buf, stop_reason[1] + 8)[0]:
+                    nxt = _resync(buf, stop_reason[1] + 1)
+                    if nxt is None:
+                        _warn(path, f"corrupted record at byte offset {stop_reason[1]}; "
+                                    f"no intact record after it ({n - stop_reason[1]} bytes not read)")
+                        return
+                    _warn(path, f"corrupted record at byte offset {stop_reason[1]} (bad length checksum); "
+                                f"skipped {nxt - stop_reason[1]} bytes, reading on at offset {nxt}")
+                    pos = nxt
+                    continue
+                _warn(path, f"truncated record at byte offset {stop_reason[1]} "
+                            f"(the file ends {n - stop_reason[1]} bytes later, mid-record); read every whole record before it")
+            return
+        kind, i = bad
+        s, ln = spans[i]
+        if kind == "data":
+            _warn(path, f"corrupted record at byte offset {s} ({ln} bytes, data checksum mismatch): "
+                        f"skipped it, reading on at offset {s + 12 + ln + 4}")
+            pos = s + 12 + ln + 4
+            continue
+        nxt = _resync(buf, s + 1)
+        if nxt is None:
+            _warn(path, f"corrupted record at byte offset {s} (bad length checksum); "
+                        f"no intact record after it ({n - s} bytes not read)")
+            return
+        _warn(path, f"corrupted record at byte offset {s} (bad length checksum); "
+                    f"skipped {nxt - s} bytes, reading on at offset {nxt}")
+        pos = nxt

@@ -1,0 +1,451 @@
+"""Pure translation between runbridge records and TensorBoard events (no file I/O).
+
+What a run's event file holds, per record (one ``Event`` each, ``step`` = the user's step, else
+the record's ``seq``; ``wall_time`` = the record's time):
+
+* ``Metric`` with an int (int64 range) or float value: the **exact** value as a DT_INT64 /
+  DT_DOUBLE scalar tensor under ``runbridge.exact/<name>`` (plugin ``runbridge``, hidden from the
+  dashboards), plus a **display** copy under ``<name>``: a DT_FLOAT scalar tensor with plugin
+  ``scalars``, because TensorBoard's default (Rust) data server drops DT_DOUBLE / DT_INT64
+  scalars from the Scalars dashboard.
+* ``Metric`` with a str value: a ``text`` summary under ``<name>`` (display) and the exact
+  DT_STRING tensor under ``runbridge.exact/<name>``.
+* Other metrics (bool, None, ints beyond int64) and every ``Row``, ``Image``, ``Tag``,
+  ``Property``, ``File``, ``RunInfo``: the exact record as one JSON line
+  (`runbridge.records.record_to_json`) in a DT_STRING tensor under ``runbridge.records``;
+  bools and big ints also get a display scalar, rows a markdown table in the Text dashboard
+  (consecutive rows of one table in one event), images an image summary with the original
+  bytes, JSON metrics a text summary.
+
+Fields of an exact metric that the event cannot carry by itself (seq when a user step is given,
+from_list, description, a time that float seconds would not round-trip) travel as compact JSON
+in the value's ``metadata.plugin_data.content``.
+
+Reading (`decode_own`) takes only the exact values and records and ignores display copies; event
+folders other tools wrote are read by `ForeignDecoder` the way TensorBoard shows them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from typing import Any, Iterable, Iterator, Sequence
+
+from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
+
+from runbridge.records import (
+    File, Image, Metric, Property, Record, Row, RunInfo, Tag, record_from_json, record_to_json,
+)
+
+EXACT_PREFIX = "runbridge.exact/"
+RECORDS_TAG = "runbridge.records"
+PLUGIN = "runbridge"
+
+_INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+_SCALAR_SHAPE = tensor_shape_pb2.TensorShapeProto()
+
+_Event = event_pb2.Event
+_Summary = summary_pb2.Summary
+_Value = summary_pb2.Summary.Value
+_Tensor = tensor_pb2.TensorProto
+_Metadata = summary_pb2.SummaryMetadata
+_PluginData = summary_pb2.SummaryMetadata.PluginData
+
+
+def _plugin_metadata(plugin: str, data_class: int = 0, content: bytes = b"") -> summary_pb2.SummaryMetadata:
+    return _Metadata(plugin_data=_PluginData(plugin_name=plugin, content=content), data_class=data_class)
+
+
+def _scalar_metadata() -> summary_pb2.SummaryMetadata:
+    from tensorboard.plugins.scalar import metadata as scalar_metadata
+
+    md = scalar_metadata.create_summary_metadata(display_name="", description="")
+    md.data_class = summary_pb2.DATA_CLASS_SCALAR
+    return md
+
+
+def _text_metadata() -> summary_pb2.SummaryMetadata:
+    from tensorboard.plugins.text import metadata as text_metadata
+
+    md = text_metadata.create_summary_metadata(display_name="", description="")
+    md.data_class = summary_pb2.DATA_CLASS_TENSOR
+    return md
+
+
+SCALAR_METADATA = _scalar_metadata()
+TEXT_METADATA = _text_metadata()
+EXACT_METADATA = _plugin_metadata(PLUGIN, summary_pb2.DATA_CLASS_TENSOR)
+RECORDS_METADATA = _plugin_metadata(PLUGIN, summary_pb2.DATA_CLASS_TENSOR)
+
+
+def _f32(value: float) -> float:
+    try:
+        return struct.unpack("<f", struct.pack("<f", value))[0]
+    except OverflowError:
+        return math.copysign(math.inf, value)
+
+
+def _time_exact(time_us: int) -> bool:
+    return round((time_us / 1e6) * 1e6) == time_us
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """(height, width) of a PNG, JPEG or GIF from its header, (0, 0) if unknown."""
+    try:
+        if data[:8] == b"\x89PNG\r\n\x1a\n":
+            w, h = struct.unpack(">II", data[16:24])
+            return h, w
+        if data[:6] in (b"GIF87a", b"GIF89a"):
+            w, h = struct.unpack("<HH", data[6:10])
+            return h, w
+        if data[:2] == b"\xff\xd8":
+            i = 2
+            while i + 9 < len(data):
+                if data[i] != 0xFF:
+                    i += 1
+                    continue
+                marker = data[i + 1]
+                if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+                    i += 2
+                    continue
+                (seglen,) = struct.unpack(">H", data[i + 2:i + 4])
+                if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                    h, w = struct.unpack(">HH", data[i + 5:i + 9])
+                    return h, w
+                i += 2 + seglen
+    except struct.error:
+        pass
+    return 0, 0
+
+
+def media_type_of(data: bytes) -> str:
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "image/png"
+    if data[:2] == b"\xff\xd8":
+        return "image/jpeg"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    return "application/octet-stream"
+
+
+def _md_cell(value: Any) -> str:
+    text = "None" if value is None else (repr(value) if isinstance(value, float) else str(value))
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(rows: Sequence[Row]) -> str:
+    """A markdown table of `rows` (columns in first-seen order)."""
+    columns: list[str] = []
+    for row in rows:
+        for c, _ in row.cells:
+            if c not in columns:
+                columns.append(c)
+    lines = ["| " + " | ".join(_md_cell(c) for c in columns) + " |",
+             "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = dict(row.cells)
+        lines.append("| " + " | ".join(_md_cell(cells.get(c, "")) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+class Encoder:
+    """Records -> serialized events for one event file (remembers which tags got metadata)."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+        self.max_step = 0
+
+    def _meta(self, tag: str, metadata: summary_pb2.SummaryMetadata) -> summary_pb2.SummaryMetadata | None:
+        if tag in self._seen:
+            return None
+        self._seen.add(tag)
+        return metadata
+
+    def _display_scalar(self, name: str, value: float) -> summary_pb2.Summary.Value:
+        return _Value(tag=name, metadata=self._meta(name, SCALAR_METADATA),
+                      tensor=_Tensor(dtype=types_pb2.DT_FLOAT, tensor_shape=_SCALAR_SHAPE,
+                                     float_val=[_f32(value)]))
+
+    def _display_text(self, name: str, text: str) -> summary_pb2.Summary.Value:
+        return _Value(tag=name, metadata=self._meta(name, TEXT_METADATA),
+                      tensor=_Tensor(dtype=types_pb2.DT_STRING, tensor_shape=_SCALAR_SHAPE,
+                                     string_val=[text.encode("utf-8", "surrogatepass")]))
+
+    def _record_value(self, record: Record) -> summary_pb2.Summary.Value:
+        text = record_to_json(record).encode("utf-8", "surrogatepass")
+        return _Value(tag=RECORDS_TAG, metadata=self._meta(RECORDS_TAG, RECORDS_METADATA),
+                      tensor=_Tensor(dtype=types_pb2.DT_STRING, tensor_shape=_SCALAR_SHAPE,
+                                     string_val=[text]))
+
+    def _event(self, wall_time: float, step: int, values: list) -> bytes:
+        if step > self.max_step:
+            self.max_step = step
+        return _Event(wall_time=wall_time, step=step, summary=_Summary(value=values)).SerializeToString()
+
+    def metric(self, m: Metric) -> bytes:
+        v = m.value
+        kind = type(v)
+        step = m.step if m.step is not None else m.seq
+        if not (_INT64_MIN <= step <= _INT64_MAX) or not (_INT64_MIN <= m.seq <= _INT64_MAX):
+            return self._record_event(m, m.time, self._display_for(m.name, v))
+        if kind is float:
+            tensor = _Tensor(dtype=types_pb2.DT_DOUBLE, tensor_shape=_SCALAR_SHAPE, double_val=[v])
+            display = self._display_scalar(m.name, v)
+        elif kind is int and _INT64_MIN <= v <= _INT64_MAX:
+            tensor = _Tensor(dtype=types_pb2.DT_INT64, tensor_shape=_SCALAR_SHAPE, int64_val=[v])
+            display = self._display_scalar(m.name, float(v))
+        elif kind is str:
+            tensor = _Tensor(dtype=types_pb2.DT_STRING, tensor_shape=_SCALAR_SHAPE,
+                             string_val=[v.encode("utf-8", "surrogatepass")])
+            display = self._display_text(m.name, v)
+        else:  # bool, None, big ints: the exact JSON record (+ a display scalar where it means one)
+            return self._record_event(m, m.time, self._display_for(m.name, v), step=step)
+        extra: dict[str, Any] = {}
+        if m.step is not None:
+            extra["seq"] = m.seq
+        if m.from_list:
+            extra["list"] = 1
+        if m.description:
+            extra["desc"] = m.description
+        if not _time_exact(m.time):
+            extra["time"] = m.time
+        tag = EXACT_PREFIX + m.name
+        if extra:
+            metadata = _plugin_metadata(PLUGIN, summary_pb2.DATA_CLASS_TENSOR,
+                                        json.dumps(extra, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+            self._seen.add(tag)
+        else:
+            metadata = self._meta(tag, EXACT_METADATA)
+        exact = _Value(tag=tag, metadata=metadata, tensor=tensor)
+        return self._event(m.time / 1e6, step, [display, exact])
+
+    def _display_for(self, name: str, v: Any) -> list:
+        if type(v) is bool or type(v) is int:
+            return [self._display_scalar(name, float(v))]
+        if type(v) is float:
+            return [self._display_scalar(name, v)]
+        if type(v) is str:
+            return [self._display_text(name, v)]
+        return []
+
+    def encode(self, records: Sequence[Record]) -> list[bytes]:
+        """The serialized events of one batch, in record order."""
+        out: list[bytes] = []
+        i = 0
+        n = len(records)
+        while i < n:
+            rec = records[i]
+            kind = type(rec)
+            if kind is Metric:
+                out.append(self.metric(rec))
+            elif kind is Row:
+                j = i
+                while j < n and type(records[j]) is Row and records[j].name == rec.name:
+                    j += 1
+                group = records[i:j]
+                table = self._display_text(rec.name, markdown_table(group))
+                for k, row in enumerate(group):
+                    out.append(self._record_event(row, row.time, [table] if k == len(group) - 1 else None))
+                i = j
+                continue
+            elif kind is Image:
+                extra = []
+                if rec.data is not None:
+                    if rec.media_type.startswith("image/"):
+                        h, w = image_size(rec.data)
+                        extra.append(_Value(tag=rec.name, image=_Summary.Image(
+                            height=h, width=w, colorspace=4 if rec.media_type == "image/png" else 3,
+                            encoded_image_string=rec.data)))
+                    elif rec.media_type == "application/json":
+                        extra.append(self._display_text(
+                            rec.name, "```\n" + rec.data.decode("utf-8", "replace") + "\n```"))
+                stored = rec._replace(data=None)
+                step = rec.step if rec.step is not None else rec.seq
+                out.append(self._record_event(stored, rec.time, extra, step=step))
+            elif kind is File:
+                out.append(self._record_event(rec._replace(source=None, data=None), rec.time))
+            elif kind is RunInfo:
+                out.append(self._record_event(rec, None))
+            else:  # Tag, Property
+                out.append(self._record_event(rec, rec.time))
+            i += 1
+        return out
+
+    def _record_event(self, record: Record, time_us: int | None, extra: list | None = None,
+                      step: int | None = None) -> bytes:
+        """One event holding the exact JSON record (+ display values); metrics and images keep
+        their step, other records take the highest step so far (steps never go backwards)."""
+        values = [self._record_value(record)]
+        if extra:
+            values.extend(extra)
+        wall = (time_us / 1e6) if time_us is not None else _now()
+        if step is None or not (_INT64_MIN <= step <= _INT64_MAX):
+            step = self.max_step
+        elif step > self.max_step:
+            self.max_step = step
+        return _Event(wall_time=wall, step=step, summary=_Summary(value=values)).SerializeToString()
+
+
+def file_version_event() -> bytes:
+    return _Event(wall_time=_now(), file_version="brain.Event:2").SerializeToString()
+
+
+def _now() -> float:
+    import time
+
+    return time.time()
+
+
+# --- reading runbridge's own runs ----------------------------------------------------------
+
+def is_own_event(event: event_pb2.Event) -> bool:
+    """Whether an event carries runbridge's exact data (a run runbridge wrote)."""
+    for v in event.summary.value:
+        if v.tag == RECORDS_TAG or v.tag.startswith(EXACT_PREFIX):
+            return True
+    return False
+
+
+def decode_own(events: Iterable[event_pb2.Event]) -> Iterator[Record]:
+    """The exact records in events runbridge wrote, in event order (display copies skipped)."""
+    DT_DOUBLE, DT_INT64, DT_STRING = types_pb2.DT_DOUBLE, types_pb2.DT_INT64, types_pb2.DT_STRING
+    plen = len(EXACT_PREFIX)
+    for ev in events:
+        for v in ev.summary.value:
+            tag = v.tag
+            if tag == RECORDS_TAG:
+                yield record_from_json(v.tensor.string_val[0].decode("utf-8", "surrogatepass"))
+            elif tag.startswith(EXACT_PREFIX):
+                t = v.tensor
+                dtype = t.dtype
+                if dtype == DT_DOUBLE:
+                    value: Any = t.double_val[0] if t.double_val else struct.unpack("<d", t.tensor_content)[0]
+                elif dtype == DT_INT64:
+                    value = t.int64_val[0] if t.int64_val else struct.unpack("<q", t.tensor_content)[0]
+                elif dtype == DT_STRING:
+                    value = t.string_val[0].decode("utf-8", "surrogatepass")
+                else:
+                    continue
+                content = v.metadata.plugin_data.content if v.HasField("metadata") else b""
+                if content:
+                    extra = json.loads(content)
+                    seq = extra.get("seq")
+                    if seq is None:
+                        seq, step = ev.step, None
+                    else:
+                        step = ev.step
+                    t_us = extra.get("time")
+                    if t_us is None:
+                        t_us = round(ev.wall_time * 1e6)
+                    yield Metric(tag[plen:], seq, value, step, t_us,
+                                 bool(extra.get("list", 0)), extra.get("desc", ""))
+                else:
+                    yield Metric(tag[plen:], ev.step, value, None, round(ev.wall_time * 1e6))
+
+
+# --- reading event folders other tools wrote ------------------------------------------------
+
+def _hparam_value(value: Any) -> str | None:
+    kind = value.WhichOneof("kind")
+    if kind == "number_value":
+        x = value.number_value
+        return str(int(x)) if x.is_integer() and abs(x) < 2 ** 53 else repr(x)
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return str(value.bool_value)
+    return None
+
+
+class ForeignDecoder:
+    """Events another tool wrote (tensorboardX, PyTorch, TensorFlow) -> records, as TensorBoard
+    shows them: scalars (legacy ``simple_value`` and tensors) as numeric `Metric`s, text as
+    string `Metric`s, images as `Image`s (file ``<tag>/<step>[_<k>].<ext>``), hparams as
+    `Property`s. Kinds runbridge has no record for (histograms, audio, PR curves, graphs) are
+    counted in `skipped` so the caller can warn about them.
+    """
+
+    def __init__(self) -> None:
+        self._plugin_of: dict[str, str] = {}
+        self._seq: dict[str, int] = {}
+        self.skipped: dict[str, int] = {}
+        self.images: dict[str, bytes] = {}
+        self.first_time: float | None = None
+        self.last_time: float | None = None
+
+    def _next_seq(self, name: str) -> int:
+        s = self._seq.get(name, 0)
+        self._seq[name] = s + 1
+        return s
+
+    def decode(self, ev: event_pb2.Event, keep_image_bytes: bool = False) -> list[Record]:
+        from tensorboard import data_compat
+        from tensorboard.util import tensor_util
+
+        if self.first_time is None or ev.wall_time < self.first_time:
+            self.first_time = ev.wall_time
+        if self.last_time is None or ev.wall_time > self.last_time:
+            self.last_time = ev.wall_time
+        if not ev.HasField("summary"):
+            return []
+        out: list[Record] = []
+        t_us = round(ev.wall_time * 1e6)
+        for raw in ev.summary.value:
+            if raw.WhichOneof("value") == "simple_value":  # fast path: what TensorBoard shows
+                self._plugin_of.setdefault(raw.tag, "scalars")
+                out.append(Metric(raw.tag, self._next_seq(raw.tag), raw.simple_value, ev.step, t_us))
+                continue
+            value = data_compat.migrate_value(raw)
+            tag = value.tag
+            if value.HasField("metadata") and value.metadata.plugin_data.plugin_name:
+                plugin = self._plugin_of.setdefault(tag, value.metadata.plugin_data.plugin_name)
+            else:
+                plugin = self._plugin_of.get(tag, "")
+            if plugin == "scalars":
+                arr = tensor_util.make_ndarray(value.tensor)
+                x = arr.item() if arr.size == 1 else None
+                if x is None:
+                    self.skipped[f"{tag} (non-scalar)"] = self.skipped.get(f"{tag} (non-scalar)", 0) + 1
+                    continue
+                if isinstance(x, float) or isinstance(x, int) and not isinstance(x, bool):
+                    pass
+                else:
+                    x = float(x)
+                out.append(Metric(tag, self._next_seq(tag), x, ev.step, t_us))
+            elif plugin == "text":
+                arr = tensor_util.make_ndarray(value.tensor)
+                flat = [b.decode("utf-8", "replace") if isinstance(b, bytes) else str(b) for b in arr.flatten()]
+                out.append(Metric(tag, self._next_seq(tag), "\n".join(flat) if len(flat) != 1 else flat[0],
+                                  ev.step, t_us))
+            elif plugin == "images":
+                blobs = list(value.tensor.string_val[2:])
+                for k, blob in enumerate(blobs):
+                    media = media_type_of(blob)
+                    ext = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif"}.get(media, "bin")
+                    suffix = f"_{k}" if len(blobs) > 1 else ""
+                    file_name = f"{tag}/{ev.step}{suffix}.{ext}"
+                    if keep_image_bytes:
+                        self.images[file_name] = blob
+                    out.append(Image(tag, self._next_seq(tag), file_name, media, t_us, ev.step, None))
+            elif plugin == "hparams":
+                out.extend(self._hparams(value, t_us))
+            else:
+                key = plugin or "unknown"
+                self.skipped[key] = self.skipped.get(key, 0) + 1
+        return out
+
+    def _hparams(self, value: Any, t_us: int) -> list[Record]:
+        from tensorboard.plugins.hparams import plugin_data_pb2
+
+        try:
+            data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+        except Exception:  # noqa: BLE001 - undecodable: count it as skipped
+            self.skipped["hparams"] = self.skipped.get("hparams", 0) + 1
+            return []
+        if data.WhichOneof("data") != "session_start_info":
+            return []
+        out: list[Record] = []
+        for key in sorted(data.session_start_info.hparams):
+            out.append(Property(key, _hparam_value(data.session_start_info.hparams[key]), t_us))
+        return out
