@@ -190,7 +190,9 @@ def _load_events(path: Path) -> list[event_pb2.Event]:
 
 
 def _merged_events(files: Sequence[Path]) -> Iterable[event_pb2.Event]:
-    lists = [_load_events(p) for p in files]
+    """The summary events of every file of a run folder: each file in its own order, files
+    merged by event time (a second process on the same run writes its own file)."""
+    lists = [[e for e in _load_events(p) if e.HasField("summary")] for p in files]
     if len(lists) == 1:
         return lists[0]
     return heapq.merge(*lists, key=lambda e: e.wall_time)
@@ -365,7 +367,8 @@ class TensorBoardBackend:
         return self._read_foreign(folder, experiment, run_id)
 
     def _read_own(self, folder: Path) -> list[Record]:
-        current = self._state(folder)
+        state = self._state(folder)  # written after the events of start_run/end_run: the newest
+        current = None
         records: list[Record] = []
         for rec in translate.decode_own(_merged_events(_event_files(folder))):
             kind = type(rec)
@@ -376,7 +379,9 @@ class TensorBoardBackend:
                 records.append(rec._replace(source=str(path)) if path.is_file() else rec)
             else:
                 records.append(rec)
-        assert current is not None
+        current = state or current
+        if current is None:
+            raise RuntimeError(f"run folder {folder} has neither {STATE_FILE} nor a RunInfo record")
         return [current, *records]
 
     def _read_foreign(self, folder: Path, experiment: str, run_id: str,

@@ -265,8 +265,8 @@ class Encoder:
                 out.append(self._record_event(stored, rec.time, extra, step=step))
             elif kind is File:
                 out.append(self._record_event(rec._replace(source=None, data=None), rec.time))
-            elif kind is RunInfo:
-                out.append(self._record_event(rec, None))
+            elif kind is RunInfo:  # timed by the run's own clock, like every other record
+                out.append(self._record_event(rec, rec.end_time if rec.end_time is not None else rec.start_time))
             else:  # Tag, Property
                 out.append(self._record_event(rec, rec.time))
             i += 1

@@ -1,0 +1,438 @@
+"""The TensorBoard backend against the real thing: a live TensorBoard server, TensorBoard's own
+loaders, event folders tensorboardX wrote, damaged files, volume, flushing and two processes.
+
+(The contract suite in test_contract.py covers exact read-back through runbridge itself.)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import struct
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.parse
+import urllib.request
+import warnings
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("tensorboard")
+
+from runbridge import Experiment, Run, Workspace  # noqa: E402
+from runbridge.backends import open_backend  # noqa: E402
+from runbridge.records import Metric, RunInfo, Tag  # noqa: E402
+from runbridge.testing import make_png  # noqa: E402
+from runbridge_tensorboard import EventFileDamageWarning, ForeignRunWarning  # noqa: E402
+from runbridge_tensorboard.backend import safe_name  # noqa: E402
+from tensorboard.backend.event_processing import event_accumulator as ea  # noqa: E402
+
+F32 = lambda v: struct.unpack("<f", struct.pack("<f", v))[0]  # noqa: E731 - what float32 shows
+
+
+def event_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if "tfevents" in p.name)
+
+
+def accumulator(folder: Path) -> ea.EventAccumulator:
+    """TensorBoard's own loader with sampling off and no purging."""
+    acc = ea.EventAccumulator(str(folder), size_guidance={ea.SCALARS: 0, ea.TENSORS: 0, ea.IMAGES: 0},
+                              purge_orphaned_data=False)
+    acc.Reload()
+    return acc
+
+
+# --- a live TensorBoard server -------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310 - 127.0.0.1 only
+        return resp.read()
+
+
+def _get_json(url: str):
+    return json.loads(_get(url))
+
+
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory):
+    """A log folder with one parent run (numbers, strings, a table, an image) and a child run."""
+    logdir = tmp_path_factory.mktemp("tb-live")
+    png = make_png(width=4, height=3, seed=5)
+    pic = logdir.parent / f"{logdir.name}-pic.png"
+    pic.write_bytes(png)
+    ws = Workspace(backends=[f"tensorboard:{logdir}"])
+    run = Experiment(ws, "live").start_logging(outputs=None)
+    losses = [0.1, 0.2 + 1e-12, 1 / 3, 2.5]
+    for i, v in enumerate(losses):
+        run.log("loss", v, step=10 * i)
+    run.log("count", 7)
+    run.log("count", 2**40 + 1)
+    run.log("note", "hello **world**")
+    run.log_table("tbl", {"epoch": [1, 2], "acc": [0.5, 0.75]})
+    run.log_image("pic", path=str(pic))
+    child = run.child_run(name="fold-0")
+    child.log("child_metric", 1.5)
+    child.complete()
+    run.complete()
+    return {"logdir": logdir, "run": run, "child": child, "losses": losses, "png": png,
+            "tb_run": f"live/{safe_name(run.id)}", "tb_child": f"live/{safe_name(run.id)}/{safe_name(child.id)}"}
+
+
+@pytest.fixture(scope="module", params=["default", "legacy-loader"])
+def tensorboard_server(request, logged):
+    """`tensorboard --logdir <tmp> --host 127.0.0.1 --port <free>`: the default server (its Rust
+    data server) and the legacy Python loader (--load_fast=false). Stopped after the module."""
+    port = _free_port()
+    cmd = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logged["logdir"]),
+           "--host", "127.0.0.1", "--port", str(port), "--reload_interval", "1"]
+    if request.param == "legacy-loader":
+        cmd.append("--load_fast=false")
+    log = open(logged["logdir"].parent / f"tensorboard-{request.param}.log", "wb")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"tensorboard exited with {proc.returncode}")
+            try:
+                tags = _get_json(f"{base}/data/plugin/scalars/tags")
+                if logged["tb_child"] in tags and "loss" in tags.get(logged["tb_run"], {}):
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("tensorboard did not load the runs within 90 s")
+            time.sleep(0.5)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _q(**params) -> str:
+    return urllib.parse.urlencode(params)
+
+
+def test_scalars_dashboard_plots_every_number(tensorboard_server, logged):
+    base, run = tensorboard_server, logged["tb_run"]
+    tags = _get_json(f"{base}/data/plugin/scalars/tags")
+    assert set(tags[run]) == {"loss", "count"}  # runbridge's exact copies stay out of the dashboard
+    points = _get_json(f"{base}/data/plugin/scalars/scalars?{_q(run=run, tag='loss')}")
+    assert [p[1] for p in points] == [0, 10, 20, 30]
+    assert [p[2] for p in points] == [F32(v) for v in logged["losses"]]
+    counts = _get_json(f"{base}/data/plugin/scalars/scalars?{_q(run=run, tag='count')}")
+    assert [p[2] for p in counts] == [7.0, F32(2**40 + 1)]
+    child = _get_json(f"{base}/data/plugin/scalars/scalars?{_q(run=logged['tb_child'], tag='child_metric')}")
+    assert [p[2] for p in child] == [1.5]
+
+
+def test_text_dashboard_shows_strings_and_tables(tensorboard_server, logged):
+    base, run = tensorboard_server, logged["tb_run"]
+    tags = _get_json(f"{base}/data/plugin/text/tags")
+    assert set(tags[run]) == {"note", "tbl"}
+    [note] = _get_json(f"{base}/data/plugin/text/text?{_q(run=run, tag='note')}")
+    assert "hello <strong>world</strong>" in note["text"]
+    [table] = _get_json(f"{base}/data/plugin/text/text?{_q(run=run, tag='tbl')}")
+    assert "<table>" in table["text"] and "0.75" in table["text"] and "epoch" in table["text"]
+
+
+def test_images_dashboard_serves_the_original_bytes(tensorboard_server, logged):
+    base, run = tensorboard_server, logged["tb_run"]
+    tags = _get_json(f"{base}/data/plugin/images/tags")
+    assert set(tags[run]) == {"pic"}
+    [entry] = _get_json(f"{base}/data/plugin/images/images?{_q(run=run, tag='pic', sample=0)}")
+    assert _get(f"{base}/data/plugin/images/individualImage?{entry['query']}") == logged["png"]
+
+
+def test_exact_values_come_back_through_runbridge(logged):
+    fresh = Run(Experiment(Workspace(backends=[f"tensorboard:{logged['logdir']}"]), "live"), logged["run"].id)
+    metrics = fresh.get_metrics()
+    assert metrics["loss"] == logged["losses"] and type(metrics["count"][1]) is int
+    assert metrics["count"] == [7, 2**40 + 1]
+    assert fresh.get_portal_url() == f"tensorboard --logdir {logged['logdir'] / 'live' / safe_name(fresh.id)}"
+    assert [c.id for c in fresh.get_children()] == [logged["child"].id]
+
+
+# --- event folders other tools wrote -------------------------------------------------------------
+
+@pytest.fixture
+def tbx_logdir(tmp_path):
+    """tensorboardX output: a run using every common call, and nested train/ validation/ runs."""
+    np = pytest.importorskip("numpy")
+    tbx = pytest.importorskip("tensorboardX")
+    logdir = tmp_path / "tbx"
+    w = tbx.SummaryWriter(str(logdir / "single"))
+    for step in (2, 0, 1):  # out of order on purpose: read back in step order
+        w.add_scalar("loss", 1.0 / (step + 3), step)
+    for step in range(3):
+        w.add_scalars("grp", {"a": step * 0.1, "b": step * 0.2}, step)
+    w.add_text("notes", "some *markdown*", 0)
+    image = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
+    w.add_image("pic", image, 3, dataformats="HWC")
+    w.add_hparams({"lr": 0.01, "batch": 32, "opt": "adam"}, {"hparam/acc": 0.875})
+    w.close()
+    for split, scale in (("train", 1.0), ("validation", 2.0)):
+        sw = tbx.SummaryWriter(str(logdir / "mnist" / split))
+        for step in range(5):
+            sw.add_scalar("acc", scale * step / 10, step)
+        sw.close()
+    return logdir, image
+
+
+def test_tensorboardx_folders_are_runs(tbx_logdir):
+    logdir, _ = tbx_logdir
+    ws = Workspace(backends=[f"tensorboard:{logdir}"])
+    runs = {(r.experiment, r.run_id): r for r in ws.backends[0].list_runs(None)}
+    hparam_runs = [k for k in runs if k[1].startswith("single/") and not k[1].startswith("single/grp")]
+    assert len(hparam_runs) == 1
+    assert set(runs) == {("tbx", "single"), ("tbx", "single/grp/a"), ("tbx", "single/grp/b"),
+                         hparam_runs[0], ("mnist", "train"), ("mnist", "validation")}
+    assert runs[("tbx", "single/grp/a")].parent_id == "single"
+    assert runs[("mnist", "train")].parent_id is None
+    assert {e.name for e in Experiment.list(ws)} == {"tbx", "mnist"}
+
+
+def test_tensorboardx_values_read_as_tensorboard_shows_them(tbx_logdir, tmp_path):
+    np = pytest.importorskip("numpy")
+    logdir, image = tbx_logdir
+    ws = Workspace(backends=[f"tensorboard:{logdir}"])
+    single = Run(Experiment(ws, "tbx"), "single")
+    metrics = single.get_metrics()
+    shown = [e.value for e in sorted(accumulator(logdir / "single").Scalars("loss"), key=lambda e: e.step)]
+    assert metrics["loss"] == shown == [F32(1 / 3), F32(1 / 4), F32(1 / 5)]
+    assert single.get_metrics_frame("loss")["step"].tolist() == [0, 1, 2]
+    assert metrics["notes/text_summary"] == "some *markdown*"  # the tag tensorboardX writes
+    assert metrics["pic"] == "runbridge://single/pic/3.png"
+    out = Path(single.download_file("pic/3.png", tmp_path / "pic.png"))
+    from PIL import Image as PILImage
+
+    assert (np.asarray(PILImage.open(out)) == image).all()
+    grp_a = Run(Experiment(ws, "tbx"), "single/grp/a").get_metrics()
+    assert grp_a == {"grp": [0.0, F32(0.1), F32(0.2)]}
+    hparam_run = next(r for r in Experiment(ws, "tbx").get_runs(include_children=True)
+                      if r.id.startswith("single/") and not r.id.startswith("single/grp"))
+    assert hparam_run.get_properties() == {"lr": "0.01", "batch": "32", "opt": "adam"}
+    assert hparam_run.get_metrics() == {"hparam/acc": 0.875}
+    train = Run(Experiment(ws, "mnist"), "train").get_metrics()
+    validation = Run(Experiment(ws, "mnist"), "validation").get_metrics()
+    assert train["acc"] == [F32(s / 10) for s in range(5)]
+    assert validation["acc"] == [F32(2 * s / 10) for s in range(5)]
+
+
+def test_legacy_simple_value_scalars(tmp_path):
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    folder = tmp_path / "logs" / "legacy"
+    writer = EventFileWriter(str(folder))
+    values = [0.1, 0.7, 1e-8, -3.25]
+    t0 = time.time()
+    for step, v in enumerate(values):
+        summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag="old/loss", simple_value=v)])
+        writer.add_event(event_pb2.Event(wall_time=t0 + step, step=step * 5, summary=summary))
+    writer.close()
+    ws = Workspace(backends=[f"tensorboard:{tmp_path / 'logs'}"])
+    run = Run(Experiment(ws, "logs"), "legacy")
+    assert run.get_metrics() == {"old/loss": [F32(v) for v in values]}
+    frame = run.get_metrics_frame()
+    assert frame["step"].tolist() == [0, 5, 10, 15]
+    assert [t.timestamp() for t in frame["timestamp"]] == pytest.approx([t0 + s for s in range(4)], abs=1e-6)
+    assert run.get_details()["startTimeUtc"] <= frame["timestamp"].iloc[0].isoformat()
+
+
+def test_foreign_kinds_runbridge_cannot_hold_are_named_in_a_warning(tmp_path):
+    np = pytest.importorskip("numpy")
+    tbx = pytest.importorskip("tensorboardX")
+    w = tbx.SummaryWriter(str(tmp_path / "logs" / "h"))
+    w.add_scalar("x", 1.0, 0)
+    w.add_histogram("weights", np.arange(10.0), 0)
+    w.close()
+    backend = open_backend(f"tensorboard:{tmp_path / 'logs'}")
+    with pytest.warns(ForeignRunWarning, match="histograms"):
+        records = backend.read("logs", "h")
+    assert [r.value for r in records if type(r) is Metric] == [1.0]
+
+
+# --- damaged files ---------------------------------------------------------------------------------
+
+def _write_run(logdir: Path, n: int, batches: int = 1) -> tuple[Path, RunInfo, list[Metric]]:
+    backend = open_backend(f"tensorboard:{logdir}")
+    info = RunInfo("damaged", "exp", None, None, "Running", 1_700_000_000_000_000)
+    backend.pm.hook.start_run(run=info)
+    metrics = [Metric("m", i, i + 0.5, None, 1_700_000_000_000_000 + i) for i in range(n)]
+    size = n // batches
+    for b in range(batches):
+        backend.pm.hook.write(run=info, records=metrics[b * size:(b + 1) * size])
+    [path] = event_files(logdir / "exp" / "damaged")
+    return path, info, metrics
+
+
+def _offsets(path: Path) -> list[int]:
+    data = path.read_bytes()
+    out, pos = [], 0
+    while pos < len(data):
+        out.append(pos)
+        (length,) = struct.unpack_from("<Q", data, pos)
+        pos += 12 + length + 4
+    return out
+
+
+def _read_values(logdir: Path):
+    records = open_backend(f"tensorboard:{logdir}").read("exp", "damaged")
+    return [r.value for r in records if type(r) is Metric]
+
+
+def test_truncated_file_reads_to_the_last_whole_record_and_warns(tmp_path):
+    path, _, metrics = _write_run(tmp_path, 50)
+    last = _offsets(path)[-1]
+    with open(path, "r+b") as f:
+        f.truncate(last + 20)  # cut mid-record
+    with pytest.warns(EventFileDamageWarning, match=rf"{path.name}.*truncated record at byte offset {last}"):
+        values = _read_values(tmp_path)
+    assert values == [m.value for m in metrics[:-1]]
+
+
+def test_corrupted_record_mid_file_warns_with_offset_and_reads_on(tmp_path):
+    path, _, metrics = _write_run(tmp_path, 50)
+    offsets = _offsets(path)
+    bad = offsets[20]  # record 0 is the file version, 1 the RunInfo, then the metrics
+    data = bytearray(path.read_bytes())
+    data[bad + 14] ^= 0x5A  # inside the payload: its checksum fails
+    path.write_bytes(bytes(data))
+    with pytest.warns(EventFileDamageWarning, match=rf"{path.name}.*corrupted record at byte offset {bad}.*reading on"):
+        values = _read_values(tmp_path)
+    assert values == [m.value for i, m in enumerate(metrics) if i != 18]
+
+
+def test_corrupted_length_resynchronises_on_the_next_record(tmp_path):
+    path, _, metrics = _write_run(tmp_path, 50)
+    offsets = _offsets(path)
+    bad = offsets[30]
+    data = bytearray(path.read_bytes())
+    data[bad + 2] ^= 0xFF  # the length itself: its checksum fails, the length cannot be trusted
+    path.write_bytes(bytes(data))
+    with pytest.warns(EventFileDamageWarning, match=rf"{path.name}.*offset {bad}.*reading on at offset {offsets[31]}"):
+        values = _read_values(tmp_path)
+    assert values == [m.value for i, m in enumerate(metrics) if i != 28]
+
+
+def test_damaged_foreign_file_warns_too(tbx_logdir):
+    logdir, _ = tbx_logdir
+    [path] = event_files(logdir / "mnist" / "train")
+    size = path.stat().st_size
+    with open(path, "r+b") as f:
+        f.truncate(size - 3)
+    with pytest.warns(EventFileDamageWarning, match=path.name):
+        metrics = Run(Experiment(Workspace(backends=[f"tensorboard:{logdir}"]), "mnist"), "train").get_metrics()
+    assert metrics["acc"] == [F32(s / 10) for s in range(4)]
+
+
+def test_intact_files_read_without_warnings(tmp_path):
+    _write_run(tmp_path, 2000, batches=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(_read_values(tmp_path)) == 2000
+
+
+# --- volume, flushing, processes ------------------------------------------------------------------
+
+def test_100k_points_under_one_name_read_back_as_100k(tmp_path):
+    logdir = tmp_path / "logs"
+    ws = Workspace(backends=[f"tensorboard:{logdir}"])
+    run = Experiment(ws, "big").start_logging(outputs=None)
+    values = [i / 7 for i in range(100_000)]
+    for v in values:
+        run.log("loss", v)
+    run.complete()
+    fresh = Run(Experiment(Workspace(backends=[f"tensorboard:{logdir}"]), "big"), run.id)
+    assert fresh.get_metrics()["loss"] == values
+    # TensorBoard's own loader, with sampling off, sees every display point too
+    tensors = accumulator(logdir / "big" / safe_name(run.id)).Tensors("loss")
+    assert len(tensors) == 100_000
+
+
+def test_logged_values_are_visible_to_another_reader_within_2_seconds(tmp_path):
+    logdir = tmp_path / "logs"
+    run = Experiment(Workspace(backends=[f"tensorboard:{logdir}"]), "live").start_logging(outputs=None)
+    run.log("first", 1)
+    start = time.monotonic()
+    run.log("live", 0.5)
+    folder = logdir / "live" / safe_name(run.id)
+    seen_runbridge = seen_tensorboard = None
+    while time.monotonic() - start < 5 and (seen_runbridge is None or seen_tensorboard is None):
+        if seen_runbridge is None:
+            records = open_backend(f"tensorboard:{logdir}").read("live", run.id) or []
+            if any(type(r) is Metric and r.name == "live" for r in records):
+                seen_runbridge = time.monotonic() - start
+        if seen_tensorboard is None and "live" in accumulator(folder).Tags()["tensors"]:
+            seen_tensorboard = time.monotonic() - start
+        time.sleep(0.05)
+    run.complete()
+    assert seen_runbridge is not None and seen_runbridge < 2.0
+    assert seen_tensorboard is not None and seen_tensorboard < 2.0
+
+
+def test_second_process_writes_its_own_file_and_reads_merge_in_order(tmp_path):
+    logdir = tmp_path / "logs"
+    spec = f"tensorboard:{logdir}"
+    info = RunInfo("shared", "exp", None, None, "Running", 1_700_000_000_000_000)
+    backend = open_backend(spec)
+    backend.pm.hook.start_run(run=info)
+    t0 = 1_700_000_000_000_000
+    backend.pm.hook.write(run=info, records=[Metric("m", 0, 0.0, None, t0 + 1)])
+    code = textwrap.dedent(f"""
+        from runbridge.backends import open_backend
+        from runbridge.records import Metric, RunInfo, Tag
+        info = RunInfo("shared", "exp", None, None, "Running", {t0})
+        b = open_backend({spec!r})
+        b.pm.hook.start_run(run=info)
+        b.pm.hook.write(run=info, records=[Metric("m", 1, 1.0, None, {t0} + 2), Tag("worker", "2", {t0} + 3)])
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    backend.pm.hook.write(run=info, records=[Metric("m", 2, 2.0, None, t0 + 4)])
+    backend.pm.hook.end_run(run=info._replace(end_time=t0 + 5, status="Completed"), status="Completed")
+    assert len(event_files(logdir / "exp" / "shared")) == 2
+    records = open_backend(spec).read("exp", "shared")
+    assert records[0].status == "Completed"
+    assert [(type(r).__name__, getattr(r, "seq", None)) for r in records[1:]] == [
+        ("Metric", 0), ("Metric", 1), ("Tag", None), ("Metric", 2)]
+
+
+def test_a_run_is_found_by_id_from_a_fresh_process(tmp_path):
+    logdir = tmp_path / "logs"
+    ws = Workspace(backends=[f"tensorboard:{logdir}"])
+    run = Experiment(ws, "exp with spaces/and:odd chars").start_logging(outputs=None)
+    child = run.child_run()
+    grandchild = child.child_run()
+    grandchild.log("deep", 3)
+    for r in (grandchild, child, run):
+        r.complete()
+    code = textwrap.dedent(f"""
+        from runbridge import Workspace, Experiment, Run
+        ws = Workspace(backends=[{f"tensorboard:{logdir}"!r}])
+        r = Run(Experiment(ws, {run.experiment.name!r}), {grandchild.id!r})
+        print(r.get_metrics()["deep"], r.parent.parent.id)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["3", run.id]
+    # TensorBoard sees the nesting: grandchild folder inside child folder inside the parent's
+    folder = logdir / safe_name(run.experiment.name) / safe_name(run.id) / safe_name(child.id) / safe_name(grandchild.id)
+    assert event_files(folder)
