@@ -179,15 +179,15 @@ class SQLiteBackend:
                 return None
             pk = row[0]
             out: list[Record] = [RunInfo(*row[1:])]
-            new = tuple.__new__
-            for name, seq, value, vtype, step, time, from_list, description in self._conn.execute(
-                    "SELECT name, seq, value, vtype, step, time, from_list, description"
-                    " FROM metrics WHERE run = ? ORDER BY rowid", (pk,)):
-                if vtype:  # not a float
-                    value = _metric_value(value, vtype)
-                elif value is None:
-                    value = _NAN
-                out.append(new(Metric, (name, seq, value, step, time, bool(from_list), description or "")))
+            # The hot path of reading a long run: one comprehension, floats passed through as stored.
+            new, as_bool, convert = tuple.__new__, (False, True), _metric_value
+            out.extend([
+                new(Metric, (name, seq, value if vtype == 0 and value is not None else convert(value, vtype),
+                             step, time, as_bool[from_list], description))
+                for name, seq, value, vtype, step, time, from_list, description in self._conn.execute(
+                    "SELECT name, seq, value, vtype, step, time, from_list, COALESCE(description, '')"
+                    " FROM metrics WHERE run = ? ORDER BY rowid", (pk,))
+            ])
             for name, seq, cells, time, from_table, description in self._conn.execute(
                     "SELECT name, seq, cells, time, from_table, description FROM table_rows"
                     " WHERE run = ? ORDER BY rowid", (pk,)):

@@ -1,0 +1,147 @@
+"""Core + SQLite benchmarks (issue 2), printed as a table of ratios measured in one run.
+
+    python tests/benchmarks/bench_core.py [--points 1000000]
+
+(a) median cost of one run.log(name, float) call on the front end, vs a bare list.append loop;
+(b) ingest of N scalar points into the SQLite backend incl. the final flush, vs raw
+    sqlite3.executemany of the same rows in one transaction into the same schema;
+(c) get_metrics() of those N points, vs a raw SELECT of the same rows;
+(d) peak memory (RSS) while logging N points, measured in a fresh process.
+Not a test: machines are noisy, so it prints figures and ratios instead of asserting times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from runbridge import Experiment, Workspace
+
+
+def bench_log_call(calls: int = 200_000, chunk: int = 1000) -> tuple[float, float]:
+    """(median µs per run.log call, median µs per list.append of the same tuple)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Experiment(Workspace(backends=[f"sqlite:{tmp}/runs.db"]), "bench").start_logging(outputs=None)
+        log = run.log
+        per_call = []
+        for _ in range(calls // chunk):
+            t = time.perf_counter_ns()
+            for i in range(chunk):
+                log("loss", 0.5)
+            per_call.append((time.perf_counter_ns() - t) / chunk / 1000)
+        run.complete()
+    sink: list = []
+    append = sink.append
+    raw = []
+    for _ in range(calls // chunk):
+        t = time.perf_counter_ns()
+        for i in range(chunk):
+            append(("loss", i, 0.5, None, time.time_ns() // 1000, False, ""))
+        raw.append((time.perf_counter_ns() - t) / chunk / 1000)
+        if len(sink) > 100_000:
+            sink.clear()
+    return statistics.median(per_call), statistics.median(raw)
+
+
+def bench_ingest_and_read(points: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = f"sqlite:{tmp}/runs.db"
+        run = Experiment(Workspace(backends=[spec]), "bench").start_logging(outputs=None)
+        gc.collect()
+        t = time.perf_counter()
+        for i in range(points):
+            run.log("loss", i * 0.001)
+        run.flush()
+        ingest = time.perf_counter() - t
+        run.complete()
+
+        t = time.perf_counter()
+        values = run.get_metrics()["loss"]
+        read = time.perf_counter() - t
+        assert len(values) == points
+
+        # Raw: the same rows, the same schema, one executemany in one transaction.
+        raw_db = Path(tmp) / "raw.db"
+        conn = sqlite3.connect(raw_db, isolation_level=None)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("CREATE TABLE metrics (run INTEGER NOT NULL, name TEXT NOT NULL, seq INTEGER NOT NULL, value,"
+                     " vtype INTEGER NOT NULL, step INTEGER, time INTEGER NOT NULL, from_list INTEGER NOT NULL,"
+                     " description TEXT)")
+        conn.execute("CREATE INDEX metrics_by_run ON metrics (run)")
+        t = time.perf_counter()
+        rows = [(1, "loss", i, i * 0.001, 0, None, time.time_ns() // 1000, 0, None) for i in range(points)]
+        conn.execute("BEGIN")
+        conn.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.execute("COMMIT")
+        raw_ingest = time.perf_counter() - t
+        del rows
+        t = time.perf_counter()
+        got = conn.execute("SELECT name, seq, value, vtype, step, time, from_list, description FROM metrics"
+                           " WHERE run = 1 ORDER BY rowid").fetchall()
+        raw_read = time.perf_counter() - t
+        assert len(got) == points
+        conn.close()
+    return {"ingest": ingest, "raw_ingest": raw_ingest, "read": read, "raw_read": raw_read}
+
+
+PEAK_SCRIPT = """
+import json, resource, sys, tempfile
+from runbridge import Experiment, Workspace
+points = int(sys.argv[1])
+with tempfile.TemporaryDirectory() as tmp:
+    run = Experiment(Workspace(backends=[f"sqlite:{tmp}/runs.db"]), "mem").start_logging(outputs=None)
+    start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for i in range(points):
+        run.log("loss", i * 0.001)
+    run.complete()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"start_kb": start, "peak_kb": peak}))
+"""
+
+
+def bench_peak_memory(points: int) -> float:
+    out = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(points)], capture_output=True, text=True,
+                         check=True)
+    data = json.loads(out.stdout)
+    return (data["peak_kb"] - data["start_kb"]) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=1_000_000)
+    args = parser.parse_args()
+    n = args.points
+    call_us, append_us = bench_log_call()
+    io = bench_ingest_and_read(n)
+    peak_mb = bench_peak_memory(n)
+    rate, raw_rate = n / io["ingest"], n / io["raw_ingest"]
+    rows = [
+        ("(a) run.log(name, float), median per call", f"{call_us:.2f} µs", f"list.append {append_us:.2f} µs",
+         f"{call_us / append_us:.1f}x the bare append", "≤ 3 µs"),
+        (f"(b) ingest {n:,} points into sqlite (+flush)", f"{io['ingest']:.2f} s ({rate / 1e3:,.0f}k/s)",
+         f"executemany {io['raw_ingest']:.2f} s ({raw_rate / 1e3:,.0f}k/s)", f"{rate / raw_rate:.2f} of raw rate",
+         "≥ 0.5 of raw"),
+        (f"(c) get_metrics() of {n:,} points", f"{io['read']:.2f} s", f"raw SELECT {io['raw_read']:.2f} s",
+         f"{io['read'] / io['raw_read']:.1f}x the raw SELECT", "≤ 1.5 s"),
+        (f"(d) peak RSS while logging {n:,} points", f"+{peak_mb:.0f} MB", "", "", "< 100 MB"),
+    ]
+    headers = ("measure", "runbridge", "raw library", "ratio", "target")
+    widths = [max(len(str(r[i])) for r in (headers, *rows)) for i in range(5)]
+    line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |"
+    print(line(headers))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows:
+        print(line(r))
+
+
+if __name__ == "__main__":
+    main()
