@@ -129,10 +129,11 @@ def truncate(value: str | None, limit: int) -> str:
 
 
 # --- run info <-> tags -------------------------------------------------------------------------
-def native_run_name(run: RunInfo) -> str | None:
+def native_run_name(run: RunInfo) -> str:
+    """MLflow's run name: the display name (what runbridge shows), else the runbridge run id."""
     name = run.display_name
     if name is None or not name.strip():
-        return None
+        return run.run_id[:MAX_RUN_NAME_LENGTH]
     return name[:MAX_RUN_NAME_LENGTH]
 
 

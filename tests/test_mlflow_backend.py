@@ -1,0 +1,371 @@
+"""The MLflow backend seen from MLflow's side (MlflowClient, mlflow.search_runs), runs plain MLflow
+wrote, a dead server, name encoding and batching limits. The contract suite (test_contract.py)
+covers what runbridge reads back."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import time
+import urllib.request
+import warnings
+from pathlib import Path
+
+import pytest
+
+mlflow = pytest.importorskip("mlflow")
+
+from mlflow import MlflowClient  # noqa: E402
+from mlflow.entities import Metric as MlflowMetric  # noqa: E402
+from mlflow.entities import Param, RunTag  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
+from mlflow.utils.validation import _validate_metric_name, _validate_tag_name  # noqa: E402
+
+from mlflow_fixtures import FAST_HTTP_ENV, free_port, mlflow_server  # noqa: E402,F401
+from runbridge import Experiment, Run, Workspace  # noqa: E402
+from runbridge.errors import BackendFailedWarning  # noqa: E402
+from runbridge.backends import open_backend  # noqa: E402
+from runbridge.records import Metric, Row, RunInfo  # noqa: E402
+from runbridge.testing import make_png  # noqa: E402
+from runbridge_mlflow import translate as tr  # noqa: E402
+
+REJECTED_NAMES = ["acc@1", "loss (train)", "a//b", "λ-損失", "n" * 300, "/abs", "dot/../up", "trail/"]
+
+
+@pytest.fixture
+def sqlite_uri(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("server", marks=pytest.mark.slow)])
+def tracking_uri(request, tmp_path, monkeypatch) -> str:
+    """A tracking URI for both the SQLite store and a real tracking server."""
+    if request.param == "server":
+        for key, value in FAST_HTTP_ENV.items():
+            monkeypatch.setenv(key, value)
+        return request.getfixturevalue("mlflow_server").url
+    return f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+
+
+def experiment_for(uri: str, name: str) -> Experiment:
+    return Experiment(Workspace(backends=[f"mlflow:{uri}"]), name)
+
+
+def mlflow_run_of(client: MlflowClient, experiment: str, run_id: str):
+    exp = client.get_experiment_by_name(experiment)
+    [found] = client.search_runs([exp.experiment_id], filter_string=f"tags.`runbridge.run_id` = '{run_id}'")
+    return found
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{time.time_ns()}"
+
+
+# -- what an MLflow user sees ------------------------------------------------------------------
+def test_mlflow_users_see_native_runs(tracking_uri: str, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    name = unique("native")
+    experiment = experiment_for(tracking_uri, name)
+    run = experiment.start_logging(display_name="first try", outputs=None, tags={"team": "vision"})
+    for step, loss in ((0, 0.9), (10, 0.5), (20, 0.25)):
+        run.log("loss", loss, step=step)
+    run.log_list("acc", [1, 2, 3])
+    run.log("note", "a string")
+    run.add_properties({"seed": "42", "lr": "0.1"})
+    run.upload_file("outputs/model.bin", io.BytesIO(b"weights"))
+    (tmp_path / "roc.png").write_bytes(make_png())
+    run.log_image("roc", path=str(tmp_path / "roc.png"))
+    for i, precision in enumerate((0.5, 0.6, 0.7)):
+        run.log_row("per_class", cls=i, precision=precision)
+    run.log_table("table", {"x": [1, 2], "y": ["a", "b"]})
+    child = run.child_run(name="fold-0")
+    child.log("loss", 0.1)
+    child.complete()
+    run.complete()
+    failed = experiment.start_logging(outputs=None)
+    failed.fail("diverged")
+    canceled = experiment.start_logging(outputs=None)
+    canceled.cancel()
+
+    client = MlflowClient(tracking_uri)
+    native = mlflow_run_of(client, name, run.id)
+    mid = native.info.run_id
+    # run name, status, start and end times are MLflow's own fields
+    info = open_backend(f"mlflow:{tracking_uri}").read(name, run.id)[0]
+    assert native.info.run_name == "first try"
+    assert native.info.status == "FINISHED"
+    assert (native.info.start_time, native.info.end_time) == (info.start_time // 1000, info.end_time // 1000)
+    assert mlflow_run_of(client, name, failed.id).info.status == "FAILED"
+    assert mlflow_run_of(client, name, canceled.id).info.status == "KILLED"
+    # numeric series are metric histories with their steps (step = user's step, else logging order)
+    loss = client.get_metric_history(mid, "loss")
+    assert [(m.step, m.value) for m in loss] == [(0, 0.9), (10, 0.5), (20, 0.25)]
+    assert [(m.step, m.value) for m in client.get_metric_history(mid, "acc")] == [(0, 1.0), (1, 2.0), (2, 3.0)]
+    assert "note" not in native.data.metrics  # strings live in the exact stream only
+    # tags are tags, properties are params
+    assert native.data.tags["team"] == "vision"
+    assert native.data.params == {"seed": "42", "lr": "0.1"}
+    # uploads and images are artifacts under their own names
+    top = {f.path for f in client.list_artifacts(mid)}
+    assert {"outputs", "roc.png", "tables", "runbridge"} <= top
+    assert [f.path for f in client.list_artifacts(mid, "outputs")] == ["outputs/model.bin"]
+    assert Path(client.download_artifacts(mid, "outputs/model.bin", str(tmp_path))).read_bytes() == b"weights"
+    # tables are MLflow table artifacts
+    logged = json.loads(native.data.tags["mlflow.loggedArtifacts"])
+    assert {"path": "tables/per_class.json", "type": "table"} in logged
+    raw = json.loads(Path(client.download_artifacts(mid, "tables/per_class.json", str(tmp_path))).read_text())
+    assert raw == {"columns": ["cls", "precision"], "data": [[0, 0.5], [1, 0.6], [2, 0.7]]}
+    # child runs nest under their parent
+    native_child = mlflow_run_of(client, name, child.id)
+    assert native_child.data.tags["mlflow.parentRunId"] == mid
+    assert native_child.info.run_name == "fold-0"
+    # mlflow.search_runs shows metrics.<name>, params.<name>, tags.<name> columns
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        frame = mlflow.search_runs(experiment_names=[name])
+        # (MlflowClient.load_table searches through the fluent API's tracking URI; pandas then
+        # parses the JSON with its fast, not bit-exact, float reader)
+        table = client.load_table(native.info.experiment_id, "tables/per_class.json", run_ids=[mid])
+    finally:
+        mlflow.set_tracking_uri(None)
+    row = frame[frame["run_id"] == mid].iloc[0]
+    assert row["metrics.loss"] == 0.25 and row["params.seed"] == "42" and row["tags.team"] == "vision"
+    assert row["status"] == "FINISHED"
+    assert table["precision"].tolist() == pytest.approx([0.5, 0.6, 0.7]) and table["cls"].tolist() == [0, 1, 2]
+    # runbridge's bookkeeping stays hidden from runbridge users
+    fresh = Run(experiment_for(tracking_uri, name), run.id)
+    assert fresh.get_tags() == {"team": "vision"}
+    assert fresh.get_file_names() == ["outputs/model.bin", "roc.png"]
+    assert fresh.get_metrics()["per_class"] == {"cls": [0, 1, 2], "precision": [0.5, 0.6, 0.7]}
+
+
+def test_values_mlflow_alters_read_back_exactly(sqlite_uri: str) -> None:
+    name = unique("exact")
+    experiment = experiment_for(sqlite_uri, name)
+    run = experiment.start_logging(outputs=None)
+    run.log("big", float("inf"))
+    run.log("big", float("-inf"))
+    run.log("big", float("nan"))
+    run.log("count", 3)
+    run.log("count", 2**53 + 1)
+    run.tag("long", "y" * 9000)
+    run.tag("valueless")
+    run.add_properties({"long_param": "p" * 7000, "none_param": None})
+    for _ in range(2):  # the same value and step twice, most likely in the same millisecond
+        run.log("dup", 0.5, step=7)
+    run.complete()
+    client = MlflowClient(sqlite_uri)
+    native = mlflow_run_of(client, name, run.id)
+    history = client.get_metric_history(native.info.run_id, "big")
+    assert [m.value for m in history][:2] == [1.7976931348623157e308, -1.7976931348623157e308]  # MLflow clamps
+    assert len(native.data.tags["long"]) == 8000 and native.data.tags["valueless"] == ""
+    dup = client.get_metric_history(native.info.run_id, "dup")
+    assert len(dup) == 2 and dup[0].timestamp < dup[1].timestamp  # both kept natively too
+
+    fresh = Run(experiment_for(sqlite_uri, name), run.id)
+    metrics = fresh.get_metrics()
+    assert metrics["big"][:2] == [float("inf"), float("-inf")] and math.isnan(metrics["big"][2])
+    assert metrics["count"] == [3, 2**53 + 1] and all(type(v) is int for v in metrics["count"])
+    assert metrics["dup"] == [0.5, 0.5]
+    assert fresh.get_tags()["long"] == "y" * 9000 and fresh.get_tags()["valueless"] is None
+    assert fresh.get_properties() == {"long_param": "p" * 7000, "none_param": None}
+
+
+@pytest.mark.parametrize("bad", REJECTED_NAMES)
+def test_encoded_keys_are_valid_mlflow_names(bad: str) -> None:
+    if bad.isascii() and len(bad) <= 250:
+        with pytest.raises(MlflowException):
+            _validate_metric_name(bad)
+    # unicode passes MLflow's validator on Linux but not everywhere (Windows file stores, other
+    # tools reading the store): runbridge encodes every non-ASCII name too
+    key = tr.encode_key(bad)
+    _validate_metric_name(key)
+    _validate_tag_name(key)
+    assert key.isascii() and len(key) <= 250 and key != bad
+    assert tr.encode_key(bad) == key  # deterministic
+    assert tr.encode_key("train/loss") == "train/loss"  # valid names stay as they are
+
+
+def test_names_mlflow_rejects(sqlite_uri: str) -> None:
+    name = unique("names")
+    experiment = experiment_for(sqlite_uri, name)
+    run = experiment.start_logging(outputs=None)
+    for i, bad in enumerate(REJECTED_NAMES):
+        run.log(bad, i)
+        run.log(bad, i + 0.5)
+        run.tag(bad, f"t{i}")
+        run.add_properties({bad: f"p{i}"})
+    run.complete()
+    fresh = Run(experiment_for(sqlite_uri, name), run.id)
+    metrics = fresh.get_metrics()
+    for i, bad in enumerate(REJECTED_NAMES):
+        assert metrics[bad] == [i, i + 0.5]
+        assert fresh.get_tags()[bad] == f"t{i}"
+        assert fresh.get_properties()[bad] == f"p{i}"
+    # MLflow holds an encoded key per name and the original in the manifest tag
+    client = MlflowClient(sqlite_uri)
+    native = mlflow_run_of(client, name, run.id)
+    for i, bad in enumerate(REJECTED_NAMES):
+        key = tr.encode_key(bad)
+        assert native.data.tags[f"runbridge.key.{key}"] == bad
+        assert [m.value for m in client.get_metric_history(native.info.run_id, key)] == [i, i + 0.5]
+        assert native.data.params[key] == f"p{i}"
+        assert native.data.tags[key] == f"t{i}"
+
+
+# -- runs plain MLflow wrote -----------------------------------------------------------------
+@pytest.fixture
+def foreign_run(tracking_uri: str, tmp_path: Path):
+    """A run written with plain MLflow: metrics with steps, params, tags, artifacts, a nested run."""
+    name = unique("plain-mlflow")
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        if tracking_uri.startswith("sqlite"):
+            mlflow.create_experiment(name, artifact_location=(tmp_path / "plain-artifacts").as_uri())
+        mlflow.set_experiment(name)
+        (tmp_path / "report.txt").write_text("a report")
+        with mlflow.start_run(run_name="plain") as parent:
+            for step in (2, 0, 1):  # logged out of step order
+                mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
+            mlflow.log_metric("final", 0.75)
+            mlflow.log_param("lr", 0.01)
+            mlflow.set_tag("owner", "ada")
+            mlflow.log_artifact(str(tmp_path / "report.txt"), artifact_path="docs")
+            mlflow.log_dict({"a": 1}, "config/params.json")
+            with mlflow.start_run(run_name="nested", nested=True) as nested:
+                mlflow.log_metric("inner", 5.0, step=3)
+    finally:
+        mlflow.set_tracking_uri(None)
+    return name, parent.info.run_id, nested.info.run_id
+
+
+def test_runs_plain_mlflow_wrote_are_readable(tracking_uri: str, foreign_run) -> None:
+    name, parent_id, nested_id = foreign_run
+    experiment = experiment_for(tracking_uri, name)
+    assert {r.id for r in experiment.get_runs(include_children=True)} == {parent_id, nested_id}
+    assert [r.id for r in experiment.get_runs()] == [parent_id]
+    run = Run(experiment, parent_id)
+    assert run.display_name == "plain"
+    assert run.get_status() == "Completed"
+    assert run.get_metrics() == {"loss": [1.0, 0.5, 1.0 / 3], "final": 0.75}
+    frame = run.get_metrics_frame("loss")
+    assert frame["step"].tolist() == [0, 1, 2]
+    assert run.get_tags() == {"owner": "ada"}
+    assert run.get_properties() == {"lr": "0.01"}
+    assert run.get_file_names() == ["config/params.json", "docs/report.txt"]
+    assert json.loads(Path(run.download_file("config/params.json")).read_text()) == {"a": 1}
+    [child] = run.get_children()
+    assert child.id == nested_id and child.parent.id == parent_id
+    assert child.get_metrics() == {"inner": 5.0}
+    assert run.get_metrics(recursive=True) == {parent_id: {"loss": [1.0, 0.5, 1.0 / 3], "final": 0.75},
+                                               nested_id: {"inner": 5.0}}
+
+
+def test_plain_mlflow_additions_to_a_runbridge_run_are_read(sqlite_uri: str) -> None:
+    name = unique("mixed")
+    experiment = experiment_for(sqlite_uri, name)
+    run = experiment.start_logging(outputs=None)
+    run.log("ours", 1)
+    run.complete()
+    client = MlflowClient(sqlite_uri)
+    mid = mlflow_run_of(client, name, run.id).info.run_id
+    client.log_metric(mid, "theirs", 2.5, step=4)
+    client.set_tag(mid, "added", "later")
+    fresh = Run(experiment_for(sqlite_uri, name), run.id)
+    assert fresh.get_metrics() == {"ours": 1, "theirs": 2.5}
+    assert fresh.get_tags() == {"added": "later"}
+
+
+# -- errors ------------------------------------------------------------------------------------
+def test_a_dead_server_is_one_warning_and_the_run_carries_on(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    dead = f"http://127.0.0.1:{free_port()}"
+    workspace = Workspace(backends=[f"sqlite:{tmp_path / 'runs.db'}", f"mlflow:{dead}"])
+    started = time.monotonic()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run = Experiment(workspace, "dead").start_logging(outputs=None)
+        for i in range(100):
+            run.log("loss", i * 0.5)
+        run.tag("still", "works")
+        run.complete()
+    assert time.monotonic() - started < 20
+    failures = [w for w in caught if issubclass(w.category, BackendFailedWarning)]
+    assert len(failures) == 1, [str(w.message) for w in caught]
+    assert dead in str(failures[0].message) and "unreachable" in str(failures[0].message)
+    fresh = Run(Experiment(Workspace(backends=[f"sqlite:{tmp_path / 'runs.db'}"]), "dead"), run.id)
+    assert fresh.get_metrics()["loss"] == [i * 0.5 for i in range(100)]
+    assert fresh.get_tags() == {"still": "works"}
+
+
+# -- batching ----------------------------------------------------------------------------------
+def test_log_batches_stay_within_mlflow_limits() -> None:
+    metrics = [MlflowMetric(f"m{i % 7}", float(i), i, i) for i in range(2500)]
+    params = [Param(f"p{i}", "v" * 6000) for i in range(250)]
+    tags = [RunTag(f"t{i}", "é" * 8000) for i in range(250)]
+    batches = list(tr.log_batches(metrics, params, tags))
+    for m, p, t in batches:
+        assert len(m) <= 1000 and len(p) <= 100 and len(t) <= 100 and len(m) + len(p) + len(t) <= 1000
+        body = json.dumps({"metrics": [{"key": x.key, "value": x.value, "timestamp": x.timestamp, "step": x.step}
+                                       for x in m],
+                           "params": [{"key": x.key, "value": x.value} for x in p],
+                           "tags": [{"key": x.key, "value": x.value} for x in t]})
+        assert len(body.encode()) < 1_000_000
+    assert [x for b in batches for x in b[0]] == metrics
+    assert [x for b in batches for x in b[1]] == params
+    assert [x for b in batches for x in b[2]] == tags
+
+
+def test_native_timestamps_strictly_increase_per_name() -> None:
+    state = tr.RunState()
+    t = 1_700_000_000_000_000
+    batch = tr.translate_batch([Metric("a", i, 1.0, 0, t) for i in range(5)] + [Metric("b", 0, 1.0, 0, t)], state)
+    stamps = [m.timestamp for m in batch.metrics if m.key == "a"]
+    assert stamps == [t // 1000 + i for i in range(5)]
+    assert [m.timestamp for m in batch.metrics if m.key == "b"] == [t // 1000]
+    later = tr.translate_batch([Metric("a", 5, 1.0, 0, t)], state)  # the next flush continues
+    assert later.metrics[0].timestamp == t // 1000 + 5
+
+
+def test_big_writes_are_batched_and_each_flush_adds_one_chunk(sqlite_uri: str) -> None:
+    """Every write call becomes <=1000-metric log_batch calls and one new stream chunk; rows are
+    never re-written (each chunk holds only its own flush)."""
+    backend = open_backend(f"mlflow:{sqlite_uri}")
+    t0 = 1_700_000_000_000_000
+    info = RunInfo("batched", "batching", "b", None, "Running", t0)
+    assert backend.start_run(info)
+    flushes = 4
+    for f in range(flushes):
+        records = [Metric("x", f * 2500 + i, float(i), None, t0 + f * 10_000 + i) for i in range(2500)]
+        records += [Row("rows", f * 10 + i, (("i", f * 10 + i),), t0 + f * 10_000 + 5000 + i) for i in range(10)]
+        assert backend.write(info, records), backend.failed(info.run_id)
+    assert backend.end_run(info._replace(status="Completed", end_time=t0 + 99_999), "Completed")
+    client = MlflowClient(sqlite_uri)
+    native = mlflow_run_of(client, "batching", "batched")
+    assert len(client.get_metric_history(native.info.run_id, "x")) == flushes * 2500
+    chunks = client.list_artifacts(native.info.run_id, "runbridge/records")
+    assert len(chunks) == flushes
+    rows_per_chunk = []
+    for chunk in chunks:
+        lines = Path(client.download_artifacts(native.info.run_id, chunk.path)).read_text().splitlines()
+        rows_per_chunk.append(sum(1 for line in lines if json.loads(line)["type"] == "Row"))
+    assert rows_per_chunk == [10] * flushes
+    records = open_backend(f"mlflow:{sqlite_uri}").read("batching", "batched")
+    assert [r.cells[0][1] for r in records if type(r) is Row] == list(range(0, 40))
+
+
+# -- portal url ----------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_portal_url_opens_the_mlflow_ui(mlflow_server, monkeypatch) -> None:
+    for key, value in FAST_HTTP_ENV.items():
+        monkeypatch.setenv(key, value)
+    name = unique("url")
+    run = experiment_for(mlflow_server.url, name).start_logging(outputs=None)
+    run.complete()
+    native = mlflow_run_of(MlflowClient(mlflow_server.url), name, run.id)
+    url = run.get_portal_url()
+    assert url == f"{mlflow_server.url}/#/experiments/{native.info.experiment_id}/runs/{native.info.run_id}"
+    with urllib.request.urlopen(url.split("#")[0], timeout=10) as response:
+        assert response.status == 200
