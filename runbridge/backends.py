@@ -13,9 +13,13 @@ import pluggy
 
 from . import hookspecs
 from .errors import BackendFailedWarning, BackendUnavailableError, RunbridgeError
-from .records import Record, RunInfo
+from .records import RESERVED_PREFIX, Record, RunInfo, Tag, now_us
 
 ENTRY_POINT_GROUP = "runbridge"
+#: Reserved tag set on a run, in the healthy backends, for each backend that failed during it:
+#: ``runbridge.incomplete.<label>`` = "<spec>: <error>". `runbridge sync` repairs and clears it.
+INCOMPLETE_PREFIX = RESERVED_PREFIX + "incomplete."
+_MAX_ERROR_TEXT = 1000
 
 
 @dataclass(frozen=True)
@@ -197,3 +201,37 @@ class Backend:
 
     def fetch_file(self, run: RunInfo, name: str, destination: str) -> bool:
         return bool(self._read_call("fetch_file", run=run, name=name, destination=destination))
+
+
+# -- several backends at once ----------------------------------------------------------------------
+def incomplete_labels(backends: Sequence["Backend"]) -> list[str]:
+    """The label of each backend in incomplete tags: its name, or name + position if repeated."""
+    names = [b.name for b in backends]
+    return [n if names.count(n) == 1 else f"{n}{i + 1}" for i, n in enumerate(names)]
+
+
+def fan_out(backends: Sequence["Backend"], call: str, run: RunInfo, **kwargs: Any) -> None:
+    """Make `call` (start_run, write or end_run) on every backend, failure-isolated; a backend
+    that fails for the first time in this run is recorded on the run in the others as a reserved
+    tag ``runbridge.incomplete.<label>`` (so `runbridge show` reports it, `runbridge sync` repairs)."""
+    before = [b.failed(run.run_id) is not None for b in backends]
+    for backend in backends:
+        getattr(backend, call)(run, **kwargs)
+    labels = None
+    for _ in range(len(backends)):
+        newly = [i for i, b in enumerate(backends) if not before[i] and b.failed(run.run_id) is not None]
+        if not newly:
+            return
+        labels = labels or incomplete_labels(backends)
+        for i in newly:
+            before[i] = True
+        notes = []
+        for i in newly:
+            exc = backends[i].failed(run.run_id)
+            text = f"{backends[i].spec}: {type(exc).__name__}: {exc}"
+            if len(text) > _MAX_ERROR_TEXT:
+                text = text[:_MAX_ERROR_TEXT - 1] + "…"
+            notes.append(Tag(INCOMPLETE_PREFIX + labels[i], text, now_us()))
+        for b in backends:
+            if b.failed(run.run_id) is None:
+                b.write(run, notes)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Iterable, Sequence
 
 from . import shapes
+from .backends import fan_out
 from .buffer import WriteBuffer, track_unended, untrack
 from .errors import FileExistsInRunError, PropertyChangeError, RunbridgeError, RunEndedError
 from .media import image_from_path, image_from_plot, read_stream, safe_name, sha256_of
@@ -56,6 +57,14 @@ class Run:
         self._setup(experiment, info, owned=False)
         self._absorb_state(records)
 
+    @classmethod
+    def _from_records(cls, experiment: "Experiment", records: Sequence[Record]) -> "Run":
+        """A fetched run built from records already read (no second read)."""
+        run = cls.__new__(cls)
+        run._setup(experiment, records[0], owned=False)
+        run._absorb_state(records)
+        return run
+
     # -- construction -----------------------------------------------------------------------
     def _setup(self, experiment: "Experiment", info: RunInfo, owned: bool, outputs: str | None = None) -> None:
         self.experiment = experiment
@@ -86,8 +95,7 @@ class Run:
                        status=RUNNING, start_time=now_us())
         run._setup(experiment, info, owned=True, outputs=outputs)
         run._parent = parent
-        for backend in run._workspace.backends:
-            backend.start_run(info)
+        fan_out(run._workspace.backends, "start_run", info)
         track_unended(run)
         run._emit([Tag(TYPE_TAG, run_type, info.start_time)] +
                   [Tag(check_name(k, "tags key"), tag_value(v, f"tags[{k!r}]"), info.start_time)
@@ -162,8 +170,7 @@ class Run:
 
     # -- the write path -----------------------------------------------------------------------
     def _write(self, records: Sequence[Record]) -> None:
-        for backend in self._workspace.backends:
-            backend.write(self._info, records)
+        fan_out(self._workspace.backends, "write", self._info, records=records)
 
     def _emit(self, records: Sequence[Record]) -> None:
         """Write records now (after whatever is buffered, keeping the order)."""
@@ -484,15 +491,37 @@ class Run:
 
     # -- status ---------------------------------------------------------------------------------
     def get_status(self) -> str:
+        """The status now; a Running run is re-read (another process, e.g. a submitted script's
+        supervisor, may have ended it)."""
+        if self._info.status == RUNNING:
+            from .submit import current_info
+
+            try:
+                self._info = current_info(self)
+            except RunbridgeError:  # the backends cannot say: what this process knows
+                pass
         return self._info.status
+
+    def wait_for_completion(self, show_output: bool = False, wait_post_processing: bool = False,
+                            raise_on_error: bool = True) -> dict[str, Any]:
+        """Block until the run ends (streaming its output with `show_output`), print a summary,
+        and return `get_details()`; raises `RunFailedError` if it failed and `raise_on_error`."""
+        from .submit import wait_for_completion
+
+        return wait_for_completion(self, show_output=show_output, raise_on_error=raise_on_error)
+
+    def restore_snapshot(self, snapshot_id: str | None = None, path: str | os.PathLike | None = None) -> str:
+        """Copy the snapshot of a submitted run's source folder (a zip) to `path`; returns its path."""
+        from .submit import restore_snapshot
+
+        return restore_snapshot(self, path)
 
     def _end(self, status: str, error: str | None = None) -> None:
         self.flush()
         if status == COMPLETED and self._outputs:
             self._upload_outputs()
         self._info = self._info._replace(status=status, end_time=now_us(), error=error)
-        for backend in self._workspace.backends:
-            backend.end_run(self._info, status)
+        fan_out(self._workspace.backends, "end_run", self._info, status=status)
         untrack(self)
 
     def _upload_outputs(self) -> None:
@@ -557,6 +586,12 @@ class Run:
         details["tags"] = shapes.fold_tags(records)
         details["logFiles"] = {n: shapes.locator(info.run_id, n) for n in shapes.file_names(records)
                                if n.startswith(("user_logs/", "logs/", "azureml-logs/"))}
+        if info.status == RUNNING:  # a submitted script's output, live, in a local file
+            from .submit import LOG_PATH_PROPERTY, STD_LOG
+
+            live = [r.value for r in records if type(r) is Property and r.key == LOG_PATH_PROPERTY]
+            if live and os.path.exists(live[0]):
+                details["logFiles"].setdefault(STD_LOG, live[0])
         if info.status == FAILED:
             details["error"] = {"error": {"code": "UserError", "message": info.error or ""}}
         return details

@@ -1,0 +1,642 @@
+"""Copy runs from one backend to another through the hooks, idempotently (SPEC §4).
+
+`migrate(src, dst)` reads each selected run from the source (`list_runs` + `read`, file and image
+bytes with `fetch_file`) and writes it to the destination (`start_run` + `write` in bounded
+batches + `end_run`): the same records, so every kind, step, time, tag, property, file, status,
+display name and parent link travels unchanged. Parents are copied before their children.
+
+Bookkeeping (reserved tags, hidden from users like every ``runbridge.*`` name):
+
+* ``runbridge.source``: written first on each copied run; JSON ``{"backend": <source spec>,
+  "run_id": ..., "via": [<earlier sources>]}``. It marks the run as a copy made by migrate.
+* ``runbridge.migrated = complete``: written last, after every record and after `end_run` set
+  the status and end time (tags may be written to ended runs). A run only counts as copied once
+  it carries it.
+
+Resuming. A run found at the destination with our source tag but without the marker is a copy a
+killed migration left half-written. Rather than trimming it (the hooks cannot delete) or writing
+it under a fresh id (users would see two runs), migrate reads what the destination holds and
+writes only what is missing, stream by stream: every backend stores a batch in order, so what a
+killed migration left is a prefix of each metric / table / image stream (skip that many), a set of
+files and properties (skip those names), and a prefix of the tag history (skip it when it matches,
+else re-apply the whole history, which leaves the same tags). So each point lands exactly once.
+
+Safety. A run whose id already exists at the destination but was not copied there from this
+source is reported as failed and never written to; a run that came *from* the destination (its
+source chain names it) is skipped as already present, so A→B→A does not loop. After each run the
+destination is read back and compared with what was written; every value it could not hold
+exactly is listed in the report, per run and name.
+
+`sync()` is the repair for fan-out: a backend that failed during a run is marked on the run in the
+other backends (``runbridge.incomplete.<backend>``, see `runbridge.backends.fan_out`); `sync`
+copies what it misses from a healthy backend with the same resume machinery, then clears the mark.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from .backends import INCOMPLETE_PREFIX, Backend, BackendSpec, incomplete_labels, open_backend
+from .config import resolve_backends
+from .errors import RunbridgeError, RunNotFoundError
+from .media import sha256_of
+from .records import (RESERVED_PREFIX, RUNNING, File, Image, Metric, Property, Record, Row,
+                      RunInfo, Tag, now_us)
+from .shapes import fold_properties, fold_tags
+
+SOURCE_TAG = RESERVED_PREFIX + "source"
+MIGRATED_TAG = RESERVED_PREFIX + "migrated"
+COMPLETE = "complete"
+#: Records per `write` call, and bytes of files/images fetched per batch.
+BATCH_RECORDS = 10_000
+BATCH_BYTES = 64 * 1024 * 1024
+
+
+def is_bookkeeping(key: str) -> bool:
+    """Reserved tags that describe a copy or a backend's state, never copied between backends."""
+    return key in (SOURCE_TAG, MIGRATED_TAG) or key.startswith(INCOMPLETE_PREFIX)
+
+
+def canonical_spec(spec: str | BackendSpec | Backend) -> str:
+    """A spec with local paths made absolute, so the same store is recognised however named."""
+    if isinstance(spec, Backend):
+        spec = spec.spec
+    parsed = spec if isinstance(spec, BackendSpec) else BackendSpec.parse(spec)
+    location = parsed.location
+    if parsed.name in ("sqlite", "tensorboard", "jsonl") and "://" not in location:
+        location = str(Path(location).expanduser().resolve())
+    elif location.startswith("sqlite:///") and ":memory:" not in location:
+        location = "sqlite:///" + str(Path(location[len("sqlite:///"):]).expanduser().resolve())
+    elif location.startswith("file://"):
+        location = "file://" + str(Path(location[len("file://"):]).expanduser().resolve())
+    return f"{parsed.name}:{location}"
+
+
+# ---------------------------------------------------------------------------------------------
+# the report
+
+
+@dataclass
+class Difference:
+    """One thing the destination did not hold exactly."""
+
+    run_id: str
+    name: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.run_id} {self.name}: {self.detail}"
+
+
+@dataclass
+class MigrationReport:
+    """What a migration (or sync) did. `ok` is False when any run failed."""
+
+    source: str
+    destination: str
+    dry_run: bool = False
+    copied: list[str] = field(default_factory=list)
+    #: Runs among `copied` that a killed migration had left half-written and that were finished.
+    resumed: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    #: Dry run: (run id, experiment, action) for every selected run.
+    planned: list[tuple[str, str, str]] = field(default_factory=list)
+    differences: list[Difference] = field(default_factory=list)
+    records: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def summary(self) -> str:
+        lines = []
+        if self.dry_run:
+            lines.append(f"Dry run: {self.source} -> {self.destination}; nothing was written.")
+            for run_id, experiment, action in self.planned:
+                lines.append(f"  {action:<8} {experiment}/{run_id}")
+            counts = Counter(a for _, _, a in self.planned)
+            lines.append("Would copy {} run(s), resume {}, skip {} already present, refuse {}.".format(
+                counts.get("copy", 0), counts.get("resume", 0), counts.get("skip", 0), counts.get("refuse", 0)))
+            return "\n".join(lines)
+        lines.append(f"Migrated {self.source} -> {self.destination}")
+        resumed = f" ({len(self.resumed)} resumed)" if self.resumed else ""
+        lines.append(f"  copied:  {len(self.copied)} run(s){resumed}, {self.records} record(s) written")
+        lines.append(f"  skipped: {len(self.skipped)} run(s) already present")
+        lines.append(f"  failed:  {len(self.failed)} run(s)")
+        for run_id, reason in self.failed:
+            lines.append(f"    {run_id}: {reason}")
+        if self.differences:
+            lines.append(f"  not held exactly by the destination: {len(self.differences)}")
+            for diff in self.differences:
+                lines.append(f"    {diff}")
+        else:
+            lines.append("  every value copied reads back exactly")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+# ---------------------------------------------------------------------------------------------
+# hook calls that raise (migration wants errors, not the fan-out's isolation)
+
+
+def _call(backend: Backend, hook: str, **kwargs: Any) -> Any:
+    """A hook call whose errors raise, named (the handle's read path), even for writes."""
+    return backend._read_call(hook, **kwargs)
+
+
+def _open(spec: str | BackendSpec | Backend) -> Backend:
+    return spec if isinstance(spec, Backend) else open_backend(spec)
+
+
+def _to_us(since: Any) -> int | None:
+    if since is None:
+        return None
+    if isinstance(since, (int, float)) and not isinstance(since, bool):
+        return int(since)
+    if isinstance(since, str):
+        try:
+            since = datetime.fromisoformat(since.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"since {since!r} is not a date (use YYYY-MM-DD or an ISO date-time)") from None
+    if isinstance(since, date) and not isinstance(since, datetime):
+        since = datetime(since.year, since.month, since.day)
+    if not isinstance(since, datetime):
+        raise TypeError(f"since must be a date, datetime, ISO string or microseconds, got {type(since).__name__}")
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=timezone.utc)
+    return int(since.timestamp() * 1_000_000)
+
+
+def parents_first(runs: Iterable[RunInfo]) -> list[RunInfo]:
+    """Runs ordered so that every parent comes before its children (oldest first otherwise)."""
+    runs = sorted(runs, key=lambda r: (r.start_time, r.run_id))
+    ids = {r.run_id for r in runs}
+    children: dict[str | None, list[RunInfo]] = {}
+    for run in runs:
+        parent = run.parent_id if run.parent_id in ids else None
+        children.setdefault(parent, []).append(run)
+    out, stack = [], list(reversed(children.get(None, [])))
+    while stack:
+        run = stack.pop()
+        out.append(run)
+        stack.extend(reversed(children.get(run.run_id, [])))
+    return out
+
+
+def select_runs(source: Backend, experiments: Sequence[str] | None = None,
+                run_ids: Sequence[str] | None = None, since: Any = None) -> list[RunInfo]:
+    """The runs a migration copies: by experiment, by id (with their descendants), started since."""
+    if experiments:
+        known = set(source.list_experiments())
+        missing = [e for e in experiments if e not in known]
+        if missing:
+            raise RunbridgeError(f"experiment {missing[0]!r} is not in {source.spec} "
+                                 f"(experiments there: {', '.join(sorted(known)) or 'none'})")
+        runs = [r for e in dict.fromkeys(experiments) for r in source.list_runs(e)]
+    else:
+        runs = source.list_runs(None)
+    if run_ids:
+        by_id = {r.run_id: r for r in runs}
+        missing = [i for i in run_ids if i not in by_id]
+        if missing:
+            raise RunNotFoundError(f"run {missing[0]!r} is not in {source.spec}"
+                                   + (f" (experiments {', '.join(experiments)})" if experiments else ""))
+        chosen = set(run_ids)
+        grew = True
+        while grew:  # add descendants
+            grew = False
+            for run in runs:
+                if run.parent_id in chosen and run.run_id not in chosen:
+                    chosen.add(run.run_id)
+                    grew = True
+        runs = [r for r in runs if r.run_id in chosen]
+    cutoff = _to_us(since)
+    if cutoff is not None:
+        runs = [r for r in runs if r.start_time >= cutoff]
+    return parents_first(runs)
+
+
+# ---------------------------------------------------------------------------------------------
+# resuming: what the destination already holds
+
+
+def _stream(rec: Record) -> tuple[str, str] | None:
+    kind = type(rec)
+    if kind is Metric or kind is Row or kind is Image:
+        return kind.__name__, rec.name
+    return None
+
+
+def _tag_key(rec: Tag) -> tuple:
+    return rec.key, rec.value, rec.removed
+
+
+def remaining(body: Sequence[Record], held: Sequence[Record] | None) -> list[Record]:
+    """The records of `body` that the destination (holding `held`) does not have yet."""
+    if not held:
+        return list(body)
+    counts: Counter = Counter()
+    files, props, tags = set(), set(), []
+    for rec in held:
+        kind = type(rec)
+        if kind is File:
+            files.add(rec.name)
+        elif kind is Property:
+            props.add(rec.key)
+        elif kind is Tag:
+            if not is_bookkeeping(rec.key):
+                tags.append(_tag_key(rec))
+        else:
+            key = _stream(rec)
+            if key is not None:
+                counts[key] += 1
+    source_tags = [_tag_key(r) for r in body if type(r) is Tag]
+    skip_tags = len(tags) if source_tags[:len(tags)] == tags else 0
+    out: list[Record] = []
+    seen: Counter = Counter()
+    tag_index = 0
+    for rec in body:
+        kind = type(rec)
+        if kind is Tag:
+            tag_index += 1
+            if tag_index <= skip_tags:
+                continue
+        elif kind is Property:
+            if rec.key in props:
+                continue
+        elif kind is File:
+            if rec.name in files:
+                continue
+        else:
+            key = _stream(rec)
+            if key is not None and seen[key] < counts[key]:
+                seen[key] += 1
+                continue
+        out.append(rec)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# comparing what was written with what the destination reads back
+
+
+def _same(a: Any, b: Any) -> bool:
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        if math.isnan(a) or math.isnan(b):
+            return math.isnan(a) and math.isnan(b)
+        return a == b and math.copysign(1, a) == math.copysign(1, b)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def _streams(records: Iterable[Record]) -> dict[tuple[str, str], list[Record]]:
+    out: dict[tuple[str, str], list[Record]] = {}
+    for rec in records:
+        key = _stream(rec)
+        if key is not None:
+            out.setdefault(key, []).append(rec)
+    return out
+
+
+_COMPARED = {"Metric": ("value", "step", "time"), "Row": ("cells", "time"),
+             "Image": ("file_name", "media_type", "step", "time")}
+
+
+def compare(run_id: str, written: Sequence[Record], back: Sequence[Record]) -> list[Difference]:
+    """Every difference between the records of a run and a read-back of it, per name."""
+    diffs: list[Difference] = []
+    info_w = written[0] if written and type(written[0]) is RunInfo else None
+    info_b = back[0] if back and type(back[0]) is RunInfo else None
+    if info_w is not None and info_b is not None:
+        for fld in ("experiment", "display_name", "parent_id", "status", "start_time", "end_time", "error"):
+            a, b = getattr(info_w, fld), getattr(info_b, fld)
+            if a != b:
+                diffs.append(Difference(run_id, f"(run {fld})", f"{a!r} reads back as {b!r}"))
+    ws, bs = _streams(written), _streams(back)
+    for key in list(ws) + [k for k in bs if k not in ws]:
+        kind, name = key
+        a, b = ws.get(key, []), bs.get(key, [])
+        if len(a) != len(b):
+            diffs.append(Difference(run_id, name, f"{len(a)} {kind.lower()} record(s) written, {len(b)} read back"))
+        for fld in _COMPARED[kind]:
+            bad = [(i, getattr(x, fld), getattr(y, fld)) for i, (x, y) in enumerate(zip(a, b))
+                   if not _same(getattr(x, fld), getattr(y, fld))]
+            if bad:
+                i, x, y = bad[0]
+                what = "value" if fld in ("value", "cells") else fld
+                diffs.append(Difference(run_id, name, f"{len(bad)} of {len(a)} {what}s differ "
+                                        f"(first, #{i}: {x!r} reads back as {y!r})"))
+    for label, fold in (("tag", lambda r: {k: v for k, v in fold_tags(r, include_reserved=True).items()
+                                           if not is_bookkeeping(k)}),
+                        ("property", fold_properties)):
+        a, b = fold(written), fold(back)
+        for k in sorted(set(a) | set(b)):
+            if k not in b:
+                diffs.append(Difference(run_id, f"{label} {k}", "missing at the destination"))
+            elif k not in a:
+                diffs.append(Difference(run_id, f"{label} {k}", f"only at the destination ({b[k]!r})"))
+            elif a[k] != b[k]:
+                diffs.append(Difference(run_id, f"{label} {k}", f"{a[k]!r} reads back as {b[k]!r}"))
+    fw = {r.name: r for r in written if type(r) is File}
+    fb = {r.name: r for r in back if type(r) is File}
+    for name in sorted(set(fw) | set(fb)):
+        if name not in fb:
+            diffs.append(Difference(run_id, f"file {name}", "missing at the destination"))
+        elif name not in fw:
+            if not name.startswith(RESERVED_PREFIX):
+                diffs.append(Difference(run_id, f"file {name}", "only at the destination"))
+        elif fw[name].size != fb[name].size or (fw[name].sha256 and fb[name].sha256
+                                                 and fw[name].sha256 != fb[name].sha256):
+            diffs.append(Difference(run_id, f"file {name}", "contents differ"))
+    return diffs
+
+
+# ---------------------------------------------------------------------------------------------
+# copying one run
+
+
+class _Progress:
+    def __init__(self, enabled: bool, runs: int):
+        self.runs = self.records = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.runs = tqdm(total=runs, unit="run", desc="runs", position=0, leave=True)
+            self.records = tqdm(total=0, unit="rec", desc="records", position=1, leave=True, unit_scale=True)
+
+    def add_records(self, n: int) -> None:
+        if self.records is not None:
+            self.records.total += n
+            self.records.refresh()
+
+    def wrote(self, n: int) -> None:
+        if self.records is not None:
+            self.records.update(n)
+
+    def run_done(self) -> None:
+        if self.runs is not None:
+            self.runs.update(1)
+
+    def close(self) -> None:
+        for bar in (self.records, self.runs):
+            if bar is not None:
+                bar.close()
+
+
+def _with_bytes(source: Backend, info: RunInfo, rec: Record, scratch: Path) -> tuple[Record, int]:
+    """The record with the bytes the destination needs (fetched from the source when absent)."""
+    kind = type(rec)
+    if kind is File:
+        if rec.data is not None:
+            return rec, len(rec.data)
+        path = rec.source if rec.source and os.path.isfile(rec.source) else None
+        if path is None:
+            target = scratch / f"f{len(os.listdir(scratch))}"
+            if not _call(source, "fetch_file", run=info, name=rec.name, destination=str(target)):
+                raise RunbridgeError(f"the source holds no bytes for file {rec.name!r}")
+            path = str(target)
+        size, digest = (rec.size, rec.sha256) if rec.sha256 and rec.size else sha256_of(path=Path(path))
+        return rec._replace(source=path, data=None, size=size, sha256=digest), size
+    if kind is Image and rec.data is None:
+        target = scratch / f"i{len(os.listdir(scratch))}"
+        if not _call(source, "fetch_file", run=info, name=rec.file_name, destination=str(target)):
+            raise RunbridgeError(f"the source holds no bytes for image {rec.name!r} ({rec.file_name})")
+        data = target.read_bytes()
+        target.unlink()
+        return rec._replace(data=data), len(data)
+    return rec, 0
+
+
+def copy_run(source: Backend, dest: Backend, info: RunInfo, held: Sequence[Record] | None,
+             source_key: str | None, progress: _Progress | None = None,
+             batch_records: int = BATCH_RECORDS, verify: bool = True) -> tuple[int, list[Difference]]:
+    """Copy one run (or finish a partial copy `held`); returns (records written, differences).
+
+    `source_key` (the source's canonical spec) goes into the source tag; None is the repair mode
+    of `sync`: no source tag and no completion marker.
+    """
+    records = _call(source, "read", experiment=info.experiment, run_id=info.run_id)
+    if records is None:
+        raise RunNotFoundError(f"run {info.run_id!r} vanished from {source.spec}")
+    current = records[0]
+    body = [r for r in records[1:] if not (type(r) is Tag and is_bookkeeping(r.key))]
+    todo = remaining(body, held)
+    if source_key is not None and not (held and SOURCE_TAG in fold_tags(held, include_reserved=True)):
+        origin = _parse_source(fold_tags(records, include_reserved=True).get(SOURCE_TAG))
+        via = [] if origin is None else [origin.get("backend", ""), *origin.get("via", [])]
+        tag = json.dumps({"backend": source_key, "run_id": info.run_id, "via": via})
+        todo.insert(0, Tag(SOURCE_TAG, tag, now_us()))
+    if progress:
+        progress.add_records(len(todo))
+    written = 0
+    _call(dest, "start_run", run=current._replace(status=RUNNING, end_time=None, error=None))
+    scratch = Path(tempfile.mkdtemp(prefix="runbridge-migrate-"))
+    try:
+        batch: list[Record] = []
+        size = 0
+        for rec in todo:
+            rec, n = _with_bytes(source, current, rec, scratch)
+            batch.append(rec)
+            size += n
+            if len(batch) >= batch_records or size >= BATCH_BYTES:
+                _call(dest, "write", run=current, records=batch)
+                written += len(batch)
+                if progress:
+                    progress.wrote(len(batch))
+                batch, size = [], 0
+                shutil.rmtree(scratch, ignore_errors=True)
+                scratch.mkdir()
+        if batch:
+            _call(dest, "write", run=current, records=batch)
+            written += len(batch)
+            if progress:
+                progress.wrote(len(batch))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    _call(dest, "end_run", run=current, status=current.status)
+    if source_key is not None:  # last: only a run holding every record and its status is complete
+        _call(dest, "write", run=current, records=[Tag(MIGRATED_TAG, COMPLETE, now_us())])
+    diffs: list[Difference] = []
+    if verify:
+        back = _call(dest, "read", experiment=info.experiment, run_id=info.run_id)
+        if back is None:
+            diffs.append(Difference(info.run_id, "(run)", "the destination does not read the run back"))
+        else:
+            diffs = compare(info.run_id, [current, *body], back)
+    return written, diffs
+
+
+# ---------------------------------------------------------------------------------------------
+# migrate
+
+
+def _parse_source(value: str | None) -> dict | None:
+    if not value:
+        return None
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def migrate(src: str | Backend, dst: str | Backend, experiments: Sequence[str] | None = None,
+            run_ids: Sequence[str] | None = None, since: Any = None, dry_run: bool = False,
+            progress: bool = True, batch_records: int = BATCH_RECORDS, verify: bool = True) -> MigrationReport:
+    """Copy runs from backend `src` to backend `dst` (specs like ``sqlite:runs.db``).
+
+    Selects every run of the source, or those of `experiments`, the `run_ids` (with their
+    descendants), started at or after `since` (a date, datetime or ISO string; naive means UTC).
+    Runs already complete at the destination are skipped; half-written ones are finished.
+    `dry_run` lists what would happen and writes nothing. Returns a `MigrationReport`.
+    """
+    if isinstance(experiments, str):
+        experiments = [experiments]
+    if isinstance(run_ids, str):
+        run_ids = [run_ids]
+    source, dest = _open(src), _open(dst)
+    src_key, dst_key = canonical_spec(source), canonical_spec(dest)
+    if src_key == dst_key:
+        raise RunbridgeError(f"source and destination are the same backend ({src_key})")
+    report = MigrationReport(str(source.spec), str(dest.spec), dry_run=dry_run)
+    runs = select_runs(source, experiments, run_ids, since)
+    dest_runs = {r.run_id: r for r in dest.list_runs(None)}
+    bars = _Progress(progress and not dry_run, len(runs))
+    try:
+        for info in runs:
+            try:
+                action, reason, held = _plan(source, dest, info, dest_runs, src_key, dst_key)
+                if dry_run:
+                    report.planned.append((info.run_id, info.experiment, action))
+                    continue
+                if action == "skip":
+                    report.skipped.append((info.run_id, reason))
+                elif action == "refuse":
+                    report.failed.append((info.run_id, reason))
+                else:
+                    n, diffs = copy_run(source, dest, info, held, src_key, bars, batch_records, verify)
+                    report.records += n
+                    report.differences.extend(diffs)
+                    report.copied.append(info.run_id)
+                    if action == "resume":
+                        report.resumed.append(info.run_id)
+            except Exception as exc:  # noqa: BLE001 - one bad run must not stop the others
+                report.failed.append((info.run_id, str(exc) if isinstance(exc, RunbridgeError)
+                                      else f"{type(exc).__name__}: {exc}"))
+            finally:
+                bars.run_done()
+    finally:
+        bars.close()
+    return report
+
+
+def _plan(source: Backend, dest: Backend, info: RunInfo, dest_runs: dict[str, RunInfo], src_key: str,
+          dst_key: str) -> tuple[str, str, list[Record] | None]:
+    """(action, reason, what the destination holds): copy, resume, skip or refuse."""
+    if info.run_id not in dest_runs:
+        return "copy", "", None
+    there = dest_runs[info.run_id]
+    held = _call(dest, "read", experiment=info.experiment, run_id=info.run_id) if \
+        there.experiment == info.experiment else None
+    if held is None:
+        return "refuse", (f"a run with this id already exists at the destination in experiment "
+                          f"{there.experiment!r}; not overwritten"), None
+    tags = fold_tags(held, include_reserved=True)
+    mark = _parse_source(tags.get(SOURCE_TAG))
+    if mark is not None and mark.get("backend") == src_key and mark.get("run_id") == info.run_id:
+        if tags.get(MIGRATED_TAG) == COMPLETE:
+            return "skip", "already present", None
+        return "resume", "", held
+    records = _call(source, "read", experiment=info.experiment, run_id=info.run_id) or []
+    origin = _parse_source(fold_tags(records, include_reserved=True).get(SOURCE_TAG))
+    if origin is not None and dst_key in [origin.get("backend"), *origin.get("via", [])]:
+        return "skip", "already present (it was migrated from the destination)", None
+    return "refuse", ("a run with this id already exists at the destination and was not copied there "
+                      "from this source; not overwritten"), None
+
+
+# ---------------------------------------------------------------------------------------------
+# sync: repair the backends a fan-out run marked incomplete
+
+
+def sync(backends: Sequence[str] | str | None = None, run_ids: Sequence[str] | None = None,
+         dry_run: bool = False, progress: bool = True) -> MigrationReport:
+    """Finish, in each backend of a workspace, the runs it missed while failing.
+
+    For every run marked ``runbridge.incomplete.<backend>`` in some backend, copy what that
+    backend misses from a healthy one (only the records after what it holds), end it with the
+    run's status, then clear the mark everywhere. Needs the backend to be reachable again.
+    """
+    specs = resolve_backends(backends)
+    opened = [open_backend(s) for s in specs]
+    labels = incomplete_labels(opened)
+    report = MigrationReport(", ".join(specs), "(themselves)", dry_run=dry_run)
+    if len(opened) < 2:
+        return report
+    work: list[tuple[RunInfo, Backend, Backend]] = []
+    seen: set[str] = set()
+    for healthy in opened:
+        try:
+            runs = healthy.list_runs(None)
+        except RunbridgeError:
+            continue
+        for info in parents_first(runs):
+            if info.run_id in seen or (run_ids and info.run_id not in run_ids):
+                continue
+            records = healthy.read(info.experiment, info.run_id)
+            if records is None:
+                continue
+            tags = fold_tags(records, include_reserved=True)
+            marks = [k for k in tags if k.startswith(INCOMPLETE_PREFIX)]
+            if not marks or INCOMPLETE_PREFIX + labels[opened.index(healthy)] in marks:
+                continue  # complete everywhere, or this copy is itself the incomplete one
+            seen.add(info.run_id)
+            for key in marks:
+                label = key[len(INCOMPLETE_PREFIX):]
+                if label in labels:
+                    work.append((info, healthy, opened[labels.index(label)]))
+    bars = _Progress(progress and not dry_run, len(work))
+    try:
+        for info, healthy, target in work:
+            if dry_run:
+                report.planned.append((info.run_id, info.experiment, f"repair {target.spec}"))
+                continue
+            try:
+                held = _call(target, "read", experiment=info.experiment, run_id=info.run_id)
+                n, diffs = copy_run(healthy, target, info, held, None, bars)
+                key = INCOMPLETE_PREFIX + labels[opened.index(target)]
+                for backend in opened:
+                    try:
+                        if _call(backend, "read", experiment=info.experiment, run_id=info.run_id) is not None:
+                            _call(backend, "write", run=info, records=[Tag(key, None, now_us(), True)])
+                    except RunbridgeError:
+                        pass
+                report.records += n
+                report.differences.extend(diffs)
+                report.copied.append(f"{info.run_id} -> {target.spec}")
+            except Exception as exc:  # noqa: BLE001
+                report.failed.append((info.run_id, f"{target.spec}: {exc}"))
+            finally:
+                bars.run_done()
+    finally:
+        bars.close()
+    return report
+
+
+__all__ = ["migrate", "sync", "MigrationReport", "Difference", "copy_run", "compare", "remaining",
+           "select_runs", "parents_first", "canonical_spec", "SOURCE_TAG", "MIGRATED_TAG"]

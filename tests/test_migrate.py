@@ -1,0 +1,272 @@
+"""runbridge.migrate: runs copied between every pair of backends, idempotently and resumably."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from migration_fixtures import (EXPERIMENT, KINDS, assert_snapshots_equal, make_reference, record_counts,
+                                snapshot, spec_for)
+from runbridge import Experiment, Run, Workspace
+from runbridge.migrate import MIGRATED_TAG, SOURCE_TAG, canonical_spec, migrate
+from runbridge.records import Metric, Tag
+from runbridge.testing import assert_same
+
+PAIRS = [(a, b) for a in KINDS for b in KINDS]
+
+
+@pytest.mark.parametrize("src_kind,dst_kind", PAIRS, ids=[f"{a}-to-{b}" for a, b in PAIRS])
+def test_every_pair_copies_everything_once(src_kind, dst_kind, tmp_path):
+    src = spec_for(src_kind, tmp_path / "src")
+    dst = spec_for(dst_kind, tmp_path / "dst")
+    top = make_reference(src, tmp_path)
+    expected = snapshot(src, tmp_path)
+    assert len(expected) == 3
+
+    report = migrate(src, dst, progress=False)
+    assert report.failed == []
+    assert sorted(report.copied) == sorted(expected)
+    assert report.differences == [], report.summary()
+    got = snapshot(dst, tmp_path)
+    assert_snapshots_equal(got, expected)
+    # the reserved bookkeeping stays hidden from the user
+    assert not any(k.startswith("runbridge.") for k in got[top]["tags"])
+
+    counts = record_counts(dst)
+    again = migrate(src, dst, progress=False)
+    assert again.copied == [] and again.failed == []
+    assert sorted(r for r, _ in again.skipped) == sorted(expected)
+    assert again.records == 0
+    assert record_counts(dst) == counts
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_there_and_back_gives_equal_runs_and_does_not_loop(kind, tmp_path):
+    a = spec_for(kind, tmp_path / "a")
+    b = spec_for("sqlite" if kind != "sqlite" else "mlflow", tmp_path / "b")
+    a2 = spec_for(kind, tmp_path / "a2")
+    make_reference(a, tmp_path)
+    original = snapshot(a, tmp_path)
+    counts = record_counts(a)
+    assert migrate(a, b, progress=False).ok
+    back = migrate(b, a, progress=False)  # to where they came from: nothing to do
+    assert back.copied == [] and back.failed == []
+    assert all("migrated from the destination" in reason for _, reason in back.skipped)
+    assert record_counts(a) == counts
+    report = migrate(b, a2, progress=False)  # B -> a fresh A
+    assert report.ok and report.differences == []
+    assert_snapshots_equal(snapshot(a2, tmp_path), original)
+
+
+def test_a_foreign_run_with_the_same_id_is_reported_not_overwritten(tmp_path):
+    src, dst = spec_for("sqlite", tmp_path / "src"), spec_for("sqlite", tmp_path / "dst")
+    ws_src, ws_dst = Workspace(backends=[src]), Workspace(backends=[dst])
+    theirs = Experiment(ws_dst, EXPERIMENT).start_logging(outputs=None)
+    theirs.log("x", 1)
+    theirs.complete()
+    ours = Experiment(ws_src, EXPERIMENT).child_run if False else None  # noqa: F841
+    mine = Run._start(Experiment(ws_src, EXPERIMENT), outputs=None, run_id=theirs.id)
+    mine.log("x", 2)
+    mine.complete()
+    report = migrate(src, dst, progress=False)
+    assert report.copied == []
+    assert [r for r, _ in report.failed] == [theirs.id]
+    assert "not overwritten" in report.failed[0][1]
+    assert Run(Experiment(ws_dst, EXPERIMENT), theirs.id).get_metrics() == {"x": 1}
+
+
+def test_selection_by_experiment_run_and_since(tmp_path):
+    src, dst = spec_for("sqlite", tmp_path / "src"), spec_for("sqlite", tmp_path / "dst")
+    top = make_reference(src, tmp_path)
+    ws = Workspace(backends=[src])
+    other = Experiment(ws, "other").start_logging(outputs=None)
+    other.log("y", 1)
+    other.complete()
+
+    dry = migrate(src, dst, experiments=["other"], dry_run=True, progress=False)
+    assert [(r, e, a) for r, e, a in dry.planned] == [(other.id, "other", "copy")]
+    assert Workspace(backends=[dst]).list_runs(None) == []
+
+    assert migrate(src, dst, experiments=["other"], progress=False).copied == [other.id]
+    by_run = migrate(src, dst, run_ids=[top], progress=False)  # a run comes with its descendants
+    assert len(by_run.copied) == 3 and by_run.copied[0] == top
+    assert migrate(src, dst, since="2999-01-01", progress=False).copied == []
+    with pytest.raises(Exception, match="nope"):
+        migrate(src, dst, experiments=["nope"], progress=False)
+    with pytest.raises(Exception, match="no-such-run"):
+        migrate(src, dst, run_ids=["no-such-run"], progress=False)
+
+
+def test_parents_are_copied_before_children(tmp_path):
+    src, dst = spec_for("sqlite", tmp_path / "src"), spec_for("mlflow", tmp_path / "dst")
+    top = make_reference(src, tmp_path)
+    report = migrate(src, dst, progress=False)
+    assert report.copied[0] == top
+    from mlflow import MlflowClient
+
+    client = MlflowClient(dst.split(":", 1)[1])
+    runs = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id])
+    by_name = {r.info.run_name: r for r in runs}
+    assert by_name["child one"].data.tags["mlflow.parentRunId"] == by_name["the parent"].info.run_id
+    assert by_name["grandchild"].data.tags["mlflow.parentRunId"] == by_name["child one"].info.run_id
+
+
+def test_a_half_written_copy_is_finished_without_duplicates(tmp_path):
+    """What a killed migration leaves (a prefix of the records, no completion marker) is finished."""
+    src, dst = spec_for("sqlite", tmp_path / "src"), spec_for("sqlite", tmp_path / "dst")
+    top = make_reference(src, tmp_path)
+    expected = snapshot(src, tmp_path)
+    source, dest = Workspace(backends=[src]).backends[0], Workspace(backends=[dst]).backends[0]
+    records = source.read(EXPERIMENT, top)
+    info = records[0]
+    dest.start_run(info._replace(status="Running", end_time=None))
+    mark = json.dumps({"backend": canonical_spec(src), "run_id": top, "via": []})
+    dest.write(info, [Tag(SOURCE_TAG, mark, 1), *records[1:8]])
+    report = migrate(src, dst, progress=False)
+    assert report.resumed == [top] and report.differences == []
+    assert_snapshots_equal(snapshot(dst, tmp_path), expected)
+    held = dest.read(EXPERIMENT, top)
+    assert sum(type(r) is Metric for r in held) == sum(type(r) is Metric for r in records)
+    assert [r.value for r in held if type(r) is Tag and r.key == MIGRATED_TAG] == ["complete"]
+
+
+def test_a_killed_migration_rerun_copies_each_run_once(tmp_path):
+    src, dst = spec_for("sqlite", tmp_path / "src"), spec_for("sqlite", tmp_path / "dst")
+    ws = Workspace(backends=[src])
+    exp = Experiment(ws, EXPERIMENT)
+    for i in range(6):
+        run = exp.start_logging(outputs=None)
+        run.log_list("points", list(range(20_000)))
+        run.log("i", i)
+        run.complete()
+    script = textwrap.dedent(f"""
+        from runbridge.migrate import migrate
+        migrate({src!r}, {dst!r}, progress=False, batch_records=500, verify=False)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    db = Path(dst.split(":", 1)[1])
+
+    def partial_runs() -> int:
+        if not db.exists():
+            return 0
+        with sqlite3.connect(db, timeout=30) as conn:
+            try:
+                return conn.execute(
+                    "SELECT count(*) FROM runs r WHERE EXISTS (SELECT 1 FROM metrics m WHERE m.run = r.pk)"
+                    " AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.run = r.pk AND t.key = ?)",
+                    (MIGRATED_TAG,)).fetchone()[0]
+            except sqlite3.OperationalError:  # tables not created yet
+                return 0
+
+    def complete_runs() -> int:
+        with sqlite3.connect(db, timeout=30) as conn:
+            return conn.execute("SELECT count(*) FROM tags WHERE key = ?", (MIGRATED_TAG,)).fetchone()[0]
+
+    # Kill it once it has finished at least two runs and is half-way through another.
+    while proc.poll() is None and not (partial_runs() and complete_runs() >= 2):
+        pass
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the migration finished before it could be killed"
+    half = partial_runs()
+    done_before = complete_runs()
+    assert 2 <= done_before < 6
+
+    report = migrate(src, dst, progress=False)
+    assert report.failed == [] and report.differences == []
+    assert len(report.skipped) == done_before
+    assert len(report.resumed) == half
+    assert len(report.copied) == 6 - done_before
+    with sqlite3.connect(db) as conn:
+        ids = [r[0] for r in conn.execute("SELECT run_id FROM runs")]
+        per_run = dict(conn.execute(
+            "SELECT r.run_id, count(*) FROM metrics m JOIN runs r ON m.run = r.pk GROUP BY r.run_id"))
+    assert len(ids) == len(set(ids)) == 6
+    assert set(per_run.values()) == {20_001}
+    assert_snapshots_equal(snapshot(dst, tmp_path), snapshot(src, tmp_path))
+
+
+def test_values_the_destination_cannot_hold_are_reported(tmp_path):
+    """A destination that changes what it stores shows up in the report, per run and name."""
+    src = spec_for("sqlite", tmp_path / "src")
+    top = make_reference(src, tmp_path)
+    from runbridge.migrate import compare
+
+    records = Workspace(backends=[src]).backends[0].read(EXPERIMENT, top)
+    lossy = [r._replace(value=float(r.value)) if type(r) is Metric and r.name == "count" else r for r in records]
+    diffs = compare(top, records, lossy)
+    assert [(d.name, d.detail) for d in diffs] == [("count", "1 of 1 values differ (first, #0: 3 reads back as 3.0)")]
+
+
+# --- runs other tools wrote ----------------------------------------------------------------------
+def test_a_tensorboardx_folder_migrates_to_mlflow(tmp_path):
+    tbx = pytest.importorskip("tensorboardX")
+    logdir = tmp_path / "tbx"
+    writer = tbx.SummaryWriter(str(logdir / "exp1" / "run_a"))
+    logged = []
+    for step in range(0, 300, 3):
+        value = 1.0 / (step + 1)
+        writer.add_scalar("train/loss", value, step)
+        logged.append((step, value))
+    writer.add_text("notes", "hello", 0)
+    writer.close()
+    dst = spec_for("mlflow", tmp_path / "dst")
+    report = migrate(f"tensorboard:{logdir}", dst, progress=False)
+    assert report.ok and len(report.copied) == 1, report.summary()
+
+    from mlflow import MlflowClient
+    import numpy as np
+
+    client = MlflowClient(dst.split(":", 1)[1])
+    experiment = client.get_experiment_by_name("exp1")
+    (run,) = client.search_runs([experiment.experiment_id])
+    history = client.get_metric_history(run.info.run_id, "train/loss")
+    assert [(m.step, m.value) for m in history] == [(s, float(np.float32(v))) for s, v in logged]
+    # and through runbridge, the copied run reads like the folder
+    src_metrics = Run(Experiment(Workspace(backends=[f"tensorboard:{logdir}"]), "exp1"), "run_a").get_metrics()
+    dst_metrics = Run(Experiment(Workspace(backends=[dst]), "exp1"), "run_a").get_metrics()
+    assert_same(dst_metrics, src_metrics)
+
+
+@pytest.mark.parametrize("dst_kind", ["tensorboard", "sqlite"])
+def test_a_plain_mlflow_run_migrates(dst_kind, tmp_path):
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'plain' / 'mlflow.db'}"
+    (tmp_path / "plain").mkdir()
+    mlflow.set_tracking_uri(uri)
+    try:
+        mlflow.set_experiment("plain-exp")
+        with mlflow.start_run(run_name="plain") as active:
+            for step in range(20):
+                mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
+            mlflow.log_param("lr", "0.1")
+            mlflow.set_tag("team", "x")
+            note = tmp_path / "note.txt"
+            note.write_text("artifact body")
+            mlflow.log_artifact(str(note))
+        plain_id = active.info.run_id
+    finally:
+        mlflow.set_tracking_uri(None)
+    src = f"mlflow:{uri}"
+    dst = spec_for(dst_kind, tmp_path / "dst")
+    report = migrate(src, dst, progress=False)
+    assert report.ok and report.differences == [], report.summary()
+    [(run_id)] = report.copied
+    src_run = Run(Experiment(Workspace(backends=[src]), "plain-exp"), run_id)
+    dst_run = Run(Experiment(Workspace(backends=[dst]), "plain-exp"), run_id)
+    assert_same(dst_run.get_metrics(), src_run.get_metrics())
+    assert dst_run.get_metrics()["loss"] == [1.0 / (s + 1) for s in range(20)]
+    assert dst_run.get_tags()["team"] == "x" and dst_run.get_properties()["lr"] == "0.1"
+    assert "note.txt" in dst_run.get_file_names()
+    out = dst_run.download_file("note.txt", tmp_path / "got.txt")
+    assert Path(out).read_text() == "artifact body"
+    assert plain_id
