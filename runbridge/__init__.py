@@ -10,11 +10,12 @@ from .errors import (BackendFailedWarning, BackendUnavailableError, FileExistsIn
 from .experiment import Experiment, Workspace
 from .hookspecs import hookimpl
 from .run import Run
+from .submit import Environment, ScriptRunConfig
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Workspace", "Experiment", "Run", "hookimpl",
+    "Workspace", "Experiment", "Run", "ScriptRunConfig", "Environment", "hookimpl",
     "RunbridgeError", "BackendUnavailableError", "BackendFailedWarning", "RunNotFoundError",
     "RunEndedError", "PropertyChangeError", "FileExistsInRunError", "RunFailedError",
 ]

@@ -9,7 +9,9 @@ the buffer is written to every backend as one batch when it holds `MAX_PENDING` 
 from __future__ import annotations
 
 import atexit
+import os
 import threading
+import weakref
 from typing import Callable, Sequence
 
 from .records import Metric, Record
@@ -23,13 +25,14 @@ _new = tuple.__new__
 class WriteBuffer:
     """Pending records of one run, written in order through `sink` (one batch at a time)."""
 
-    __slots__ = ("_pending", "_lock", "_flush_lock", "_sink")
+    __slots__ = ("_pending", "_lock", "_flush_lock", "_sink", "__weakref__")
 
     def __init__(self, sink: Callable[[Sequence[Record]], None]):
         self._pending: list = []
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()  # one batch in flight per run keeps the order
         self._sink = sink
+        _ALL_BUFFERS.add(self)
 
     def add_scalar(self, entry: tuple) -> None:
         """Queue a Metric given as its plain field tuple (the hot path of `run.log`)."""
@@ -81,6 +84,7 @@ class _Flusher:
         with self._lock:
             self._buffers.add(buffer)
             if self._thread is None or not self._thread.is_alive():
+                _install_multiprocessing_exit()
                 self._thread = threading.Thread(target=self._loop, name="runbridge-flusher", daemon=True)
                 self._thread.start()
 
@@ -98,6 +102,8 @@ class _Flusher:
 
 
 _FLUSHER = _Flusher()
+# Every live buffer, so exit can wait for a batch in flight and a forked child can empty its copies.
+_ALL_BUFFERS: "weakref.WeakSet[WriteBuffer]" = weakref.WeakSet()
 
 # Runs started in this process and not yet ended: at exit they are flushed and ended.
 _UNENDED: dict[int, object] = {}
@@ -122,3 +128,50 @@ def _at_exit() -> None:
             except Exception:  # noqa: BLE001 - never mask the interpreter's own exit
                 pass
         _FLUSHER.flush_all()
+        for buffer in list(_ALL_BUFFERS):  # waits for a batch the flusher thread has in flight
+            try:
+                buffer.flush()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+# -- several processes, one run ------------------------------------------------------------------
+# A forked child (multiprocessing "fork", os.fork) inherits copies of the parent's buffers: what
+# they hold is the parent's to write, so the child empties them (no record is written twice) and
+# takes fresh locks (a copied lock may be held forever). Runs the parent started are the parent's
+# to end. multiprocessing children leave with os._exit, which skips atexit, so the exit flush is
+# also registered as a multiprocessing finalizer (run by every multiprocessing child at its end).
+class _Anchor:
+    """A weak-referenceable object that keeps the multiprocessing after-fork entry alive."""
+
+
+_MP_ANCHOR = _Anchor()
+_MP_INSTALLED = False
+
+
+def _install_multiprocessing_exit(_anchor: object = None) -> None:
+    """Register the exit flush with multiprocessing (its children skip atexit), once per process."""
+    global _MP_INSTALLED
+    if _MP_INSTALLED and _anchor is None:
+        return
+    from multiprocessing import util
+
+    util.Finalize(None, _at_exit, exitpriority=100)
+    if not _MP_INSTALLED:  # the after-fork entry is inherited by forked children
+        util.register_after_fork(_MP_ANCHOR, _install_multiprocessing_exit)
+    _MP_INSTALLED = True
+
+
+def _after_fork_in_child() -> None:
+    global _EXIT_LOCK
+    _FLUSHER.__init__()  # type: ignore[misc]
+    for buffer in list(_ALL_BUFFERS):
+        buffer._pending = []
+        buffer._lock = threading.Lock()
+        buffer._flush_lock = threading.Lock()
+    _UNENDED.clear()
+    _EXIT_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -60,7 +60,21 @@ def get_context(allow_offline: bool = True) -> "Run":
             from .experiment import Experiment, Workspace
             from .run import Run
 
-            run = Run._start(Experiment(Workspace.from_config(), script_experiment_name()), run_type="script")
+            workspace = Workspace.from_config()
+            run = Run._start(Experiment(workspace, script_experiment_name()), run_type="script")
             run._exit_policy = "complete"
+            # Processes this script starts (multiprocessing workers, launched ranks) attach to it.
+            from .submit import run_environment
+
+            os.environ.update(run_environment(run))
         _context = run
         return run
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # a copied lock may be held forever; the context object stays (a copy)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from .run import Run
 
 MAX_EXPERIMENT_NAME = 256
+# Backends a forked child inherited: never used nor closed there (their connections are the parent's).
+_INHERITED: list = []
 
 
 class Workspace:
@@ -33,6 +35,20 @@ class Workspace:
         workspace.specs = resolve_backends(None, path)
         workspace.backends = [open_backend(spec) for spec in workspace.specs]
         return workspace
+
+    @property
+    def backends(self) -> list[Backend]:
+        """The opened backends; a forked child opens its own (connections do not survive fork)."""
+        if self._pid != os.getpid():
+            _INHERITED.append(self._backends)
+            self._backends = [open_backend(spec) for spec in self.specs]
+            self._pid = os.getpid()
+        return self._backends
+
+    @backends.setter
+    def backends(self, value: list[Backend]) -> None:
+        self._backends = list(value)
+        self._pid = os.getpid()
 
     def __repr__(self) -> str:
         return f"Workspace(backends={self.specs!r})"
@@ -107,6 +123,12 @@ class Experiment:
         from .run import Run
 
         return Run._start(self, display_name=display_name, outputs=outputs, tags=tags)
+
+    def submit(self, config: Any, tags: dict | None = None, **_ignored: Any) -> "Run":
+        """Run a `ScriptRunConfig` as a local subprocess bound to a new run; returns it at once."""
+        from .submit import submit
+
+        return submit(self, config, tags=tags)
 
     def get_runs(self, type: str | None = None, tags: Any = None, properties: Any = None,
                  include_children: bool = False) -> Iterator["Run"]:
