@@ -41,6 +41,8 @@ from runbridge.records import (
 EXACT_PREFIX = "runbridge.exact/"
 RECORDS_TAG = "runbridge.records"
 PLUGIN = "runbridge"
+#: `plugin_data.content` of an exact metric whose user step equals its seq (short for {"seq": step}).
+STEP_IS_SEQ = b"="
 
 _INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 _SCALAR_SHAPE = tensor_shape_pb2.TensorShapeProto()
@@ -201,19 +203,24 @@ class Encoder:
             display = self._display_text(m.name, v)
         else:  # bool, None, big ints: the exact JSON record (+ a display scalar where it means one)
             return self._record_event(m, m.time, self._display_for(m.name, v), step=step)
-        extra: dict[str, Any] = {}
-        if m.step is not None:
-            extra["seq"] = m.seq
-        if m.from_list:
-            extra["list"] = 1
-        if m.description:
-            extra["desc"] = m.description
-        if not _time_exact(m.time):
-            extra["time"] = m.time
         tag = EXACT_PREFIX + m.name
-        if extra:
-            metadata = _plugin_metadata(PLUGIN, summary_pb2.DATA_CLASS_TENSOR,
-                                        json.dumps(extra, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+        if m.description or m.from_list or not _time_exact(m.time) or (m.step is not None and m.step != m.seq):
+            extra: dict[str, Any] = {}
+            if m.step is not None:
+                extra["seq"] = m.seq
+            if m.from_list:
+                extra["list"] = 1
+            if m.description:
+                extra["desc"] = m.description
+            if not _time_exact(m.time):
+                extra["time"] = m.time
+            content = json.dumps(extra, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        elif m.step is not None:
+            content = STEP_IS_SEQ  # the user's step, equal to seq (the common `log(..., step=i)`)
+        else:
+            content = b""
+        if content:
+            metadata = _plugin_metadata(PLUGIN, summary_pb2.DATA_CLASS_TENSOR, content)
             self._seen.add(tag)
         else:
             metadata = self._meta(tag, EXACT_METADATA)
@@ -311,6 +318,7 @@ def decode_own(events: Iterable[event_pb2.Event]) -> Iterator[Record]:
     """The exact records in events runbridge wrote, in event order (display copies skipped)."""
     DT_DOUBLE, DT_INT64, DT_STRING = types_pb2.DT_DOUBLE, types_pb2.DT_INT64, types_pb2.DT_STRING
     plen = len(EXACT_PREFIX)
+    loads = json.loads
     for ev in events:
         for v in ev.summary.value:
             tag = v.tag
@@ -327,9 +335,14 @@ def decode_own(events: Iterable[event_pb2.Event]) -> Iterator[Record]:
                     value = t.string_val[0].decode("utf-8", "surrogatepass")
                 else:
                     continue
-                content = v.metadata.plugin_data.content if v.HasField("metadata") else b""
-                if content:
-                    extra = json.loads(content)
+                content = v.metadata.plugin_data.content
+                if not content:
+                    yield Metric(tag[plen:], ev.step, value, None, round(ev.wall_time * 1e6))
+                elif content == STEP_IS_SEQ:
+                    step = ev.step
+                    yield Metric(tag[plen:], step, value, step, round(ev.wall_time * 1e6))
+                else:
+                    extra = loads(content)
                     seq = extra.get("seq")
                     if seq is None:
                         seq, step = ev.step, None
@@ -340,8 +353,6 @@ def decode_own(events: Iterable[event_pb2.Event]) -> Iterator[Record]:
                         t_us = round(ev.wall_time * 1e6)
                     yield Metric(tag[plen:], seq, value, step, t_us,
                                  bool(extra.get("list", 0)), extra.get("desc", ""))
-                else:
-                    yield Metric(tag[plen:], ev.step, value, None, round(ev.wall_time * 1e6))
 
 
 # --- reading event folders other tools wrote ------------------------------------------------
