@@ -377,7 +377,7 @@ class _Progress:
             from tqdm import tqdm
 
             self.runs = tqdm(total=runs, unit="run", desc="runs", position=0, leave=True)
-            self.records = tqdm(total=0, unit="rec", desc="records", position=1, leave=True, unit_scale=True)
+            self.records = tqdm(total=0, unit="rec", desc="records", position=1, leave=True)
 
     def add_records(self, n: int) -> None:
         if self.records is not None:
