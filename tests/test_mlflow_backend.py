@@ -260,6 +260,15 @@ def test_runs_plain_mlflow_wrote_are_readable(tracking_uri: str, foreign_run) ->
     assert child.get_metrics() == {"inner": 5.0}
     assert run.get_metrics(recursive=True) == {parent_id: {"loss": [1.0, 0.5, 1.0 / 3], "final": 0.75},
                                                nested_id: {"inner": 5.0}}
+    # runbridge can annotate a run plain MLflow wrote, exactly
+    run.tag("reviewed")
+    run.tag("owner", "grace")
+    run.add_properties({"note": "n" * 7000})
+    again = Run(experiment_for(tracking_uri, name), parent_id)
+    assert again.get_tags() == {"owner": "grace", "reviewed": None}
+    assert again.get_properties() == {"lr": "0.01", "note": "n" * 7000}
+    assert again.get_file_names() == ["config/params.json", "docs/report.txt"]
+    assert MlflowClient(tracking_uri).get_run(parent_id).data.tags["owner"] == "grace"
 
 
 def test_plain_mlflow_additions_to_a_runbridge_run_are_read(sqlite_uri: str) -> None:

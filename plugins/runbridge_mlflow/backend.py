@@ -26,7 +26,7 @@ from mlflow.exceptions import MlflowException
 
 from runbridge.errors import RunbridgeError
 from runbridge.hookspecs import hookimpl
-from runbridge.records import RUNNING, File, Record, RunInfo, Tag, Property
+from runbridge.records import RUNNING, File, Image, Property, Record, RunInfo, Tag
 
 from . import translate as tr
 
@@ -366,7 +366,7 @@ class MlflowBackend:
         if not tables:
             return
         taken = {r.name for r in records if type(r) is File} | {
-            r.file_name for r in records if type(r).__name__ == "Image"}
+            r.file_name for r in records if type(r) is Image}
         import json
 
         logged = []
@@ -393,62 +393,47 @@ class MlflowBackend:
             run = self._find_run(experiment, run_id)
             if run is None:
                 return None
-            if tr.TAG_RUN_ID in run.data.tags:
-                return self._read_ours(run, experiment)
-            return self._read_foreign(run, experiment)
+            return self._read(run, experiment)
 
-    def _read_ours(self, run: Any, experiment: str) -> list[Record]:
+    def _read(self, run: Any, experiment: str) -> list[Record]:
+        """A run runbridge wrote: its exact stream, plus whatever plain MLflow added natively.
+        A run plain MLflow wrote: its native metrics, params, tags and artifacts, plus whatever
+        runbridge added to it since (tags on a fetched run: a stream of its own)."""
         tags = run.data.tags
-        stream = self._load_stream(run)
+        mid = run.info.run_id
+        ours = tr.TAG_RUN_ID in tags
         info = tr.run_info_from_mlflow(
             run.info, tags, experiment, self._parent_runbridge_id(tags.get(tr.MLFLOW_PARENT)))
-        records: list[Record] = []
+        stream: list[Record] = []
         exact_error = None
-        for rec in stream:
+        for rec in self._load_stream(run):
             if type(rec) is RunInfo:
                 exact_error = rec.error
             else:
-                records.append(rec)
+                stream.append(rec)
         if tags.get(tr.TAG_ERROR_TRUNCATED) and exact_error is not None and info.error is not None:
             info = info._replace(error=exact_error)
-        # Whatever plain MLflow added to this run afterwards is read too.
-        metric_keys, param_keys, tag_keys = tr.stream_keys(records)
-        start = info.start_time
-        mid = run.info.run_id
-        for key in run.data.metrics:
-            if key not in metric_keys:
-                records.extend(tr.metric_records(tr.decode_key(key, tags),
-                                                 self.client.get_metric_history(mid, key)))
-        for key, value in run.data.params.items():
-            if key not in param_keys and not key.startswith(tr.RESERVED):
-                records.append(Property(tr.decode_key(key, tags), value, start))
-        for key, value in tags.items():
-            if key not in tag_keys and tr.is_user_tag(key):
-                records.append(Tag(tr.decode_key(key, tags), value, start))
-        return [info, *records]
-
-    def _read_foreign(self, run: Any, experiment: str) -> list[Record]:
-        tags = run.data.tags
-        mid = run.info.run_id
-        info = tr.run_info_from_mlflow(
-            run.info, tags, experiment, self._parent_runbridge_id(tags.get(tr.MLFLOW_PARENT)))
+        metric_keys, param_keys, tag_keys = tr.stream_keys(stream)
         start = info.start_time
         series = []
         for key in run.data.metrics:
-            history = tr.metric_records(tr.decode_key(key, tags), self.client.get_metric_history(mid, key))
-            if history:
-                series.append(history)
+            if key not in metric_keys:
+                history = tr.metric_records(tr.decode_key(key, tags), self.client.get_metric_history(mid, key))
+                if history:
+                    series.append(history)
         series.sort(key=lambda s: min(m.time for m in s))
-        records: list[Record] = [info]
-        for s in series:
-            records.extend(s)
+        native: list[Record] = [m for s in series for m in s]
         for key, value in run.data.params.items():
-            records.append(Property(tr.decode_key(key, tags), value, start))
+            if key not in param_keys and not key.startswith(tr.RESERVED):
+                native.append(Property(tr.decode_key(key, tags), value, start))
         for key, value in tags.items():
-            if tr.is_user_tag(key):
-                records.append(Tag(tr.decode_key(key, tags), value, start))
-        records.extend(self._artifact_files(mid, info.end_time or start))
-        return records
+            if key not in tag_keys and tr.is_user_tag(key):
+                native.append(Tag(tr.decode_key(key, tags), value, start))
+        if ours:
+            return [info, *stream, *native]
+        held = {r.name for r in stream if type(r) is File} | {r.file_name for r in stream if type(r) is Image}
+        native.extend(f for f in self._artifact_files(mid, info.end_time or start) if f.name not in held)
+        return [info, *native, *stream]
 
     @hookimpl
     def list_runs(self, experiment: str | None) -> list[RunInfo]:
