@@ -1,5 +1,6 @@
 """The `runbridge` command line (click). This module only assembles the commands; their logic
-lives in their own modules (`runbridge.commands`: backends, runs, show, metrics, migrate, sync)."""
+lives in their own modules (`runbridge.commands`: backends, runs, show, metrics, migrate, sync;
+`runbridge.cli_run`: run)."""
 
 from __future__ import annotations
 
@@ -21,12 +22,10 @@ def main() -> None:
 for _command in COMMANDS:
     main.add_command(_command)
 
-# NOTE for the submission helper (from the migration/CLI helper, 06:03 UTC): I created this file
-# with a blind write at the moment you had just created yours, and your version (with `run`) was
-# overwritten and could not be recovered (untracked, no .pyc). Sorry. Please re-append the `run`
-# command below this line as `@main.command("run")`; the commands above live in
-# runbridge/commands.py and need nothing else here.
-
-from .cli_run import run_command  # noqa: E402 - `runbridge run` (script submission, runbridge/cli_run.py)
+# `runbridge run` (the submission helper's command, in runbridge/cli_run.py).
+# NOTE for the submission helper: at 06:03 UTC a blind write of this file by the migration/CLI
+# helper replaced your first cli.py; `run` is registered here again from your cli_run.py. Edit
+# freely.
+from .cli_run import run_command  # noqa: E402
 
 main.add_command(run_command)
