@@ -436,3 +436,18 @@ def test_a_run_is_found_by_id_from_a_fresh_process(tmp_path):
     # TensorBoard sees the nesting: grandchild folder inside child folder inside the parent's
     folder = logdir / safe_name(run.experiment.name) / safe_name(run.id) / safe_name(child.id) / safe_name(grandchild.id)
     assert event_files(folder)
+
+
+def test_a_tensorboardx_run_can_be_tagged_and_keeps_its_data(tbx_logdir):
+    logdir, _ = tbx_logdir
+    spec = f"tensorboard:{logdir}"
+    before = {(r.experiment, r.run_id) for r in open_backend(spec).list_runs(None)}
+    run = Run(Experiment(Workspace(backends=[spec]), "mnist"), "train")
+    run.tag("reviewed", "yes")
+    run.add_properties({"dataset": "mnist"})
+    fresh = Run(Experiment(Workspace(backends=[spec]), "mnist"), "train")
+    assert fresh.get_tags() == {"reviewed": "yes"}
+    assert fresh.get_properties() == {"dataset": "mnist"}
+    assert fresh.get_metrics()["acc"] == [F32(s / 10) for s in range(5)]
+    assert {(r.experiment, r.run_id) for r in open_backend(spec).list_runs(None)} == before
+    assert accumulator(logdir / "mnist" / "train").Scalars("acc")[-1].value == F32(0.4)  # TensorBoard still reads it

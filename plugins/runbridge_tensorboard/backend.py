@@ -43,6 +43,8 @@ STATE_FILE = "runbridge.run.json"
 FILES_DIR = "files"
 INDEX_DIR = ".runbridge-index"
 EVENT_MARK = "tfevents"
+#: How runbridge's own event files end (a folder may also hold files other tools wrote).
+OWN_SUFFIX = ".runbridge"
 
 
 class ForeignRunWarning(UserWarning):
@@ -124,7 +126,7 @@ class _EventFile:
                 n = _EventFile._counter
             self.folder.mkdir(parents=True, exist_ok=True)
             host = socket.gethostname().replace("/", "_") or "host"
-            self.path = self.folder / f"events.out.{EVENT_MARK}.{int(time.time()):010d}.{host}.{os.getpid()}.{n}.runbridge"
+            self.path = self.folder / f"events.out.{EVENT_MARK}.{int(time.time()):010d}.{host}.{os.getpid()}.{n}{OWN_SUFFIX}"
             self.handle = open(self.path, "ab")
             self.handle.write(tfrecord.frame([translate.file_version_event()]))
         elif self.handle is None:
@@ -283,7 +285,12 @@ class TensorBoardBackend:
             bases.append(self.root)
         for base in bases:
             folder = base if run_id == "." else base / run_id
-            if not _event_files(folder) or (folder / STATE_FILE).exists():
+            if not _event_files(folder):
+                continue
+            state = self._state(folder)
+            if state is not None:  # a foreign folder runbridge has written to since (adopted)
+                if state.run_id == run_id and state.experiment == experiment:
+                    return folder
                 continue
             try:
                 exp, rid, _ = self._foreign_identity(folder)
@@ -321,8 +328,10 @@ class TensorBoardBackend:
     @hookimpl
     def start_run(self, run: RunInfo) -> None:
         folder = self._locate(run.experiment, run.run_id)
-        if folder is None or not (folder / STATE_FILE).exists():
+        if folder is None:
             folder = self._create_folder(run)
+        # else: our run, or a folder another tool wrote that is now written to (tagged, say):
+        # it is adopted in place, its own event files stay as they are and are still read
         self._folders[(run.experiment, run.run_id)] = folder
         existing = self._state(folder)
         if existing == run:
@@ -369,8 +378,13 @@ class TensorBoardBackend:
     def _read_own(self, folder: Path) -> list[Record]:
         state = self._state(folder)  # written after the events of start_run/end_run: the newest
         current = None
+        files = _event_files(folder)
+        own = [p for p in files if p.name.endswith(OWN_SUFFIX)]
         records: list[Record] = []
-        for rec in translate.decode_own(_merged_events(_event_files(folder))):
+        if len(own) < len(files):  # an adopted folder: what the other tool wrote comes first
+            foreign = [p for p in files if not p.name.endswith(OWN_SUFFIX)]
+            records.extend(self._decode_foreign(folder, foreign)[0])
+        for rec in translate.decode_own(_merged_events(own)):
             kind = type(rec)
             if kind is RunInfo:
                 current = rec
@@ -384,11 +398,14 @@ class TensorBoardBackend:
             raise RuntimeError(f"run folder {folder} has neither {STATE_FILE} nor a RunInfo record")
         return [current, *records]
 
-    def _read_foreign(self, folder: Path, experiment: str, run_id: str,
-                      keep_image_bytes: bool = False) -> tuple[list[Record], dict[str, bytes]] | list[Record]:
+    @staticmethod
+    def _decode_foreign(folder: Path, files: Sequence[Path],
+                        keep_image_bytes: bool = False) -> tuple[list[Record], dict[str, bytes]]:
+        """Records of event files another tool wrote: properties (hparams) first, then every
+        series in step order; kinds runbridge cannot hold are named in one warning."""
         decoder = translate.ForeignDecoder()
         records: list[Record] = []
-        for ev in _merged_events(_event_files(folder)):
+        for ev in _merged_events(files):
             records.extend(decoder.decode(ev, keep_image_bytes))
         if decoder.skipped:
             kinds = ", ".join(f"{k} ({n})" for k, n in sorted(decoder.skipped.items()))
@@ -397,11 +414,11 @@ class TensorBoardBackend:
                 stacklevel=3)
         props = [r for r in records if type(r) is Property]
         series = sorted((r for r in records if type(r) is not Property), key=_step_of)
-        info = self._foreign_info(folder, experiment, run_id)
-        out = [info, *props, *series]
-        if keep_image_bytes:
-            return out, decoder.images
-        return out
+        return [*props, *series], decoder.images
+
+    def _read_foreign(self, folder: Path, experiment: str, run_id: str) -> list[Record]:
+        records, _ = self._decode_foreign(folder, _event_files(folder))
+        return [self._foreign_info(folder, experiment, run_id), *records]
 
     def _foreign_info(self, folder: Path, experiment: str, run_id: str) -> RunInfo:
         files = _event_files(folder)
@@ -468,8 +485,9 @@ class TensorBoardBackend:
             Path(destination).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, destination)
             return True
-        if not (folder / STATE_FILE).exists():
-            _, images = self._read_foreign(folder, run.experiment, run.run_id, keep_image_bytes=True)
+        foreign = [p for p in _event_files(folder) if not p.name.endswith(OWN_SUFFIX)]
+        if foreign:
+            _, images = self._decode_foreign(folder, foreign, keep_image_bytes=True)
             if name in images:
                 Path(destination).parent.mkdir(parents=True, exist_ok=True)
                 Path(destination).write_bytes(images[name])

@@ -156,6 +156,7 @@ class Encoder:
 
     def __init__(self) -> None:
         self._seen: set[str] = set()
+        self._display_plugin: dict[str, str] = {}
         self.max_step = 0
 
     def _meta(self, tag: str, metadata: summary_pb2.SummaryMetadata) -> summary_pb2.SummaryMetadata | None:
@@ -164,15 +165,26 @@ class Encoder:
         self._seen.add(tag)
         return metadata
 
+    def _display_tag(self, name: str, plugin: str) -> str:
+        """`name`, or `name/<plugin>` if this file already shows `name` in another dashboard
+        (a metric that mixes numbers and strings)."""
+        first = self._display_plugin.setdefault(name, plugin)
+        return name if first == plugin else f"{name}/{plugin}"
+
     def _display_scalar(self, name: str, value: float) -> summary_pb2.Summary.Value:
-        return _Value(tag=name, metadata=self._meta(name, SCALAR_METADATA),
+        tag = self._display_tag(name, "scalars")
+        return _Value(tag=tag, metadata=self._meta(tag, SCALAR_METADATA),
                       tensor=_Tensor(dtype=types_pb2.DT_FLOAT, tensor_shape=_SCALAR_SHAPE,
                                      float_val=[_f32(value)]))
 
     def _display_text(self, name: str, text: str) -> summary_pb2.Summary.Value:
-        return _Value(tag=name, metadata=self._meta(name, TEXT_METADATA),
+        tag = self._display_tag(name, "text")
+        return _Value(tag=tag, metadata=self._meta(tag, TEXT_METADATA),
                       tensor=_Tensor(dtype=types_pb2.DT_STRING, tensor_shape=_SCALAR_SHAPE,
                                      string_val=[text.encode("utf-8", "surrogatepass")]))
+
+    def _display_image(self, name: str, image: summary_pb2.Summary.Image) -> summary_pb2.Summary.Value:
+        return _Value(tag=self._display_tag(name, "images"), image=image)
 
     def _record_value(self, record: Record) -> summary_pb2.Summary.Value:
         text = record_to_json(record).encode("utf-8", "surrogatepass")
@@ -225,7 +237,7 @@ class Encoder:
         else:
             metadata = self._meta(tag, EXACT_METADATA)
         exact = _Value(tag=tag, metadata=metadata, tensor=tensor)
-        return self._event(m.time / 1e6, step, [display, exact])
+        return self._event(m.time / 1e6, step, [exact, display])
 
     def _display_for(self, name: str, v: Any) -> list:
         if type(v) is bool or type(v) is int:
@@ -261,7 +273,7 @@ class Encoder:
                 if rec.data is not None:
                     if rec.media_type.startswith("image/"):
                         h, w = image_size(rec.data)
-                        extra.append(_Value(tag=rec.name, image=_Summary.Image(
+                        extra.append(self._display_image(rec.name, _Summary.Image(
                             height=h, width=w, colorspace=4 if rec.media_type == "image/png" else 3,
                             encoded_image_string=rec.data)))
                     elif rec.media_type == "application/json":
@@ -320,39 +332,42 @@ def decode_own(events: Iterable[event_pb2.Event]) -> Iterator[Record]:
     plen = len(EXACT_PREFIX)
     loads = json.loads
     for ev in events:
-        for v in ev.summary.value:
-            tag = v.tag
-            if tag == RECORDS_TAG:
-                yield record_from_json(v.tensor.string_val[0].decode("utf-8", "surrogatepass"))
-            elif tag.startswith(EXACT_PREFIX):
-                t = v.tensor
-                dtype = t.dtype
-                if dtype == DT_DOUBLE:
-                    value: Any = t.double_val[0] if t.double_val else struct.unpack("<d", t.tensor_content)[0]
-                elif dtype == DT_INT64:
-                    value = t.int64_val[0] if t.int64_val else struct.unpack("<q", t.tensor_content)[0]
-                elif dtype == DT_STRING:
-                    value = t.string_val[0].decode("utf-8", "surrogatepass")
+        values = ev.summary.value
+        if not values:
+            continue
+        v = values[0]  # the exact value or record; display copies follow it
+        tag = v.tag
+        if tag == RECORDS_TAG:
+            yield record_from_json(v.tensor.string_val[0].decode("utf-8", "surrogatepass"))
+        elif tag.startswith(EXACT_PREFIX):
+            t = v.tensor
+            dtype = t.dtype
+            if dtype == DT_DOUBLE:
+                value: Any = t.double_val[0] if t.double_val else struct.unpack("<d", t.tensor_content)[0]
+            elif dtype == DT_INT64:
+                value = t.int64_val[0] if t.int64_val else struct.unpack("<q", t.tensor_content)[0]
+            elif dtype == DT_STRING:
+                value = t.string_val[0].decode("utf-8", "surrogatepass")
+            else:
+                continue
+            content = v.metadata.plugin_data.content
+            if not content:
+                yield Metric(tag[plen:], ev.step, value, None, round(ev.wall_time * 1e6))
+            elif content == STEP_IS_SEQ:
+                step = ev.step
+                yield Metric(tag[plen:], step, value, step, round(ev.wall_time * 1e6))
+            else:
+                extra = loads(content)
+                seq = extra.get("seq")
+                if seq is None:
+                    seq, step = ev.step, None
                 else:
-                    continue
-                content = v.metadata.plugin_data.content
-                if not content:
-                    yield Metric(tag[plen:], ev.step, value, None, round(ev.wall_time * 1e6))
-                elif content == STEP_IS_SEQ:
                     step = ev.step
-                    yield Metric(tag[plen:], step, value, step, round(ev.wall_time * 1e6))
-                else:
-                    extra = loads(content)
-                    seq = extra.get("seq")
-                    if seq is None:
-                        seq, step = ev.step, None
-                    else:
-                        step = ev.step
-                    t_us = extra.get("time")
-                    if t_us is None:
-                        t_us = round(ev.wall_time * 1e6)
-                    yield Metric(tag[plen:], seq, value, step, t_us,
-                                 bool(extra.get("list", 0)), extra.get("desc", ""))
+                t_us = extra.get("time")
+                if t_us is None:
+                    t_us = round(ev.wall_time * 1e6)
+                yield Metric(tag[plen:], seq, value, step, t_us,
+                             bool(extra.get("list", 0)), extra.get("desc", ""))
 
 
 # --- reading event folders other tools wrote ------------------------------------------------
