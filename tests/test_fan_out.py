@@ -1,0 +1,166 @@
+"""Several backends at once: every record reaches every healthy backend; a backend that fails
+mid-run is warned about once, marked incomplete on the run, and repaired by `runbridge sync`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+
+from mlflow_fixtures import FAST_HTTP_ENV, MlflowServer
+from runbridge import BackendFailedWarning, Experiment, Run, Workspace
+from runbridge.backends import INCOMPLETE_PREFIX
+from runbridge.migrate import sync
+from runbridge.records import Tag
+from runbridge.shapes import fold_tags
+
+SCRIPT = textwrap.dedent("""
+    import sys, time, pathlib
+    from runbridge import Experiment, Workspace
+
+    ready, go = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+    run = Experiment(Workspace.from_config(), "fan").start_logging(display_name="fan-out", outputs=None)
+    for i in range(100):
+        run.log("loss", 1.0 / (i + 1), step=i)
+    run.log_row("table", a=1, b="x")
+    run.flush()
+    ready.write_text(run.id)
+    while not go.exists():  # the test stops the MLflow server now
+        time.sleep(0.05)
+    for i in range(100, 300):
+        run.log("loss", 1.0 / (i + 1), step=i)
+        if i % 50 == 0:
+            run.flush()
+    run.log_row("table", a=2, b="y")
+    run.tag("after", "the server stopped")
+    run.complete()
+    print("script done")
+""")
+
+
+def cli(*args: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    script = Path(sys.executable).with_name("runbridge")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "runbridge"]
+    return subprocess.run(command + list(args), cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def expected_loss() -> list[float]:
+    return [1.0 / (i + 1) for i in range(300)]
+
+
+@pytest.mark.slow
+def test_a_server_stopped_mid_run_loses_nothing_elsewhere_and_sync_repairs_it(tmp_path):
+    server = MlflowServer(tmp_path / "server").start()
+    sqlite_spec = f"sqlite:{tmp_path / 'runs.db'}"
+    tb_spec = f"tensorboard:{tmp_path / 'tb'}"
+    mlflow_spec = f"mlflow:{server.url}"
+    specs = ",".join([sqlite_spec, mlflow_spec, tb_spec])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBRIDGE_")}
+    env.update(FAST_HTTP_ENV, RUNBRIDGE_BACKENDS=specs, PYTHONWARNINGS="default")
+    ready, go = tmp_path / "ready", tmp_path / "go"
+    (tmp_path / "script.py").write_text(SCRIPT)
+    try:
+        proc = subprocess.Popen([sys.executable, "script.py", str(ready), str(go)], cwd=tmp_path, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        while not ready.exists() and proc.poll() is None:
+            time.sleep(0.05)
+        assert ready.exists(), proc.communicate()
+        run_id = ready.read_text()
+        server.stop()
+        go.write_text("go")
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
+        assert "script done" in out
+        assert err.count("BackendFailedWarning") == 1, err
+        warning = next(line for line in err.splitlines() if "BackendFailedWarning" in line)
+        assert mlflow_spec in warning
+
+        # the healthy backends hold every point, and the run says MLflow is incomplete
+        for spec in (sqlite_spec, tb_spec):
+            run = Run(Experiment(Workspace(backends=[spec]), "fan"), run_id)
+            metrics = run.get_metrics()
+            assert metrics["loss"] == expected_loss(), spec
+            assert metrics["table"] == {"a": [1, 2], "b": ["x", "y"]}
+            assert run.get_tags() == {"after": "the server stopped"}
+            assert run.get_status() == "Completed"
+        shown = cli("show", run_id, cwd=tmp_path, env=env)
+        assert shown.returncode == 0, shown.stderr
+        mlflow_line = next(line for line in shown.stdout.splitlines() if line.strip().startswith(mlflow_spec))
+        assert "INCOMPLETE" in mlflow_line and "runbridge sync" in mlflow_line
+        assert f"{sqlite_spec}: complete" in shown.stdout and f"{tb_spec}: complete" in shown.stdout
+
+        # the server comes back on the same address; sync gives MLflow what it missed
+        restarted = MlflowServer(tmp_path / "server")
+        restarted.port, restarted.url = server.port, server.url
+        server = restarted.start()
+        synced = cli("sync", "--no-progress", cwd=tmp_path, env=env)
+        assert synced.returncode == 0, synced.stderr
+        assert "Repaired 1 run(s)" in synced.stdout and "not held exactly" not in synced.stdout
+        env_one = {**env, "RUNBRIDGE_BACKENDS": mlflow_spec}
+        in_mlflow = Run(Experiment(Workspace(backends=[mlflow_spec]), "fan"), run_id)
+        assert in_mlflow.get_metrics()["loss"] == expected_loss()
+        assert in_mlflow.get_metrics()["table"] == {"a": [1, 2], "b": ["x", "y"]}
+        assert in_mlflow.get_tags() == {"after": "the server stopped"}
+        assert in_mlflow.get_status() == "Completed"
+        from mlflow import MlflowClient
+
+        client = MlflowClient(server.url)
+        (native,) = client.search_runs([client.get_experiment_by_name("fan").experiment_id])
+        assert [m.value for m in client.get_metric_history(native.info.run_id, "loss")] == expected_loss()
+        again = cli("show", run_id, cwd=tmp_path, env=env)
+        assert "INCOMPLETE" not in again.stdout and f"{mlflow_spec}: complete" in again.stdout
+        assert cli("sync", cwd=tmp_path, env=env).stdout.startswith("Nothing to sync")
+        assert cli("runs", cwd=tmp_path, env=env_one).returncode == 0
+    finally:
+        server.stop()
+
+
+def test_a_failing_backend_is_marked_on_the_run_in_the_others(tmp_path):
+    """In-process: the fan-out records the failure as a reserved tag; users do not see it."""
+    good = f"sqlite:{tmp_path / 'good.db'}"
+    bad_folder = tmp_path / "bad"
+    bad = f"sqlite:{bad_folder / 'bad.db'}"
+    ws = Workspace(backends=[good, bad])
+    run = Experiment(ws, "fan").start_logging(outputs=None)
+    run.log("x", 1)
+    run.flush()
+    ws.backends[1].impl._conn.close()  # the second store stops working mid-run
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for i in range(2, 5):
+            run.log("x", i)
+            run.flush()
+        run.complete()
+    assert [type(w.message) for w in caught] == [BackendFailedWarning]
+    reread = Run(Experiment(Workspace(backends=[good]), "fan"), run.id)
+    assert reread.get_metrics() == {"x": [1, 2, 3, 4]}
+    assert reread.get_tags() == {}
+    _, records = Workspace(backends=[good]).read_run("fan", run.id)
+    marks = {k: v for k, v in fold_tags(records, include_reserved=True).items() if k.startswith(INCOMPLETE_PREFIX)}
+    assert list(marks) == [INCOMPLETE_PREFIX + "sqlite2"]
+    assert marks[INCOMPLETE_PREFIX + "sqlite2"].startswith(bad)
+
+    report = sync([good, bad], progress=False)  # a fresh instance of the store works again
+    assert report.ok and len(report.copied) == 1 and report.differences == [], report.summary()
+    repaired = Run(Experiment(Workspace(backends=[bad]), "fan"), run.id)
+    assert repaired.get_metrics() == {"x": [1, 2, 3, 4]} and repaired.get_status() == "Completed"
+    _, records = Workspace(backends=[good]).read_run("fan", run.id)
+    assert not any(k.startswith(INCOMPLETE_PREFIX) for k in fold_tags(records, include_reserved=True))
+    assert sync([good, bad], progress=False).copied == []
+    assert isinstance(Tag, type)
+
+
+def test_the_fan_out_example_runs(tmp_path):
+    example = Path(__file__).resolve().parents[1] / "examples" / "fan_out.py"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBRIDGE_")}
+    result = subprocess.run([sys.executable, str(example)], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if "loss" in line and "points" in line]
+    assert len(lines) == 3 and all("50 points" in line for line in lines), result.stdout
