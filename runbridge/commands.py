@@ -328,31 +328,22 @@ def show_command(run_id: str, backend: tuple[str, ...]) -> None:
 
 
 def write_csv(records: Sequence[Record], name: str | None, out: Any) -> int:
-    """The columns of `run.get_metrics_frame()` (name, seq, step, timestamp, kind, value, then one
-    per table column), one row per logged value, written with the csv module so that ints stay
-    ints and floats keep every digit. Returns the number of rows."""
+    """The rows and columns of `run.get_metrics_frame()` (name, seq, step, timestamp, kind, value,
+    then one per table column), written with the csv module from the values themselves, so ints
+    stay ints (no float NaN-filling) and floats keep every digit. Returns the number of rows."""
     import csv
 
-    from .frames import metrics_frame
+    from .frames import METRIC_COLUMNS, metric_rows
 
-    selected = [r for r in records if type(r) in (Metric, Row, Image) and (name is None or r.name == name)]
-    columns = list(metrics_frame(selected).columns)
+    rows = metric_rows(records, name)
+    columns = METRIC_COLUMNS + sorted({c for r in rows for c in r} - set(METRIC_COLUMNS))
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
-    for rec in selected:
-        row = {"name": rec.name, "seq": rec.seq, "step": getattr(rec, "step", None),
-               "timestamp": datetime.fromtimestamp(rec.time / 1e6, tz=timezone.utc).isoformat()}
-        kind = type(rec)
-        if kind is Metric:
-            row.update(kind="list" if rec.from_list else "scalar", value=rec.value)
-        elif kind is Row:
-            row.update(kind="table", value=None)
-            row.update(dict(rec.cells))
-        else:
-            row.update(kind="file", value=rec.file_name)
+    for row in rows:
+        row["timestamp"] = row["timestamp"].isoformat()
         writer.writerow(["" if row.get(c) is None else repr(row[c]) if type(row.get(c)) is float else row[c]
                          for c in columns])
-    return len(selected)
+    return len(rows)
 
 
 @click.command("metrics")

@@ -15,8 +15,8 @@ def _utc(us: int | None) -> Any:
     return pd.NaT if us is None else pd.Timestamp(us, unit="us", tz="UTC")
 
 
-def metrics_frame(records: Iterable[Record], name: str | None = None) -> pd.DataFrame:
-    """Columns name, seq, step, timestamp, kind, value, then one column per table column."""
+def metric_rows(records: Iterable[Record], name: str | None = None) -> list[dict[str, Any]]:
+    """One dict per logged value (the rows of `metrics_frame`), values of their own types."""
     rows: list[dict[str, Any]] = []
     for rec in records:
         kind = type(rec)
@@ -32,7 +32,17 @@ def metrics_frame(records: Iterable[Record], name: str | None = None) -> pd.Data
         else:
             row.update(kind="file", value=rec.file_name)
         rows.append(row)
-    columns = ["name", "seq", "step", "timestamp", "kind", "value"]
+    return rows
+
+
+#: The first columns of `metrics_frame`; table columns follow, sorted.
+METRIC_COLUMNS = ["name", "seq", "step", "timestamp", "kind", "value"]
+
+
+def metrics_frame(records: Iterable[Record], name: str | None = None) -> pd.DataFrame:
+    """Columns name, seq, step, timestamp, kind, value, then one column per table column."""
+    rows = metric_rows(records, name)
+    columns = METRIC_COLUMNS
     frame = pd.DataFrame(rows, columns=columns + sorted({c for r in rows for c in r} - set(columns)))
     return frame.astype({"value": object}) if not frame.empty else frame
 
