@@ -26,7 +26,7 @@ pytest.importorskip("tensorboard")
 
 from runbridge import Experiment, Run, Workspace  # noqa: E402
 from runbridge.backends import open_backend  # noqa: E402
-from runbridge.records import Metric, RunInfo, Tag  # noqa: E402
+from runbridge.records import Image, Metric, RunInfo, Tag  # noqa: E402
 from runbridge.testing import make_png  # noqa: E402
 from runbridge_tensorboard import EventFileDamageWarning, ForeignRunWarning  # noqa: E402
 from runbridge_tensorboard.backend import safe_name  # noqa: E402
@@ -257,6 +257,31 @@ def test_legacy_simple_value_scalars(tmp_path):
     assert run.get_details()["startTimeUtc"] <= frame["timestamp"].iloc[0].isoformat()
 
 
+def test_foreign_tensor_scalars_of_every_dtype(tmp_path):
+    """TF2-style scalars are tensors: float32 as TensorBoard shows it, float64 exact, int64 as int."""
+    from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, types_pb2
+    from tensorboard.plugins.scalar import metadata as scalar_metadata
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    writer = EventFileWriter(str(tmp_path / "logs" / "tf2"))
+    meta = scalar_metadata.create_summary_metadata(display_name="", description="")
+    for step in range(3):
+        values = [
+            summary_pb2.Summary.Value(tag="f32", metadata=meta, tensor=tensor_pb2.TensorProto(
+                dtype=types_pb2.DT_FLOAT, float_val=[0.1 * step])),
+            summary_pb2.Summary.Value(tag="f64", metadata=meta, tensor=tensor_pb2.TensorProto(
+                dtype=types_pb2.DT_DOUBLE, tensor_content=struct.pack("<d", 0.1 * step))),
+            summary_pb2.Summary.Value(tag="i64", metadata=meta, tensor=tensor_pb2.TensorProto(
+                dtype=types_pb2.DT_INT64, int64_val=[2**60 + step])),
+        ]
+        writer.add_event(event_pb2.Event(wall_time=time.time(), step=step, summary=summary_pb2.Summary(value=values)))
+    writer.close()
+    metrics = Run(Experiment(Workspace(backends=[f"tensorboard:{tmp_path / 'logs'}"]), "logs"), "tf2").get_metrics()
+    assert metrics == {"f32": [F32(0.1 * s) for s in range(3)], "f64": [0.1 * s for s in range(3)],
+                       "i64": [2**60 + s for s in range(3)]}
+    assert all(type(v) is int for v in metrics["i64"])
+
+
 def test_foreign_kinds_runbridge_cannot_hold_are_named_in_a_warning(tmp_path):
     np = pytest.importorskip("numpy")
     tbx = pytest.importorskip("tensorboardX")
@@ -271,6 +296,16 @@ def test_foreign_kinds_runbridge_cannot_hold_are_named_in_a_warning(tmp_path):
 
 
 # --- damaged files ---------------------------------------------------------------------------------
+
+@pytest.fixture(params=["8MiB-chunks", "777-byte-chunks"], autouse=False)
+def read_chunk(request, monkeypatch):
+    """Event files are read and checked in chunks: check records that straddle chunk borders too."""
+    from runbridge_tensorboard import tfrecord
+
+    if request.param == "777-byte-chunks":
+        monkeypatch.setattr(tfrecord, "READ_CHUNK", 777)
+    return request.param
+
 
 def _write_run(logdir: Path, n: int, batches: int = 1) -> tuple[Path, RunInfo, list[Metric]]:
     backend = open_backend(f"tensorboard:{logdir}")
@@ -299,7 +334,7 @@ def _read_values(logdir: Path):
     return [r.value for r in records if type(r) is Metric]
 
 
-def test_truncated_file_reads_to_the_last_whole_record_and_warns(tmp_path):
+def test_truncated_file_reads_to_the_last_whole_record_and_warns(tmp_path, read_chunk):
     path, _, metrics = _write_run(tmp_path, 50)
     last = _offsets(path)[-1]
     with open(path, "r+b") as f:
@@ -309,7 +344,7 @@ def test_truncated_file_reads_to_the_last_whole_record_and_warns(tmp_path):
     assert values == [m.value for m in metrics[:-1]]
 
 
-def test_corrupted_record_mid_file_warns_with_offset_and_reads_on(tmp_path):
+def test_corrupted_record_mid_file_warns_with_offset_and_reads_on(tmp_path, read_chunk):
     path, _, metrics = _write_run(tmp_path, 50)
     offsets = _offsets(path)
     bad = offsets[20]  # record 0 is the file version, 1 the RunInfo, then the metrics
@@ -321,7 +356,7 @@ def test_corrupted_record_mid_file_warns_with_offset_and_reads_on(tmp_path):
     assert values == [m.value for i, m in enumerate(metrics) if i != 18]
 
 
-def test_corrupted_length_resynchronises_on_the_next_record(tmp_path):
+def test_corrupted_length_resynchronises_on_the_next_record(tmp_path, read_chunk):
     path, _, metrics = _write_run(tmp_path, 50)
     offsets = _offsets(path)
     bad = offsets[30]
@@ -333,7 +368,7 @@ def test_corrupted_length_resynchronises_on_the_next_record(tmp_path):
     assert values == [m.value for i, m in enumerate(metrics) if i != 28]
 
 
-def test_damaged_foreign_file_warns_too(tbx_logdir):
+def test_damaged_foreign_file_warns_too(tbx_logdir, read_chunk):
     logdir, _ = tbx_logdir
     [path] = event_files(logdir / "mnist" / "train")
     size = path.stat().st_size
@@ -344,11 +379,17 @@ def test_damaged_foreign_file_warns_too(tbx_logdir):
     assert metrics["acc"] == [F32(s / 10) for s in range(4)]
 
 
-def test_intact_files_read_without_warnings(tmp_path):
-    _write_run(tmp_path, 2000, batches=8)
+def test_intact_files_read_without_warnings(tmp_path, read_chunk):
+    _, info, _ = _write_run(tmp_path, 2000, batches=8)
+    big = make_png(seed=1) + os.urandom(6000)  # one record far larger than a small chunk
+    backend = open_backend(f"tensorboard:{tmp_path}")
+    backend.pm.hook.write(run=info, records=[Image("big", 0, "big.png", "image/png", info.start_time, None, big),
+                                             Metric("m", 2000, 0.25, None, info.start_time)])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert len(_read_values(tmp_path)) == 2000
+        assert len(_read_values(tmp_path)) == 2001
+        records = open_backend(f"tensorboard:{tmp_path}").read("exp", "damaged")
+    assert [r.file_name for r in records if type(r) is Image] == ["big.png"]
 
 
 # --- volume, flushing, processes ------------------------------------------------------------------

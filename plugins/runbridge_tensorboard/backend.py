@@ -27,7 +27,7 @@ import tempfile
 import threading
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 from urllib.parse import quote
 
 from tensorboard.compat.proto import event_pb2
@@ -177,27 +177,28 @@ atexit.register(_close_all)
 
 # --- reading helpers ----------------------------------------------------------------------------
 
-def _load_events(path: Path) -> list[event_pb2.Event]:
+def _load_events(path: Path) -> Iterator[event_pb2.Event]:
+    """The summary events of one event file, streamed in file order."""
     parse = event_pb2.Event.FromString
-    out = []
-    offset_hint = str(path)
-    for blob in tfrecord.read_records(offset_hint):
+    for blob in tfrecord.read_records(str(path)):
         try:
-            out.append(parse(blob))
+            event = parse(blob)
         except Exception as exc:  # noqa: BLE001 - a record with a valid checksum but bad contents
             warnings.warn(tfrecord.EventFileDamageWarning(
                 f"event file {path}: a record ({len(blob)} bytes) is not an Event ({exc}); skipped it"),
                 stacklevel=2)
-    return out
+            continue
+        if event.HasField("summary"):
+            yield event
 
 
 def _merged_events(files: Sequence[Path]) -> Iterable[event_pb2.Event]:
     """The summary events of every file of a run folder: each file in its own order, files
     merged by event time (a second process on the same run writes its own file)."""
-    lists = [[e for e in _load_events(p) if e.HasField("summary")] for p in files]
-    if len(lists) == 1:
-        return lists[0]
-    return heapq.merge(*lists, key=lambda e: e.wall_time)
+    streams = [_load_events(p) for p in files]
+    if len(streams) == 1:
+        return streams[0]
+    return heapq.merge(*streams, key=lambda e: e.wall_time)
 
 
 def _first_wall_time(path: Path) -> float | None:

@@ -217,12 +217,64 @@ def _raw_crc_windows(windows: np.ndarray) -> np.ndarray:
     return crc ^ np.uint32(0xFFFFFFFF)
 
 
-def read_records(path: str, data: bytes | None = None) -> Iterator[bytes]:
-    """Every intact record of the event file at `path`, in file order, warning on damage."""
-    if data is None:
-        with open(path, "rb") as f:
-            data = f.read()
-    buf = data
+#: How much of an event file is read and checked at a time.
+READ_CHUNK = 8 << 20
+
+
+def read_records(path: str) -> Iterator[bytes]:
+    """Every intact record of the event file at `path`, in file order, warning on damage.
+
+    Reads the file in chunks and checks each chunk's checksums together; at the first sign of
+    damage it reads the rest of the file and recovers record by record (`_read_buffer`).
+    """
+    unpack_from = struct.unpack_from
+    with open(path, "rb") as f:
+        base = 0  # file offset of buf[0]
+        buf = b""
+        want = READ_CHUNK
+        while True:
+            chunk = f.read(want)
+            at_eof = len(chunk) < want
+            buf = buf + chunk if buf else chunk
+            n = len(buf)
+            spans: list[tuple[int, int]] = []
+            p = 0
+            need = 0
+            while True:
+                if n - p < 12:
+                    need = 12 - (n - p) if p < n else 0
+                    break
+                (length,) = unpack_from("<Q", buf, p)
+                end = p + 12 + length + 4
+                if end > n:
+                    if masked_crc32c(buf[p:p + 8]) != unpack_from("<I", buf, p + 8)[0]:
+                        need = -1  # a damaged length: recover below
+                    else:
+                        need = end - n
+                    break
+                spans.append((p, length))
+                p = end
+            headers = [buf[s:s + 8] for s, _ in spans]
+            payloads = [buf[s + 12:s + 12 + ln] for s, ln in spans]
+            got = masked_crc32c_many(headers + payloads)
+            m = len(spans)
+            for i, (s, ln) in enumerate(spans):
+                if got[i] != unpack_from("<I", buf, s + 8)[0] or got[m + i] != unpack_from("<I", buf, s + 12 + ln)[0]:
+                    yield from _read_buffer(path, buf[s:] + f.read(), base + s)
+                    return
+                yield payloads[i]
+            if need < 0 or (at_eof and p < n):
+                yield from _read_buffer(path, buf[p:] + f.read(), base + p)
+                return
+            if at_eof:
+                return
+            base += p
+            buf = buf[p:]
+            want = max(READ_CHUNK, need)
+
+
+def _read_buffer(path: str, buf: bytes, base: int) -> Iterator[bytes]:
+    """Records of `buf` (the file from offset `base` on), recovering from damage with warnings."""
     n = len(buf)
     pos = 0
     unpack_from = struct.unpack_from
@@ -264,28 +316,28 @@ def read_records(path: str, data: bytes | None = None) -> Iterator[bytes]:
                         masked_crc32c(buf[stop_reason[1]:stop_reason[1] + 8]) != unpack_from("<I", buf, stop_reason[1] + 8)[0]:
                     nxt = _resync(buf, stop_reason[1] + 1)
                     if nxt is None:
-                        _warn(path, f"corrupted record at byte offset {stop_reason[1]}; "
+                        _warn(path, f"corrupted record at byte offset {base + stop_reason[1]}; "
                                     f"no intact record after it ({n - stop_reason[1]} bytes not read)")
                         return
-                    _warn(path, f"corrupted record at byte offset {stop_reason[1]} (bad length checksum); "
-                                f"skipped {nxt - stop_reason[1]} bytes, reading on at offset {nxt}")
+                    _warn(path, f"corrupted record at byte offset {base + stop_reason[1]} (bad length checksum); "
+                                f"skipped {nxt - stop_reason[1]} bytes, reading on at offset {base + nxt}")
                     pos = nxt
                     continue
-                _warn(path, f"truncated record at byte offset {stop_reason[1]} "
+                _warn(path, f"truncated record at byte offset {base + stop_reason[1]} "
                             f"(the file ends {n - stop_reason[1]} bytes later, mid-record); read every whole record before it")
             return
         kind, i = bad
         s, ln = spans[i]
         if kind == "data":
-            _warn(path, f"corrupted record at byte offset {s} ({ln} bytes, data checksum mismatch): "
-                        f"skipped it, reading on at offset {s + 12 + ln + 4}")
+            _warn(path, f"corrupted record at byte offset {base + s} ({ln} bytes, data checksum mismatch): "
+                        f"skipped it, reading on at offset {base + s + 12 + ln + 4}")
             pos = s + 12 + ln + 4
             continue
         nxt = _resync(buf, s + 1)
         if nxt is None:
-            _warn(path, f"corrupted record at byte offset {s} (bad length checksum); "
+            _warn(path, f"corrupted record at byte offset {base + s} (bad length checksum); "
                         f"no intact record after it ({n - s} bytes not read)")
             return
-        _warn(path, f"corrupted record at byte offset {s} (bad length checksum); "
-                    f"skipped {nxt - s} bytes, reading on at offset {nxt}")
+        _warn(path, f"corrupted record at byte offset {base + s} (bad length checksum); "
+                    f"skipped {nxt - s} bytes, reading on at offset {base + nxt}")
         pos = nxt
