@@ -139,15 +139,14 @@ class Experiment:
         for info in self.workspace.list_runs(self.name):
             if info.parent_id and not include_children:
                 continue
-            run = Run(self, info.run_id)
+            _, records = self.workspace.read_run(self.name, info.run_id)
             if type is not None or tags is not None or properties is not None:
-                _, records = self.workspace.read_run(self.name, info.run_id)
                 all_tags = fold_tags(records, include_reserved=True)
                 if type is not None and all_tags.get(TYPE_TAG) != type:
                     continue
                 if not _matches(all_tags, tags) or not _matches(fold_properties(records), properties):
                     continue
-            yield run
+            yield Run._from_records(self, records)
 
     def get_runs_frame(self, include_children: bool = True) -> "pandas.DataFrame":
         """One row per run: status, times, tags, and last/min/max of each numeric metric."""
