@@ -7,7 +7,6 @@ loaders, event folders tensorboardX wrote, damaged files, volume, flushing and t
 from __future__ import annotations
 
 import json
-import math
 import os
 import socket
 import struct
@@ -26,7 +25,7 @@ pytest.importorskip("tensorboard")
 
 from runbridge import Experiment, Run, Workspace  # noqa: E402
 from runbridge.backends import open_backend  # noqa: E402
-from runbridge.records import Image, Metric, RunInfo, Tag  # noqa: E402
+from runbridge.records import Image, Metric, RunInfo  # noqa: E402
 from runbridge.testing import make_png  # noqa: E402
 from runbridge_tensorboard import EventFileDamageWarning, ForeignRunWarning  # noqa: E402
 from runbridge_tensorboard.backend import safe_name  # noqa: E402
@@ -99,7 +98,8 @@ def tensorboard_server(request, logged):
     if request.param == "legacy-loader":
         cmd.append("--load_fast=false")
     log = open(logged["logdir"].parent / f"tensorboard-{request.param}.log", "wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    env = dict(os.environ, TMPDIR=str(logged["logdir"].parent))  # its .tensorboard-info stays in tmp
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90

@@ -17,6 +17,7 @@ e.g. tensorboardX output): its id is its path relative to the experiment folder.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import heapq
 import json
@@ -34,7 +35,7 @@ from tensorboard.compat.proto import event_pb2
 
 from runbridge.hookspecs import hookimpl
 from runbridge.records import (
-    COMPLETED, File, Image, Metric, Property, Record, RunInfo, record_from_dict, record_to_dict,
+    COMPLETED, File, Image, Property, Record, RunInfo, record_from_dict, record_to_dict,
 )
 
 from . import tfrecord, translate
@@ -169,8 +170,6 @@ def _close_all() -> None:
         except Exception:  # noqa: BLE001 - at exit, best effort
             pass
 
-
-import atexit  # noqa: E402
 
 atexit.register(_close_all)
 

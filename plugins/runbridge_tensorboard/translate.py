@@ -35,7 +35,7 @@ from typing import Any, Iterable, Iterator, Sequence
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 
 from runbridge.records import (
-    File, Image, Metric, Property, Record, Row, RunInfo, Tag, record_from_json, record_to_json,
+    File, Image, Metric, Property, Record, Row, RunInfo, record_from_json, record_to_json,
 )
 
 EXACT_PREFIX = "runbridge.exact/"
@@ -317,14 +317,6 @@ def _now() -> float:
 
 
 # --- reading runbridge's own runs ----------------------------------------------------------
-
-def is_own_event(event: event_pb2.Event) -> bool:
-    """Whether an event carries runbridge's exact data (a run runbridge wrote)."""
-    for v in event.summary.value:
-        if v.tag == RECORDS_TAG or v.tag.startswith(EXACT_PREFIX):
-            return True
-    return False
-
 
 def decode_own(events: Iterable[event_pb2.Event]) -> Iterator[Record]:
     """The exact records in events runbridge wrote, in event order (display copies skipped)."""
