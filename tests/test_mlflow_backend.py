@@ -26,7 +26,7 @@ from mlflow_fixtures import FAST_HTTP_ENV, free_port, mlflow_server  # noqa: E40
 from runbridge import Experiment, Run, Workspace  # noqa: E402
 from runbridge.errors import BackendFailedWarning  # noqa: E402
 from runbridge.backends import open_backend  # noqa: E402
-from runbridge.records import Metric, Row, RunInfo  # noqa: E402
+from runbridge.records import Metric, Row, RunInfo, Tag  # noqa: E402
 from runbridge.testing import make_png  # noqa: E402
 from runbridge_mlflow import translate as tr  # noqa: E402
 
@@ -378,3 +378,30 @@ def test_portal_url_opens_the_mlflow_ui(mlflow_server, monkeypatch) -> None:
     assert url == f"{mlflow_server.url}/#/experiments/{native.info.experiment_id}/runs/{native.info.run_id}"
     with urllib.request.urlopen(url.split("#")[0], timeout=10) as response:
         assert response.status == 200
+
+
+def test_a_long_run_is_read_from_one_snapshot(tracking_uri: str) -> None:
+    """A run flushed many times gets, when it ends, a snapshot of its whole stream (chunks stay);
+    reads then fetch the snapshot plus any later chunk (a tag set after the end)."""
+    backend = open_backend(f"mlflow:{tracking_uri}")
+    t0 = 1_700_000_000_000_000
+    experiment = unique("snapshot")
+    info = RunInfo("long-run", experiment, "long", None, "Running", t0)
+    assert backend.start_run(info)
+    flushes = tr.SNAPSHOT_MIN_CHUNKS + 3
+    for f in range(flushes):
+        assert backend.write(info, [Metric("x", f * 3 + i, f * 3 + i, None, t0 + f * 3 + i) for i in range(3)])
+    assert backend.write(info, [Row("t", 0, (("a", 1),), t0 + 999)])
+    ended = info._replace(status="Completed", end_time=t0 + 10_000)
+    assert backend.end_run(ended, "Completed")
+    late = Tag("late", "after the snapshot", t0 + 20_000)
+    assert backend.write(ended, [late])
+    client = MlflowClient(tracking_uri)
+    mid = mlflow_run_of(client, experiment, "long-run").info.run_id
+    assert len(client.list_artifacts(mid, "runbridge/snapshots")) == 1
+    assert len(client.list_artifacts(mid, "runbridge/records")) == flushes + 2  # every chunk kept
+    got = open_backend(f"mlflow:{tracking_uri}").read(experiment, "long-run")
+    assert got[0] == ended
+    assert [r.value for r in got if type(r) is Metric] == list(range(flushes * 3))
+    assert [r for r in got if type(r) is Row] == [Row("t", 0, (("a", 1),), t0 + 999)]
+    assert got[-1] == late

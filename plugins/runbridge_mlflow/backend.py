@@ -253,31 +253,11 @@ class MlflowBackend:
             self.client.set_terminated(mid, status=status, end_time=end_ms)
 
     def _load_stream(self, run: Any) -> list[Record]:
-        mid = run.info.run_id
-        local = _is_local_artifact_uri(run.info.artifact_uri or "")
-        if local:
-            try:
-                folder = self.client.download_artifacts(mid, tr.RECORDS_DIR)
-            except (MlflowException, OSError):
-                return []
-            return self._read_chunks(folder)
-        infos = self.client.list_artifacts(mid, tr.RECORDS_DIR)
-        if not infos:
-            return []
-        with tempfile.TemporaryDirectory(prefix="runbridge-mlflow-") as tmp:
-            folder = self.client.download_artifacts(mid, tr.RECORDS_DIR, tmp)
-            return self._read_chunks(folder)
-
-    @staticmethod
-    def _read_chunks(folder: str) -> list[Record]:
-        if not os.path.isdir(folder):
-            return []
-        out: list[Record] = []
-        for name in sorted(os.listdir(folder)):
-            if tr.CHUNK_RE.match(name):
-                with open(os.path.join(folder, name), "rb") as fh:
-                    out.extend(tr.decode_chunk(fh.read()))
-        return out
+        stream = _Stream(self.client, run)
+        try:
+            return stream.records()
+        finally:
+            stream.close()
 
     def _parent_runbridge_id(self, parent_mid: str | None, known: dict[str, str] | None = None) -> str | None:
         if not parent_mid:
@@ -353,15 +333,30 @@ class MlflowBackend:
             self._sync_info(mid, native, final)
             if final.error is not None and len(final.error) > tr.MAX_TAG_VALUE_LENGTH:
                 self._upload(mid, [], [final])
-            if tr.TAG_TABLES in native.data.tags or self._state(mid).has_rows:
-                self._write_tables(mid)
+            has_tables = tr.TAG_TABLES in native.data.tags or self._state(mid).has_rows
+            stream = _Stream(self.client, native)
+            try:
+                uncovered = len(stream.uncovered_estimate())
+                if has_tables or uncovered >= tr.SNAPSHOT_MIN_CHUNKS:
+                    records = stream.records()
+                    if has_tables:
+                        self._write_tables(mid, native, records)
+                    if uncovered >= tr.SNAPSHOT_MIN_CHUNKS:
+                        self._write_snapshot(mid, stream.chunks, records)
+            finally:
+                stream.close()
             self._states.pop(mid, None)
 
-    def _write_tables(self, mid: str) -> None:
+    def _write_snapshot(self, mid: str, chunks: list[str], records: list[Record]) -> None:
+        """One file holding the whole stream so far, so a read fetches one file instead of every
+        chunk (a long run flushes often). Chunks stay: nothing is re-written."""
+        with tempfile.TemporaryDirectory(prefix="runbridge-mlflow-") as tmp:
+            Path(tmp, chunks[-1]).write_bytes(tr.encode_snapshot(chunks, records))
+            self.client.log_artifact(mid, str(Path(tmp, chunks[-1])), tr.SNAPSHOTS_DIR)
+
+    def _write_tables(self, mid: str, native: Any, records: list[Record]) -> None:
         """The run's tables as MLflow table artifacts (`mlflow.load_table` reads them), written
         once when the run ends from the exact stream (never re-written per row)."""
-        native = self.client.get_run(mid)
-        records = self._load_stream(native)
         tables = tr.table_artifacts(records)
         if not tables:
             return
@@ -518,3 +513,82 @@ class MlflowBackend:
             Path(destination).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, destination)
         return True
+
+
+class _Stream:
+    """The exact record stream of one MLflow run: chunk files, and the latest snapshot if any."""
+
+    def __init__(self, client: MlflowClient, run: Any):
+        self.client = client
+        self.mid = run.info.run_id
+        self.root: str | None = None  # a local folder holding runbridge/ (local artifact stores)
+        self._tmp: tempfile.TemporaryDirectory | None = None
+        if _is_local_artifact_uri(run.info.artifact_uri or ""):
+            try:
+                self.root = client.download_artifacts(self.mid, tr.ARTIFACT_DIR)
+            except (MlflowException, OSError):
+                self.root = None
+            self.chunks = self._local_names("records")
+            self.snapshots = self._local_names("snapshots")
+        else:
+            self.chunks = self._remote_names(tr.RECORDS_DIR)
+            self.snapshots = self._remote_names(tr.SNAPSHOTS_DIR) if self.chunks else []
+        self._covered: set[str] = set()
+
+    def _local_names(self, sub: str) -> list[str]:
+        folder = os.path.join(self.root, sub) if self.root else None
+        if not folder or not os.path.isdir(folder):
+            return []
+        return sorted(n for n in os.listdir(folder) if tr.CHUNK_RE.match(n))
+
+    def _remote_names(self, path: str) -> list[str]:
+        names = (posixpath_basename(i.path) for i in self.client.list_artifacts(self.mid, path) if not i.is_dir)
+        return sorted(n for n in names if tr.CHUNK_RE.match(n))
+
+    def _fetch(self, rel: str) -> bytes:
+        if self.root is not None:
+            with open(os.path.join(self.root, *rel.split("/")), "rb") as fh:
+                return fh.read()
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="runbridge-mlflow-")
+        path = self.client.download_artifacts(self.mid, f"{tr.ARTIFACT_DIR}/{rel}", self._tmp.name)
+        with open(path, "rb") as fh:
+            return fh.read()
+
+    def _fetch_chunks(self, names: list[str]) -> list[bytes]:
+        if self.root is None and len(names) > 8:
+            # many files: one parallel directory download
+            if self._tmp is None:
+                self._tmp = tempfile.TemporaryDirectory(prefix="runbridge-mlflow-")
+            folder = self.client.download_artifacts(self.mid, tr.RECORDS_DIR, self._tmp.name)
+            out = []
+            for name in names:
+                with open(os.path.join(folder, name), "rb") as fh:
+                    out.append(fh.read())
+            return out
+        return [self._fetch(f"records/{name}") for name in names]
+
+    def uncovered_estimate(self) -> list[str]:
+        """Chunks newer than the latest snapshot (by name; `records` reads the exact set)."""
+        last = self.snapshots[-1] if self.snapshots else ""
+        return [c for c in self.chunks if c > last]
+
+    def records(self) -> list[Record]:
+        out: list[Record] = []
+        covered: set[str] = set()
+        if self.snapshots:
+            covered, out = tr.decode_snapshot(self._fetch(f"snapshots/{self.snapshots[-1]}"))
+        needed = [c for c in self.chunks if c not in covered]
+        for data in self._fetch_chunks(needed):
+            out.extend(tr.decode_chunk(data))
+        self._covered = covered
+        return out
+
+    def close(self) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+
+def posixpath_basename(path: str) -> str:
+    return path.rsplit("/", 1)[-1]

@@ -65,6 +65,9 @@ TAG_KEY_PREFIX = "runbridge.key."  # manifest: runbridge.key.<encoded key> = ori
 
 ARTIFACT_DIR = "runbridge"
 RECORDS_DIR = "runbridge/records"
+SNAPSHOTS_DIR = "runbridge/snapshots"
+#: end_run writes a snapshot (the whole stream in one file) when this many chunks are uncovered
+SNAPSHOT_MIN_CHUNKS = 32
 CHUNK_RE = re.compile(r"^\d{20}-\d+-\d+\.jsonl$")
 TABLES_DIR = "tables"
 
@@ -361,6 +364,17 @@ def encode_chunk(records: Iterable[Record]) -> bytes:
 def decode_chunk(data: bytes | str) -> list[Record]:
     text = data.decode("utf-8") if isinstance(data, bytes) else data
     return [record_from_json(line) for line in text.split("\n") if line]
+
+
+def encode_snapshot(chunks: Sequence[str], records: Iterable[Record]) -> bytes:
+    """The whole stream in one file: a header line naming the chunks it covers, then records."""
+    header = json.dumps({"covers": list(chunks)}).encode("ascii") + b"\n"
+    return header + encode_chunk(records)
+
+
+def decode_snapshot(data: bytes) -> tuple[set[str], list[Record]]:
+    header, _, rest = data.partition(b"\n")
+    return set(json.loads(header)["covers"]), decode_chunk(rest)
 
 
 def stream_keys(records: Iterable[Record]) -> tuple[set[str], set[str], set[str]]:
