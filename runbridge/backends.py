@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import pluggy
 
-from . import hookspecs
+from . import hookspecs, spool
 from .errors import BackendFailedWarning, BackendUnavailableError, RunbridgeError
 from .records import RESERVED_PREFIX, Record, RunInfo, Tag, now_us
 
@@ -115,7 +115,9 @@ class Backend:
 
     Writes are failure-isolated: if the backend raises while writing a run, it is disabled for
     that run with exactly one `BackendFailedWarning`, and the caller carries on (the other
-    backends and the script are unaffected). Reads raise, wrapped with the backend's name.
+    backends and the script are unaffected); the failing call and every later one for that run
+    are kept in the local spool (`runbridge.spool`) for `runbridge sync`. Reads raise, wrapped
+    with the backend's name.
     """
 
     def __init__(self, spec: BackendSpec, impl: object):
@@ -148,11 +150,13 @@ class Backend:
 
     def _isolated(self, call: str, run: RunInfo, **kwargs: Any) -> bool:
         if run.run_id in self._failed:
+            spool.keep(str(self.spec), call, run, kwargs)  # kept for `runbridge sync`
             return False
         try:
             getattr(self.pm.hook, call)(run=run, **kwargs)
             return True
         except Exception as exc:  # noqa: BLE001 - any backend failure must not stop training
+            spool.keep(str(self.spec), call, run, kwargs)
             with self._lock:
                 first = run.run_id not in self._failed
                 self._failed[run.run_id] = exc

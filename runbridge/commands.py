@@ -260,9 +260,14 @@ def backend_states(ws, info: RunInfo) -> list[tuple[str, str]]:
             for key, value in shapes.fold_tags(records, include_reserved=True).items():
                 if key.startswith(INCOMPLETE_PREFIX):
                     marks[key[len(INCOMPLETE_PREFIX):]] = value or ""
+    from .spool import spool_path
+
     out = []
     for i, backend in enumerate(ws.backends):
-        if labels[i] in marks:
+        if spool_path(str(backend.spec), info.run_id).exists():
+            out.append((str(backend.spec), "INCOMPLETE: what it missed is kept in the local spool "
+                                           "(replay it with: runbridge sync)"))
+        elif labels[i] in marks:
             out.append((str(backend.spec), f"INCOMPLETE: {marks[labels[i]]} (repair with: runbridge sync)"))
         elif i in errors:
             out.append((str(backend.spec), f"unreachable: {errors[i]}"))

@@ -30,6 +30,8 @@ exactly is listed in the report, per run and name.
 `sync()` is the repair for fan-out: a backend that failed during a run is marked on the run in the
 other backends (``runbridge.incomplete.<backend>``, see `runbridge.backends.fan_out`); `sync`
 copies what it misses from a healthy backend with the same resume machinery, then clears the mark.
+Where no healthy backend holds the run (a workspace with one backend), `sync` replays what the
+`Backend` handle kept in the local spool instead (`runbridge.spool`).
 """
 
 from __future__ import annotations
@@ -574,23 +576,39 @@ def _plan(source: Backend, dest: Backend, info: RunInfo, dest_runs: dict[str, Ru
 # sync: repair the backends a fan-out run marked incomplete
 
 
+def _clear_mark(opened: Sequence[Backend], label: str, info: RunInfo) -> None:
+    key = INCOMPLETE_PREFIX + label
+    for backend in opened:
+        try:
+            records = _call(backend, "read", experiment=info.experiment, run_id=info.run_id)
+            if records is not None and key in fold_tags(records, include_reserved=True):
+                _call(backend, "write", run=info, records=[Tag(key, None, now_us(), True)])
+        except RunbridgeError:
+            pass
+
+
 def sync(backends: Sequence[str] | str | None = None, run_ids: Sequence[str] | None = None,
          dry_run: bool = False, progress: bool = True) -> MigrationReport:
-    """Finish, in each backend of a workspace, the runs it missed while failing.
+    """Give each backend what it missed while it was failing during a run.
 
-    For every run marked ``runbridge.incomplete.<backend>`` in some backend, copy what that
-    backend misses from a healthy one (only the records after what it holds), end it with the
-    run's status, then clear the mark everywhere. Needs the backend to be reachable again.
+    1. For every run marked ``runbridge.incomplete.<backend>`` in a healthy backend of the
+       workspace, copy what the marked backend misses from the healthy one (only the records
+       after what it holds), end it with the run's status, and clear the mark everywhere.
+    2. Replay the local spool (`runbridge.spool`) for runs no healthy backend could repair (a
+       one-backend workspace, or all failed), then delete it. Spool files of runs repaired in
+       step 1 are deleted.
+
+    The failed backends must be reachable again; a run still failing stays pending.
     """
+    from . import spool
+
     specs = resolve_backends(backends)
     opened = [open_backend(s) for s in specs]
     labels = incomplete_labels(opened)
     report = MigrationReport(", ".join(specs), "(themselves)", dry_run=dry_run)
-    if len(opened) < 2:
-        return report
     work: list[tuple[RunInfo, Backend, Backend]] = []
     seen: set[str] = set()
-    for healthy in opened:
+    for healthy in opened if len(opened) > 1 else []:
         try:
             runs = healthy.list_runs(None)
         except RunbridgeError:
@@ -610,7 +628,10 @@ def sync(backends: Sequence[str] | str | None = None, run_ids: Sequence[str] | N
                 label = key[len(INCOMPLETE_PREFIX):]
                 if label in labels:
                     work.append((info, healthy, opened[labels.index(label)]))
-    bars = _Progress(progress and not dry_run, len(work))
+    spooled = [(path, header) for path, header in spool.pending()
+               if not run_ids or header.get("run_id") in run_ids]
+    bars = _Progress(progress and not dry_run, len(work) + len(spooled))
+    repaired: set[tuple[str, str]] = set()
     try:
         for info, healthy, target in work:
             if dry_run:
@@ -619,18 +640,39 @@ def sync(backends: Sequence[str] | str | None = None, run_ids: Sequence[str] | N
             try:
                 held = _call(target, "read", experiment=info.experiment, run_id=info.run_id)
                 n, diffs = copy_run(healthy, target, info, held, None, bars)
-                key = INCOMPLETE_PREFIX + labels[opened.index(target)]
-                for backend in opened:
-                    try:
-                        if _call(backend, "read", experiment=info.experiment, run_id=info.run_id) is not None:
-                            _call(backend, "write", run=info, records=[Tag(key, None, now_us(), True)])
-                    except RunbridgeError:
-                        pass
+                _clear_mark(opened, labels[opened.index(target)], info)
+                repaired.add((str(target.spec), info.run_id))
                 report.records += n
                 report.differences.extend(diffs)
                 report.copied.append(f"{info.run_id} -> {target.spec}")
             except Exception as exc:  # noqa: BLE001
                 report.failed.append((info.run_id, f"{target.spec}: {exc}"))
+            finally:
+                bars.run_done()
+        for path, header in spooled:
+            spec, run_id = header.get("spec", ""), header.get("run_id", "")
+            if (spec, run_id) in repaired:
+                path.unlink(missing_ok=True)
+                bars.run_done()
+                continue
+            if dry_run:
+                report.planned.append((run_id, header.get("experiment", ""), f"replay spool into {spec}"))
+                continue
+            try:
+                target = next((b for b in opened if str(b.spec) == spec), None) or open_backend(spec)
+                n, complete = spool.replay(path, target)
+                report.records += n
+                if not complete:
+                    report.failed.append((run_id, f"{spec}: the local spool overflowed; what came after it "
+                                                  "is only in the other backends (if any)"))
+                else:
+                    path.unlink(missing_ok=True)
+                    report.copied.append(f"{run_id} -> {spec} (from the local spool)")
+                    if target in opened:
+                        info = RunInfo(run_id, header.get("experiment", ""))
+                        _clear_mark(opened, labels[opened.index(target)], info)
+            except Exception as exc:  # noqa: BLE001
+                report.failed.append((run_id, f"{spec}: {exc}"))
             finally:
                 bars.run_done()
     finally:

@@ -8,3 +8,4 @@ def _isolated_config(monkeypatch, tmp_path):
     """No test sees the developer's RUNBRIDGE_* variables or runbridge.toml."""
     for var in ("RUNBRIDGE_BACKENDS", "RUNBRIDGE_RUN_ID", "RUNBRIDGE_EXPERIMENT"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("RUNBRIDGE_SPOOL", str(tmp_path / "spool"))  # what failed backends missed

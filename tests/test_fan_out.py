@@ -3,6 +3,7 @@ mid-run is warned about once, marked incomplete on the run, and repaired by `run
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -17,7 +18,6 @@ from mlflow_fixtures import FAST_HTTP_ENV, MlflowServer
 from runbridge import BackendFailedWarning, Experiment, Run, Workspace
 from runbridge.backends import INCOMPLETE_PREFIX
 from runbridge.migrate import sync
-from runbridge.records import Tag
 from runbridge.shapes import fold_tags
 
 SCRIPT = textwrap.dedent("""
@@ -153,7 +153,7 @@ def test_a_failing_backend_is_marked_on_the_run_in_the_others(tmp_path):
     _, records = Workspace(backends=[good]).read_run("fan", run.id)
     assert not any(k.startswith(INCOMPLETE_PREFIX) for k in fold_tags(records, include_reserved=True))
     assert sync([good, bad], progress=False).copied == []
-    assert isinstance(Tag, type)
+    assert list(Path(os.environ["RUNBRIDGE_SPOOL"]).glob("*/*.jsonl")) == []  # repaired: spool dropped
 
 
 def test_the_fan_out_example_runs(tmp_path):
@@ -164,3 +164,46 @@ def test_the_fan_out_example_runs(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stdout.splitlines() if "loss" in line and "points" in line]
     assert len(lines) == 3 and all("50 points" in line for line in lines), result.stdout
+
+
+def test_a_lone_backend_that_fails_is_replayed_from_the_local_spool(tmp_path):
+    """With one backend there is no healthy copy: the handle spools what it missed; sync replays it."""
+    spec = f"sqlite:{tmp_path / 'only.db'}"
+    ws = Workspace(backends=[spec])
+    run = Experiment(ws, "lone").start_logging(outputs=None)
+    run.log_list("x", [0, 1])
+    run.log_row("t", a=1)
+    run.flush()
+    ws.backends[0].impl._conn.close()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run.log_list("x", [2, 3, 4])
+        run.log_row("t", a=2)
+        run.tag("k", "v")
+        run.upload_file("f.txt", io.BytesIO(b"spooled bytes"))
+        run.complete()
+    assert [type(w.message) for w in caught] == [BackendFailedWarning]
+    spooled = list(Path(os.environ["RUNBRIDGE_SPOOL"]).glob("*/*.jsonl"))
+    assert len(spooled) == 1
+
+    shown = cli("show", run.id, "--backend", spec, cwd=tmp_path, env={**os.environ})
+    assert "INCOMPLETE" in shown.stdout and "local spool" in shown.stdout
+
+    report = sync([spec], progress=False)
+    assert report.ok and report.copied == [f"{run.id} -> {spec} (from the local spool)"], report.summary()
+    again = Run(Experiment(Workspace(backends=[spec]), "lone"), run.id)
+    assert again.get_metrics() == {"x": [0, 1, 2, 3, 4], "t": {"a": [1, 2]}}
+    assert again.get_tags() == {"k": "v"} and again.get_status() == "Completed"
+    assert Path(again.download_file("f.txt", tmp_path / "f.txt")).read_bytes() == b"spooled bytes"
+    assert not spooled[0].exists()
+    assert sync([spec], progress=False).copied == []
+
+
+def test_replaying_a_batch_the_backend_partly_stored_duplicates_nothing():
+    from runbridge.records import Metric, Property
+    from runbridge.spool import missing
+
+    held = [Metric("x", 0, 0, None, 1), Metric("x", 1, 1, None, 1), Property("p", "1", 1)]
+    spooled = [Metric("x", 1, 1, None, 1), Metric("x", 2, 2, None, 1), Property("p", "1", 1),
+               Metric("y", 0, 5, None, 1)]
+    assert missing(spooled, held) == [Metric("x", 2, 2, None, 1), Metric("y", 0, 5, None, 1)]

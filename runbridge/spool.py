@@ -1,0 +1,174 @@
+"""The local spool: what a failed backend missed, kept on disk until `runbridge sync` replays it.
+
+When a backend fails during a run, the `Backend` handle disables it for that run (one warning)
+and, from the failing call on, appends every call it would have made (`start_run`, `write` with
+its records, `end_run`) to one JSON-lines file per backend and run:
+
+    <spool folder>/<backend spec, made a file name>/<run id>.jsonl
+
+The spool folder is ``RUNBRIDGE_SPOOL`` if set, else ``.runbridge/spool`` in the working folder
+(beside the default store). Records are in `runbridge.records`' exact JSON form; file bytes are
+inlined (up to `INLINE_FILE_BYTES` each, else the local path is kept). A file is bounded by
+`MAX_SPOOL_BYTES`: past it, an ``overflow`` line says the spool is incomplete and nothing more is
+appended (sync then needs another backend that holds the run).
+
+`replay` gives a backend what it missed without duplicating anything: the failing batch may have
+been partly stored, so a metric, table or image record is skipped when the backend already holds
+its `seq` for that name (streams are stored in order), a file or property when its name is held;
+tags are re-applied in order (which leaves the same tags).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from .records import File, Image, Metric, Property, Record, Row, RunInfo, record_from_dict, record_to_dict
+
+ENV_SPOOL = "RUNBRIDGE_SPOOL"
+MAX_SPOOL_BYTES = 256 * 1024 * 1024
+INLINE_FILE_BYTES = 16 * 1024 * 1024
+_LOCK = threading.Lock()
+
+
+def spool_root() -> Path:
+    return Path(os.environ.get(ENV_SPOOL) or Path.cwd() / ".runbridge" / "spool")
+
+
+def _folder_name(spec: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", spec).strip("._")[:80]
+    return f"{slug}-{hashlib.sha256(spec.encode()).hexdigest()[:8]}"
+
+
+def spool_path(spec: str, run_id: str, root: Path | None = None) -> Path:
+    safe_id = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
+    return (root or spool_root()) / _folder_name(spec) / f"{safe_id}.jsonl"
+
+
+def _inline(rec: Record) -> Record:
+    if type(rec) is File and rec.data is None and rec.source and os.path.isfile(rec.source) \
+            and os.path.getsize(rec.source) <= INLINE_FILE_BYTES:
+        with open(rec.source, "rb") as handle:
+            return rec._replace(data=handle.read(), source=None)
+    return rec
+
+
+def keep(spec: str, call: str, run: RunInfo, kwargs: dict[str, Any]) -> None:
+    """Append one missed hook call to the spool (never raises: the script must carry on)."""
+    try:
+        path = spool_path(spec, run.run_id)
+        with _LOCK:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            new = not path.exists()
+            size = 0 if new else path.stat().st_size
+            if size > MAX_SPOOL_BYTES:
+                return
+            entry: dict[str, Any] = {"op": call, "run": record_to_dict(run)}
+            if call == "write":
+                entry["records"] = [record_to_dict(_inline(r)) for r in kwargs["records"]]
+            elif call == "end_run":
+                entry["status"] = kwargs["status"]
+            line = json.dumps(entry, ensure_ascii=False, allow_nan=False)
+            with open(path, "a", encoding="utf-8") as handle:
+                if new:
+                    handle.write(json.dumps({"op": "header", "spec": spec, "experiment": run.experiment,
+                                             "run_id": run.run_id}) + "\n")
+                if size + len(line) > MAX_SPOOL_BYTES:
+                    handle.write(json.dumps({"op": "overflow"}) + "\n")
+                else:
+                    handle.write(line + "\n")
+    except Exception:  # noqa: BLE001 - a spool that cannot be written must not stop training
+        pass
+
+
+def pending(root: Path | None = None) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every spool file with its header (spec, experiment, run id)."""
+    base = root or spool_root()
+    if not base.is_dir():
+        return
+    for path in sorted(base.glob("*/*.jsonl")):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                header = json.loads(handle.readline())
+        except (OSError, ValueError):
+            continue
+        if header.get("op") == "header":
+            yield path, header
+
+
+def load(path: Path) -> tuple[list[tuple[str, RunInfo, Any]], bool]:
+    """The spooled calls (op, run, records or status) and whether the spool overflowed."""
+    calls, overflow = [], False
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:  # a line cut short by a kill: everything before it is good
+                break
+            op = entry.get("op")
+            if op == "overflow":
+                overflow = True
+            elif op in ("start_run", "write", "end_run"):
+                run = record_from_dict(entry["run"])
+                extra = [record_from_dict(r) for r in entry["records"]] if op == "write" else entry.get("status")
+                calls.append((op, run, extra))
+    return calls, overflow
+
+
+def missing(records: Sequence[Record], held: Sequence[Record] | None) -> list[Record]:
+    """The spooled `records` the backend (holding `held`) does not have yet."""
+    if not held:
+        return list(records)
+    counts: dict[tuple[str, str], int] = {}
+    files, props = set(), set()
+    for rec in held:
+        kind = type(rec)
+        if kind is Metric or kind is Row or kind is Image:
+            key = (kind.__name__, rec.name)
+            counts[key] = counts.get(key, 0) + 1
+        elif kind is File:
+            files.add(rec.name)
+        elif kind is Property:
+            props.add(rec.key)
+    out = []
+    for rec in records:
+        kind = type(rec)
+        if kind is Metric or kind is Row or kind is Image:
+            if rec.seq < counts.get((kind.__name__, rec.name), 0):
+                continue
+        elif kind is File and rec.name in files:
+            continue
+        elif kind is Property and rec.key in props:
+            continue
+        out.append(rec)
+    return out
+
+
+def replay(path: Path, backend: Any) -> tuple[int, bool]:
+    """Give `backend` (a `Backend` handle) the calls spooled in `path`; returns (records
+    written, whether the spool was complete). Raises if the backend still fails."""
+    calls, overflow = load(path)
+    written = 0
+    held: list[Record] | None = None
+    for op, run, extra in calls:
+        if op == "start_run":
+            backend._read_call("start_run", run=run)
+        elif op == "write":
+            if held is None:
+                backend._read_call("start_run", run=run._replace(status="Running", end_time=None, error=None))
+                held = backend._read_call("read", experiment=run.experiment, run_id=run.run_id) or []
+            todo = missing(extra, held)
+            if todo:
+                backend._read_call("write", run=run, records=todo)
+                written += len(todo)
+                held = [*held, *todo]
+        else:
+            backend._read_call("end_run", run=run, status=extra)
+    return written, not overflow
