@@ -264,8 +264,9 @@ class Encoder:
                     j += 1
                 group = records[i:j]
                 table = self._display_text(rec.name, markdown_table(group))
-                for k, row in enumerate(group):
-                    out.append(self._record_event(row, row.time, [table] if k == len(group) - 1 else None))
+                for k, row in enumerate(group):  # step = the row's index in its table
+                    out.append(self._record_event(row, row.time, [table] if k == len(group) - 1 else None,
+                                                  step=row.seq))
                 i = j
                 continue
             elif kind is Image:
