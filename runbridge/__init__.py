@@ -11,6 +11,7 @@ from .experiment import Experiment, Workspace
 from .hookspecs import hookimpl
 from .run import Run
 from .submit import Environment, ScriptRunConfig
+from . import migrate  # noqa: E402 - a callable module: runbridge.migrate(src, dst, ...)
 
 __version__ = "0.1.0"
 

@@ -40,7 +40,10 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
+import types
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -408,14 +411,14 @@ def _with_bytes(source: Backend, info: RunInfo, rec: Record, scratch: Path) -> t
             return rec, len(rec.data)
         path = rec.source if rec.source and os.path.isfile(rec.source) else None
         if path is None:
-            target = scratch / f"f{len(os.listdir(scratch))}"
+            target = scratch / f"f{uuid.uuid4().hex}"
             if not _call(source, "fetch_file", run=info, name=rec.name, destination=str(target)):
                 raise RunbridgeError(f"the source holds no bytes for file {rec.name!r}")
             path = str(target)
         size, digest = (rec.size, rec.sha256) if rec.sha256 and rec.size else sha256_of(path=Path(path))
         return rec._replace(source=path, data=None, size=size, sha256=digest), size
     if kind is Image and rec.data is None:
-        target = scratch / f"i{len(os.listdir(scratch))}"
+        target = scratch / f"i{uuid.uuid4().hex}"
         if not _call(source, "fetch_file", run=info, name=rec.file_name, destination=str(target)):
             raise RunbridgeError(f"the source holds no bytes for image {rec.name!r} ({rec.file_name})")
         data = target.read_bytes()
@@ -682,3 +685,13 @@ def sync(backends: Sequence[str] | str | None = None, run_ids: Sequence[str] | N
 
 __all__ = ["migrate", "sync", "MigrationReport", "Difference", "copy_run", "compare", "remaining",
            "select_runs", "parents_first", "canonical_spec", "SOURCE_TAG", "MIGRATED_TAG"]
+
+
+class _CallableModule(types.ModuleType):
+    """`runbridge.migrate(src, dst, ...)` calls `migrate`; `runbridge.migrate.sync` etc. still work."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> MigrationReport:
+        return migrate(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -270,3 +270,12 @@ def test_a_plain_mlflow_run_migrates(dst_kind, tmp_path):
     out = dst_run.download_file("note.txt", tmp_path / "got.txt")
     assert Path(out).read_text() == "artifact body"
     assert plain_id
+
+
+def test_runbridge_migrate_is_callable_from_the_package(tmp_path):
+    import runbridge
+
+    src, dst = spec_for("sqlite", tmp_path / "src"), spec_for("sqlite", tmp_path / "dst")
+    make_reference(src, tmp_path)
+    report = runbridge.migrate(src, dst, progress=False)
+    assert len(report.copied) == 3 and "copied:  3 run(s)" in report.summary()
