@@ -492,3 +492,20 @@ def test_a_tensorboardx_run_can_be_tagged_and_keeps_its_data(tbx_logdir):
     assert fresh.get_metrics()["acc"] == [F32(s / 10) for s in range(5)]
     assert {(r.experiment, r.run_id) for r in open_backend(spec).list_runs(None)} == before
     assert accumulator(logdir / "mnist" / "train").Scalars("acc")[-1].value == F32(0.4)  # TensorBoard still reads it
+
+
+def test_writing_to_many_runs_keeps_few_files_open(tmp_path, monkeypatch):
+    from runbridge_tensorboard import backend as tb_backend
+
+    monkeypatch.setattr(tb_backend, "MAX_OPEN_FILES", 4)
+    logdir = tmp_path / "logs"
+    backend = open_backend(f"tensorboard:{logdir}")
+    infos = [RunInfo(f"r{i}", "exp", None, None, "Running", 1_700_000_000_000_000 + i) for i in range(12)]
+    for rnd in range(3):
+        for info in infos:
+            assert backend.write(info, [Metric("m", rnd, float(rnd), None, info.start_time + rnd)])
+    assert sum(1 for w in tb_backend._OPEN.values() if w.handle is not None and str(logdir) in str(w.folder)) <= 4
+    fresh = open_backend(f"tensorboard:{logdir}")
+    for info in infos:
+        assert [r.value for r in fresh.read("exp", info.run_id) if type(r) is Metric] == [0.0, 1.0, 2.0]
+        assert len(event_files(logdir / "exp" / info.run_id)) == 1  # reopened for appending, not a new file

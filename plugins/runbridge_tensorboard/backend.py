@@ -27,6 +27,7 @@ import socket
 import tempfile
 import threading
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 from urllib.parse import quote
@@ -106,7 +107,12 @@ def _write_atomic(path: Path, data: bytes | None = None, source: str | None = No
 # --- one event file per run per process --------------------------------------------------------
 
 class _EventFile:
-    """Appends framed events to this process's event file of one run folder, flushing each batch."""
+    """Appends framed events to this process's event file of one run folder, flushing each batch.
+
+    At most `MAX_OPEN_FILES` handles stay open per process (tagging a thousand finished runs must
+    not run out of file descriptors): the least recently written one is closed, and reopened for
+    appending when its run is written again.
+    """
 
     _counter = 0
     _counter_lock = threading.Lock()
@@ -132,6 +138,7 @@ class _EventFile:
             self.handle.write(tfrecord.frame([translate.file_version_event()]))
         elif self.handle is None:
             self.handle = open(self.path, "ab")
+        _opened(self)
 
     def append(self, records: Sequence[Record]) -> None:
         with self.lock:
@@ -142,10 +149,34 @@ class _EventFile:
 
     def close(self) -> None:
         with self.lock:
-            if self.handle is not None:
-                self.handle.flush()
-                self.handle.close()
-                self.handle = None
+            self._close_locked()
+
+    def _close_locked(self) -> None:
+        if self.handle is not None:
+            self.handle.flush()
+            self.handle.close()
+            self.handle = None
+        with _OPEN_LOCK:
+            _OPEN.pop(id(self), None)
+
+
+MAX_OPEN_FILES = 64
+_OPEN: "OrderedDict[int, _EventFile]" = OrderedDict()
+_OPEN_LOCK = threading.Lock()
+
+
+def _opened(writer: _EventFile) -> None:
+    """Mark `writer` most recently used; close the least recently used handles over the limit."""
+    with _OPEN_LOCK:
+        _OPEN[id(writer)] = writer
+        _OPEN.move_to_end(id(writer))
+        excess = [w for w in _OPEN.values() if w is not writer][:max(0, len(_OPEN) - MAX_OPEN_FILES)]
+    for other in excess:
+        if other.lock.acquire(blocking=False):  # busy writers are left open this time
+            try:
+                other._close_locked()
+            finally:
+                other.lock.release()
 
 
 _WRITERS: dict[tuple[int, str], _EventFile] = {}

@@ -176,6 +176,18 @@ def _warn(path: str, message: str) -> None:
     warnings.warn(EventFileDamageWarning(f"event file {path}: {message}"), stacklevel=3)
 
 
+def _recently_written(path: str) -> str:
+    """A hint for a record cut off at the end of a file that a writer may still be appending to."""
+    import os
+    import time
+
+    try:
+        age = time.time() - os.stat(path).st_mtime
+    except OSError:
+        return ""
+    return f" (the file changed {age:.1f} s ago: a writer may still be appending to it)" if age < 10 else ""
+
+
 def _resync(buf: bytes, start: int) -> int | None:
     """The first offset >= start where a whole record with valid checksums begins, or None."""
     n = len(buf)
@@ -324,7 +336,7 @@ def _read_buffer(path: str, buf: bytes, base: int) -> Iterator[bytes]:
                     pos = nxt
                     continue
                 _warn(path, f"truncated record at byte offset {base + stop_reason[1]} "
-                            f"(the file ends {n - stop_reason[1]} bytes later, mid-record); read every whole record before it")
+                            f"(the file ends {n - stop_reason[1]} bytes later, mid-record); read every whole record before it" + _recently_written(path))
             return
         kind, i = bad
         s, ln = spans[i]
