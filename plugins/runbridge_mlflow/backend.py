@@ -44,7 +44,11 @@ def _not_found(exc: MlflowException) -> bool:
 
 
 def _is_local_artifact_uri(uri: str) -> bool:
-    return uri.startswith("file:") or uri.startswith("/") or "://" not in uri and ":" not in uri[:3]
+    """True when MLflow keeps the run's artifacts in a local folder (read in place)."""
+    from urllib.parse import urlparse
+
+    scheme = urlparse(uri).scheme
+    return scheme in ("", "file") or len(scheme) == 1  # a Windows drive letter
 
 
 class MlflowBackend:
@@ -216,8 +220,7 @@ class MlflowBackend:
             if files:
                 self.client.log_artifacts(mid, tmp)
             if stream:
-                chunk_dir = Path(tmp, "_chunk")
-                chunk_dir.mkdir()
+                chunk_dir = Path(tempfile.mkdtemp(dir=tmp))  # never a name a user file took
                 (chunk_dir / self._chunk_name()).write_bytes(tr.encode_chunk(stream))
                 self.client.log_artifacts(mid, str(chunk_dir), tr.RECORDS_DIR)
 

@@ -28,6 +28,7 @@ import math
 import posixpath
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Iterable, Iterator, Sequence
 
 from mlflow.entities import Metric as MlflowMetric
@@ -106,6 +107,7 @@ def is_native_key(name: str) -> bool:
     return not (norm != name or norm == "." or norm.startswith("..") or norm.startswith("/"))
 
 
+@lru_cache(maxsize=65536)
 def encode_key(name: str) -> str:
     """`name` itself if MLflow accepts it, else a readable, valid and unique stand-in:
     ``acc@1`` -> ``acc_1_<10 hex digits of its sha1>``."""
