@@ -390,6 +390,7 @@ class ForeignDecoder:
         self._seq: dict[str, int] = {}
         self.skipped: dict[str, int] = {}
         self.images: dict[str, bytes] = {}
+        self._file_names: set[str] = set()
         self.first_time: float | None = None
         self.last_time: float | None = None
 
@@ -444,6 +445,11 @@ class ForeignDecoder:
                     ext = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif"}.get(media, "bin")
                     suffix = f"_{k}" if len(blobs) > 1 else ""
                     file_name = f"{tag}/{ev.step}{suffix}.{ext}"
+                    n = 1
+                    while file_name in self._file_names:  # the same tag and step logged again
+                        n += 1
+                        file_name = f"{tag}/{ev.step}{suffix}-{n}.{ext}"
+                    self._file_names.add(file_name)
                     if keep_image_bytes:
                         self.images[file_name] = blob
                     out.append(Image(tag, self._next_seq(tag), file_name, media, t_us, ev.step, None))
