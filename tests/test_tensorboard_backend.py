@@ -74,7 +74,7 @@ def logged(tmp_path_factory):
     run = Experiment(ws, "live").start_logging(outputs=None)
     losses = [0.1, 0.2 + 1e-12, 1 / 3, 2.5]
     for i, v in enumerate(losses):
-        run.log("loss", v, step=10 * i)
+        run.log("loss", v, step=10 * i, description="training loss" if i == 0 else "")
     run.log("count", 7)
     run.log("count", 2**40 + 1)
     run.log("note", "hello **world**")
@@ -134,6 +134,7 @@ def test_scalars_dashboard_plots_every_number(tensorboard_server, logged):
     base, run = tensorboard_server, logged["tb_run"]
     tags = _get_json(f"{base}/data/plugin/scalars/tags")
     assert set(tags[run]) == {"loss", "count"}  # runbridge's exact copies stay out of the dashboard
+    assert "training loss" in tags[run]["loss"]["description"]
     points = _get_json(f"{base}/data/plugin/scalars/scalars?{_q(run=run, tag='loss')}")
     assert [p[1] for p in points] == [0, 10, 20, 30]
     assert [p[2] for p in points] == [F32(v) for v in logged["losses"]]

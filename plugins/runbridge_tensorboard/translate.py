@@ -159,10 +159,16 @@ class Encoder:
         self._display_plugin: dict[str, str] = {}
         self.max_step = 0
 
-    def _meta(self, tag: str, metadata: summary_pb2.SummaryMetadata) -> summary_pb2.SummaryMetadata | None:
+    def _meta(self, tag: str, metadata: summary_pb2.SummaryMetadata,
+              description: str = "") -> summary_pb2.SummaryMetadata | None:
+        """The tag's metadata the first time this file holds it (TensorBoard's convention), with
+        the metric's description, which the dashboards show beside the chart."""
         if tag in self._seen:
             return None
         self._seen.add(tag)
+        if description:
+            metadata = summary_pb2.SummaryMetadata.FromString(metadata.SerializeToString())
+            metadata.summary_description = description
         return metadata
 
     def _display_tag(self, name: str, plugin: str) -> str:
@@ -171,15 +177,15 @@ class Encoder:
         first = self._display_plugin.setdefault(name, plugin)
         return name if first == plugin else f"{name}/{plugin}"
 
-    def _display_scalar(self, name: str, value: float) -> summary_pb2.Summary.Value:
+    def _display_scalar(self, name: str, value: float, description: str = "") -> summary_pb2.Summary.Value:
         tag = self._display_tag(name, "scalars")
-        return _Value(tag=tag, metadata=self._meta(tag, SCALAR_METADATA),
+        return _Value(tag=tag, metadata=self._meta(tag, SCALAR_METADATA, description),
                       tensor=_Tensor(dtype=types_pb2.DT_FLOAT, tensor_shape=_SCALAR_SHAPE,
                                      float_val=[_f32(value)]))
 
-    def _display_text(self, name: str, text: str) -> summary_pb2.Summary.Value:
+    def _display_text(self, name: str, text: str, description: str = "") -> summary_pb2.Summary.Value:
         tag = self._display_tag(name, "text")
-        return _Value(tag=tag, metadata=self._meta(tag, TEXT_METADATA),
+        return _Value(tag=tag, metadata=self._meta(tag, TEXT_METADATA, description),
                       tensor=_Tensor(dtype=types_pb2.DT_STRING, tensor_shape=_SCALAR_SHAPE,
                                      string_val=[text.encode("utf-8", "surrogatepass")]))
 
@@ -205,14 +211,14 @@ class Encoder:
             return self._record_event(m, m.time, self._display_for(m.name, v))
         if kind is float:
             tensor = _Tensor(dtype=types_pb2.DT_DOUBLE, tensor_shape=_SCALAR_SHAPE, double_val=[v])
-            display = self._display_scalar(m.name, v)
+            display = self._display_scalar(m.name, v, m.description)
         elif kind is int and _INT64_MIN <= v <= _INT64_MAX:
             tensor = _Tensor(dtype=types_pb2.DT_INT64, tensor_shape=_SCALAR_SHAPE, int64_val=[v])
-            display = self._display_scalar(m.name, float(v))
+            display = self._display_scalar(m.name, float(v), m.description)
         elif kind is str:
             tensor = _Tensor(dtype=types_pb2.DT_STRING, tensor_shape=_SCALAR_SHAPE,
                              string_val=[v.encode("utf-8", "surrogatepass")])
-            display = self._display_text(m.name, v)
+            display = self._display_text(m.name, v, m.description)
         else:  # bool, None, big ints: the exact JSON record (+ a display scalar where it means one)
             return self._record_event(m, m.time, self._display_for(m.name, v), step=step)
         tag = EXACT_PREFIX + m.name
@@ -263,7 +269,7 @@ class Encoder:
                 while j < n and type(records[j]) is Row and records[j].name == rec.name:
                     j += 1
                 group = records[i:j]
-                table = self._display_text(rec.name, markdown_table(group))
+                table = self._display_text(rec.name, markdown_table(group), rec.description)
                 for k, row in enumerate(group):  # step = the row's index in its table
                     out.append(self._record_event(row, row.time, [table] if k == len(group) - 1 else None,
                                                   step=row.seq))
