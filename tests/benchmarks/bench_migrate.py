@@ -1,0 +1,117 @@
+"""Migration benchmark (issue 6): TensorBoard event files -> MLflow (SQLite store).
+
+    python tests/benchmarks/bench_migrate.py [--runs 20] [--points 50000]
+
+The source is what users migrate: --runs folders written by tensorboardX's `SummaryWriter`
+(`add_scalar`, one tag, --points steps each). Both sides write into a fresh `sqlite:///` MLflow
+store:
+
+* runbridge: `runbridge.migrate("tensorboard:<logdir>", "mlflow:sqlite:///...")` (no progress
+  bar), once with its default read-back check of every value, once with `verify=False`;
+* hand-written: for each folder, TensorBoard's `EventAccumulator` with sampling off, then
+  `MlflowClient.create_run` + `log_batch` (1,000 metrics per call, MLflow's limit) +
+  `set_terminated`: what one would write by hand, with no exactness check, no resume, no tags.
+
+Records per second = points copied / wall time. Ratio = hand-written time / runbridge time (above
+1.0x: runbridge is faster). Not a test: machines are noisy, so it prints figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import tempfile
+import time
+from pathlib import Path
+
+
+def write_sources(logdir: Path, runs: int, points: int) -> None:
+    from tensorboardX import SummaryWriter
+
+    for r in range(runs):
+        writer = SummaryWriter(str(logdir / f"run_{r:02d}"), max_queue=10_000, flush_secs=3600)
+        for step in range(points):
+            writer.add_scalar("loss", 1.0 / (step + 1 + r), step)
+        writer.close()
+
+
+def hand_written(logdir: Path, uri: str) -> int:
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+    from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
+
+    client = MlflowClient(uri)
+    experiment_id = client.create_experiment(logdir.name)
+    copied = 0
+    for folder in sorted(p for p in logdir.iterdir() if p.is_dir()):
+        acc = EventAccumulator(str(folder), size_guidance={SCALARS: 0})
+        acc.Reload()
+        run = client.create_run(experiment_id, run_name=folder.name)
+        for tag in acc.Tags()[SCALARS]:
+            metrics = [Metric(tag, e.value, int(e.wall_time * 1000), e.step) for e in acc.Scalars(tag)]
+            for i in range(0, len(metrics), 1000):
+                client.log_batch(run.info.run_id, metrics=metrics[i:i + 1000])
+            copied += len(metrics)
+        client.set_terminated(run.info.run_id)
+    return copied
+
+
+def timed(fn) -> tuple[float, object]:
+    gc.collect()
+    t = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - t, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--points", type=int, default=50_000)
+    args = parser.parse_args()
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    import logging
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    from runbridge.migrate import migrate
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-migrate-"))
+    logdir = tmp / "tb-logs"
+    t_src, _ = timed(lambda: write_sources(logdir, args.runs, args.points))
+    total = args.runs * args.points
+    print(f"source: {args.runs} tensorboardX runs x {args.points:,} points = {total:,} points "
+          f"(written in {t_src:.1f}s) under {tmp}")
+
+    rows = []
+    t_hand, n_hand = timed(lambda: hand_written(logdir, f"sqlite:///{tmp / 'hand.db'}"))
+    assert n_hand == total, n_hand
+    rows.append(("hand-written EventAccumulator + log_batch", t_hand))
+
+    def run_migrate(name: str, verify: bool):
+        report = migrate(f"tensorboard:{logdir}", f"mlflow:sqlite:///{tmp / name}", progress=False,
+                         verify=verify)
+        assert report.ok and len(report.copied) == args.runs, report.summary()
+        assert report.records >= total, report.records
+        if verify:
+            assert report.differences == [], report.summary()
+        return report
+
+    t_rb, _ = timed(lambda: run_migrate("rb-verify.db", True))
+    rows.append(("runbridge migrate (reads every value back)", t_rb))
+    t_rb_fast, _ = timed(lambda: run_migrate("rb-noverify.db", False))
+    rows.append(("runbridge migrate, verify=False", t_rb_fast))
+    t_again, report = timed(lambda: migrate(f"tensorboard:{logdir}", f"mlflow:sqlite:///{tmp / 'rb-verify.db'}",
+                                            progress=False))
+    assert report.copied == [] and len(report.skipped) == args.runs
+
+    print()
+    print(f"| {'copy ' + format(total, ',') + ' points, TensorBoard -> mlflow:sqlite':<52} | {'seconds':>8} "
+          f"| {'records/s':>10} | {'ratio (hand / this)':>19} |")
+    print(f"|{'-' * 54}|{'-' * 10}|{'-' * 12}|{'-' * 21}|")
+    for name, seconds in rows:
+        print(f"| {name:<52} | {seconds:8.1f} | {total / seconds:10,.0f} | {t_hand / seconds:18.2f}x |")
+    print(f"| {'second runbridge migrate (everything already there)':<52} | {t_again:8.1f} | {'-':>10} | {'-':>19} |")
+
+
+if __name__ == "__main__":
+    main()
