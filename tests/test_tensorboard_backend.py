@@ -510,3 +510,21 @@ def test_writing_to_many_runs_keeps_few_files_open(tmp_path, monkeypatch):
     for info in infos:
         assert [r.value for r in fresh.read("exp", info.run_id) if type(r) is Metric] == [0.0, 1.0, 2.0]
         assert len(event_files(logdir / "exp" / info.run_id)) == 1  # reopened for appending, not a new file
+
+
+def test_tensorboardx_folders_migrate_to_sqlite_and_back(tbx_logdir, tmp_path):
+    import runbridge
+
+    logdir, _ = tbx_logdir
+    report = runbridge.migrate(f"tensorboard:{logdir}", f"sqlite:{tmp_path / 'db' / 'runs.db'}")
+    assert "every value copied reads back exactly" in str(report)
+    sqlite_ws = Workspace(backends=[f"sqlite:{tmp_path / 'db' / 'runs.db'}"])
+    assert Run(Experiment(sqlite_ws, "mnist"), "validation").get_metrics()["acc"] == [F32(2 * s / 10) for s in range(5)]
+    single = Run(Experiment(sqlite_ws, "tbx"), "single")
+    assert single.get_file_names() == ["pic/3.png"]
+    back = tmp_path / "tb-again"
+    runbridge.migrate(f"sqlite:{tmp_path / 'db' / 'runs.db'}", f"tensorboard:{back}")
+    again = Run(Experiment(Workspace(backends=[f"tensorboard:{back}"]), "tbx"), "single")
+    assert again.get_metrics() == single.get_metrics()
+    assert Path(again.download_file("pic/3.png", tmp_path / "p.png")).read_bytes() == \
+        Path(single.download_file("pic/3.png", tmp_path / "q.png")).read_bytes()
