@@ -441,15 +441,16 @@ def copy_run(source: Backend, dest: Backend, info: RunInfo, held: Sequence[Recor
     current = records[0]
     body = [r for r in records[1:] if not (type(r) is Tag and is_bookkeeping(r.key))]
     todo = remaining(body, held)
-    if source_key is not None and not (held and SOURCE_TAG in fold_tags(held, include_reserved=True)):
-        origin = _parse_source(fold_tags(records, include_reserved=True).get(SOURCE_TAG))
-        via = [] if origin is None else [origin.get("backend", ""), *origin.get("via", [])]
-        tag = json.dumps({"backend": source_key, "run_id": info.run_id, "via": via})
-        todo.insert(0, Tag(SOURCE_TAG, tag, now_us()))
     if progress:
         progress.add_records(len(todo))
     written = 0
     _call(dest, "start_run", run=current._replace(status=RUNNING, end_time=None, error=None))
+    if source_key is not None and not (held and SOURCE_TAG in fold_tags(held, include_reserved=True)):
+        # At once, on its own: from now on the run is recognisably ours (a resumable copy).
+        origin = _parse_source(fold_tags(records, include_reserved=True).get(SOURCE_TAG))
+        via = [] if origin is None else [origin.get("backend", ""), *origin.get("via", [])]
+        tag = json.dumps({"backend": source_key, "run_id": info.run_id, "via": via})
+        _call(dest, "write", run=current, records=[Tag(SOURCE_TAG, tag, now_us())])
     scratch = Path(tempfile.mkdtemp(prefix="runbridge-migrate-"))
     try:
         batch: list[Record] = []
@@ -566,6 +567,8 @@ def _plan(source: Backend, dest: Backend, info: RunInfo, dest_runs: dict[str, Ru
     if mark is not None and mark.get("backend") == src_key and mark.get("run_id") == info.run_id:
         if tags.get(MIGRATED_TAG) == COMPLETE:
             return "skip", "already present", None
+        return "resume", "", held
+    if len(held) == 1:  # created, holding nothing (a copy killed before its first write): finish it
         return "resume", "", held
     records = _call(source, "read", experiment=info.experiment, run_id=info.run_id) or []
     origin = _parse_source(fold_tags(records, include_reserved=True).get(SOURCE_TAG))
