@@ -7,7 +7,7 @@ display name and parent link travels unchanged. Parents are copied before their 
 
 Bookkeeping (reserved tags, hidden from users like every ``runbridge.*`` name):
 
-* ``runbridge.source``: written first on each copied run; JSON ``{"backend": <source spec>,
+* ``runbridge.source``: written right after `start_run` on each copied run; JSON ``{"backend": <source spec>,
   "run_id": ..., "via": [<earlier sources>]}``. It marks the run as a copy made by migrate.
 * ``runbridge.migrated = complete``: written last, after every record and after `end_run` set
   the status and end time (tags may be written to ended runs). A run only counts as copied once
@@ -20,6 +20,8 @@ writes only what is missing, stream by stream: every backend stores a batch in o
 killed migration left is a prefix of each metric / table / image stream (skip that many), a set of
 files and properties (skip those names), and a prefix of the tag history (skip it when it matches,
 else re-apply the whole history, which leaves the same tags). So each point lands exactly once.
+A destination run that holds nothing at all (killed between `start_run` and the source tag) is
+finished the same way.
 
 Safety. A run whose id already exists at the destination but was not copied there from this
 source is reported as failed and never written to; a run that came *from* the destination (its
