@@ -120,9 +120,10 @@ def test_parents_are_copied_before_children(tmp_path):
     assert by_name["grandchild"].data.tags["mlflow.parentRunId"] == by_name["child one"].info.run_id
 
 
-def test_a_half_written_copy_is_finished_without_duplicates(tmp_path):
+@pytest.mark.parametrize("dst_kind", KINDS)
+def test_a_half_written_copy_is_finished_without_duplicates(dst_kind, tmp_path):
     """What a killed migration leaves (a prefix of the records, no completion marker) is finished."""
-    src, dst = spec_for("sqlite", tmp_path / "src"), spec_for("sqlite", tmp_path / "dst")
+    src, dst = spec_for("sqlite", tmp_path / "src"), spec_for(dst_kind, tmp_path / "dst")
     top = make_reference(src, tmp_path)
     expected = snapshot(src, tmp_path)
     source, dest = Workspace(backends=[src]).backends[0], Workspace(backends=[dst]).backends[0]
