@@ -335,6 +335,27 @@ def test_four_workers_log_40000_points_to_one_run(here, mode):
     assert len(list(Experiment(Workspace.from_config(), "workers").get_runs())) == 1
 
 
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_pool_workers_stopped_by_with_pool_keep_their_last_points(here, method):
+    # `with Pool()` ends with terminate(): SIGTERM to workers that may still hold buffered points.
+    _script(here, "pool.py", f"""
+        import multiprocessing as mp
+        from azureml.core import Run
+
+        def work(rank):
+            run = Run.get_context()
+            for i in range(100):
+                run.log("p", rank * 100 + i)
+
+        if __name__ == "__main__":
+            with mp.get_context({method!r}).Pool(4) as pool:
+                pool.map(work, range(4))
+    """)
+    run = Experiment(Workspace.from_config(), "pool").submit(ScriptRunConfig(".", "pool.py"))
+    assert run.wait_for_completion()["status"] == "Completed"
+    assert sorted(run.get_metrics()["p"]) == list(range(400))
+
+
 # -- Run.get_context outside submit ------------------------------------------------------------------
 def test_get_context_without_offline_outside_a_submitted_run_raises(here):
     _script(here, "strict.py", """
