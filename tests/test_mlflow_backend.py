@@ -405,3 +405,26 @@ def test_a_long_run_is_read_from_one_snapshot(tracking_uri: str) -> None:
     assert [r.value for r in got if type(r) is Metric] == list(range(flushes * 3))
     assert [r for r in got if type(r) is Row] == [Row("t", 0, (("a", 1),), t0 + 999)]
     assert got[-1] == late
+
+
+def test_the_stream_is_record_to_json_lines_and_reads_back_exactly() -> None:
+    from runbridge.records import File, Image, Property, record_from_json, record_to_json
+    from runbridge.testing import EXACT_VALUES, same
+
+    t0 = 1_700_000_000_000_000
+    records = [Metric("m", i, v, i if i % 2 else None, t0 + i, bool(i % 3), "d" if i == 1 else "")
+               for i, v in enumerate([*EXACT_VALUES, 2**80, -(2**70)])]
+    records += [Row("r", 0, (("a", float("nan")), ("b", None), ("c", "x")), t0, True, "rows"),
+                Image("i", 0, "i.png", "image/png", t0, 3, None, "img"), Tag("t", None, t0, True),
+                Property("p", "v", t0), File("f/g.bin", 3, "abc", t0),
+                RunInfo("id", "exp", None, None, "Failed", t0, t0 + 1, "e" * 9000)]
+    data = tr.encode_chunk(records)
+    lines = data.decode("utf-8").splitlines()
+    assert len(lines) == len(records)
+    for line, rec in zip(lines, records):  # each line is the core's exact JSON form of its record
+        assert same(tuple(record_from_json(line)), tuple(record_from_json(record_to_json(rec))))
+        assert json.loads(line) == json.loads(record_to_json(rec))
+    back = tr.decode_chunk(data)
+    assert all(same(tuple(a), tuple(b)) for a, b in zip(back, records)) and len(back) == len(records)
+    covered, snap = tr.decode_snapshot(tr.encode_snapshot(["c1", "c2"], records))
+    assert covered == {"c1", "c2"} and all(same(tuple(a), tuple(b)) for a, b in zip(snap, records))

@@ -1,6 +1,6 @@
 """MLflow backend benchmarks (issue 3), printed as a table of ratios measured in one run.
 
-    python tests/benchmarks/bench_mlflow.py [--points 100000] [--loop-points 2000] [--repeat 1]
+    python tests/benchmarks/bench_mlflow.py [--points 100000] [--loop-points 5000] [--repeat 1]
 
 Into ``mlflow:sqlite:///<tmp>/mlflow.db`` (a fresh database per measurement, created before the
 clock starts):
@@ -130,7 +130,7 @@ def bench(points: int, loop_points: int, repeat: int) -> tuple[list[tuple[str, s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=100_000)
-    parser.add_argument("--loop-points", type=int, default=2_000)
+    parser.add_argument("--loop-points", type=int, default=5_000)
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
     rows, _ = bench(args.points, args.loop_points, args.repeat)
