@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -254,6 +255,40 @@ def test_another_process_waits_for_a_run_fetched_by_id_and_the_submitter_may_exi
     assert waiter.returncode == 0, err
     assert "started" in out and "finished" in out and "WAITED Completed" in out
     assert run.get_status() == "Completed" and run.get_metrics() == {"phase": [1, 2]}
+
+
+def test_ctrl_c_while_waiting_stops_waiting_not_the_run(here):
+    _script(here, "gated.py", GATED)
+    # A terminal's Ctrl-C goes to the whole foreground process group: simulate it with killpg.
+    waiter = subprocess.Popen(
+        [sys.executable, "-c", "from runbridge import *; "
+         "r = Experiment(Workspace.from_config(), 'gated').submit(ScriptRunConfig('.', 'gated.py')); "
+         "print(r.id, flush=True); r.wait_for_completion(show_output=True)"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    run = Run(Experiment(Workspace.from_config(), "gated"), waiter.stdout.readline().strip())
+    _until(lambda: run.get_metrics().get("phase") == 1, "the script to start logging")
+    os.killpg(waiter.pid, signal.SIGINT)
+    out, err = waiter.communicate()
+    assert waiter.returncode != 0 and "KeyboardInterrupt" in err
+    assert "Stopped waiting" in out
+    assert run.get_status() == "Running"  # the script goes on
+    (here / "go").touch()
+    assert run.wait_for_completion()["status"] == "Completed"
+    assert run.get_metrics() == {"phase": [1, 2]}
+
+
+def test_ctrl_c_in_runbridge_run_reaches_the_script(here):
+    _script(here, "gated.py", GATED)
+    cli = subprocess.Popen([sys.executable, "-m", "runbridge", "run", "gated.py"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    assert cli.stdout.readline() == "started\n"
+    os.killpg(cli.pid, signal.SIGINT)
+    out, err = cli.communicate()
+    assert cli.returncode == 130, err  # as `python gated.py` would: killed by SIGINT
+    (run,) = Experiment(Workspace.from_config(), "gated").get_runs()
+    assert run.get_status() == "Failed"
+    message = run.get_details()["error"]["error"]["message"]
+    assert "SIGINT" in message and "KeyboardInterrupt" in message
 
 
 def test_cancel_stops_the_script(here):
