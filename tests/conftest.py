@@ -9,3 +9,6 @@ def _isolated_config(monkeypatch, tmp_path):
     for var in ("RUNBRIDGE_BACKENDS", "RUNBRIDGE_RUN_ID", "RUNBRIDGE_EXPERIMENT"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("RUNBRIDGE_SPOOL", str(tmp_path / "spool"))  # what failed backends missed
+
+
+from mlflow_fixtures import mlflow_server  # noqa: E402,F401  (one real `mlflow server` per session)

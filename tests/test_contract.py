@@ -23,7 +23,7 @@ class TestJsonlExampleBackend(BackendContract):
 
 
 # --- MLflow (runbridge_mlflow): SQLite store, a real tracking server, the file store -------------
-from mlflow_fixtures import FAST_HTTP_ENV, mlflow_server  # noqa: E402,F401
+from mlflow_fixtures import FAST_HTTP_ENV  # noqa: E402  (the mlflow_server fixture comes from conftest.py)
 
 
 class TestMlflowSQLiteBackend(BackendContract):

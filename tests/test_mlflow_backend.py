@@ -22,7 +22,7 @@ from mlflow.entities import Param, RunTag  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.utils.validation import _validate_metric_name, _validate_tag_name  # noqa: E402
 
-from mlflow_fixtures import FAST_HTTP_ENV, free_port, mlflow_server  # noqa: E402,F401
+from mlflow_fixtures import FAST_HTTP_ENV, free_port  # noqa: E402  (mlflow_server: conftest.py)
 from runbridge import Experiment, Run, Workspace  # noqa: E402
 from runbridge.errors import BackendFailedWarning  # noqa: E402
 from runbridge.backends import open_backend  # noqa: E402

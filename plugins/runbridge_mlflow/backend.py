@@ -323,9 +323,11 @@ class MlflowBackend:
         with self._lock:
             mid = self._mid(run)
             batch = tr.translate_batch(records, self._state(mid))
-            # Native entities first, the exact stream last: a stream chunk lists only what landed.
-            self._log_native(mid, batch)
+            # Files, then the exact stream chunk listing them, then the native view. If the native
+            # calls fail half way, reads stay exact and `runbridge sync` (which skips what `read`
+            # shows is held) cannot mix native float copies into the stream.
             self._upload(mid, batch.files, batch.stream)
+            self._log_native(mid, batch)
 
     @hookimpl
     def end_run(self, run: RunInfo, status: str) -> None:
