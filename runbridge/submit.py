@@ -141,7 +141,14 @@ class ScriptRunConfig:
     """
 
     def __init__(self, source_directory: str | os.PathLike = ".", script: str | os.PathLike | None = None,
-                 arguments: Sequence[Any] | None = None, environment: Any = None, **ignored: Any):
+                 arguments: Sequence[Any] | None = None, environment: Any = None,
+                 command: str | Sequence[Any] | None = None, **ignored: Any):
+        if script is None and command is not None:  # azureml's command=["python", "train.py", ...]
+            parts = command.split() if isinstance(command, str) else [str(c) for c in command]
+            if len(parts) >= 2 and Path(parts[0]).name.startswith("python"):
+                script, arguments = parts[1], list(parts[2:]) + list(arguments or [])
+            else:
+                raise ValueError(f"command {command!r} is not 'python SCRIPT [ARGS]'; runbridge runs Python scripts")
         if script is None:
             raise ValueError("ScriptRunConfig needs script, the file to run inside source_directory")
         if arguments is not None and (isinstance(arguments, (str, bytes)) or not hasattr(arguments, "__iter__")):
@@ -496,8 +503,9 @@ def _supervise(spec: dict[str, Any]) -> int:
 
     # Ctrl-C / hang-up reach the script directly (same process group) or not at all: the
     # supervisor stays to record the end. A handler (not SIG_IGN) is reset to default in the child.
-    signal.signal(signal.SIGINT, lambda *_: None)
-    signal.signal(signal.SIGHUP, lambda *_: None)
+    for name in ("SIGINT", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), lambda *_: None)
     signal.signal(signal.SIGTERM, forward)
 
     workspace = Workspace(backends=spec["backends"])

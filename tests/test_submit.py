@@ -104,6 +104,31 @@ def test_sweep_through_submit_completes_with_metrics_models_and_log(sweep, here,
     assert sorted(snapshot.namelist()) == ["mylib.py", "submit.py", "train.py"]
 
 
+def test_the_examples_run_as_written(sweep, here):
+    submitted = subprocess.run([sys.executable, str(sweep / "submit.py")], capture_output=True, text=True)
+    assert submitted.returncode == 0, submitted.stderr
+    assert "Status: Completed" in submitted.stdout and "best alpha 0.40 with mse 3295.71" in submitted.stdout
+    assert "20 models" in submitted.stdout
+    notebook = subprocess.run([sys.executable, str(EXAMPLES / "train-within-notebook.py")],
+                              capture_output=True, text=True)
+    assert notebook.returncode == 0, notebook.stderr
+    (run,) = Experiment(Workspace.from_config(), "train-within-notebook").get_runs()
+    assert run.get_status() == "Completed"
+    assert run.get_metrics()["alpha"] == 0.03 and run.get_file_names() == ["outputs/model.pkl"]
+
+
+def test_command_form_of_script_run_config(here):
+    _script(here, "cmd.py", """
+        import sys
+        from azureml.core import Run
+        Run.get_context().log_list("argv", sys.argv[1:])
+    """)
+    config = ScriptRunConfig(source_directory=".", command=["python", "cmd.py", "--lr", 0.5])
+    run = Experiment(Workspace.from_config(), "cmd").submit(config)
+    run.wait_for_completion()
+    assert run.get_metrics() == {"argv": ["--lr", "0.5"]}
+
+
 def test_sweep_through_runbridge_run(sweep, here):
     store = here / "store" / "runs.db"
     proc = subprocess.run([sys.executable, "-m", "runbridge", "run", "--backend", f"sqlite:{store}",
