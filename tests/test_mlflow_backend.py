@@ -327,15 +327,20 @@ def test_log_batches_stay_within_mlflow_limits() -> None:
     assert [x for b in batches for x in b[2]] == tags
 
 
-def test_native_timestamps_strictly_increase_per_name() -> None:
+def test_native_order_is_kept_without_drifting_timestamps() -> None:
+    """MLflow orders a history by (timestamp, step, value) and drops exact repeats: (timestamp,
+    step) stays strictly increasing per name, and timestamps move only where a step repeats."""
     state = tr.RunState()
     t = 1_700_000_000_000_000
-    batch = tr.translate_batch([Metric("a", i, 1.0, 0, t) for i in range(5)] + [Metric("b", 0, 1.0, 0, t)], state)
-    stamps = [m.timestamp for m in batch.metrics if m.key == "a"]
-    assert stamps == [t // 1000 + i for i in range(5)]
-    assert [m.timestamp for m in batch.metrics if m.key == "b"] == [t // 1000]
-    later = tr.translate_batch([Metric("a", 5, 1.0, 0, t)], state)  # the next flush continues
-    assert later.metrics[0].timestamp == t // 1000 + 5
+    ms = t // 1000
+    stepped = tr.translate_batch([Metric("a", i, 1.0, i, t) for i in range(5)], state)
+    assert [(m.timestamp, m.step) for m in stepped.metrics] == [(ms, i) for i in range(5)]  # no drift
+    same_step = tr.translate_batch([Metric("b", i, 0.5, 7, t) for i in range(3)], state)
+    assert [(m.timestamp, m.step) for m in same_step.metrics] == [(ms, 7), (ms + 1, 7), (ms + 2, 7)]
+    back = tr.translate_batch([Metric("b", 3, 0.5, 2, t)], state)  # a step going back, next flush
+    assert [(m.timestamp, m.step) for m in back.metrics] == [(ms + 3, 2)]
+    unstepped = tr.translate_batch([Metric("c", i, 1.0, None, t) for i in range(3)], state)
+    assert [(m.timestamp, m.step) for m in unstepped.metrics] == [(ms, 0), (ms, 1), (ms, 2)]  # step = seq
 
 
 def test_big_writes_are_batched_and_each_flush_adds_one_chunk(sqlite_uri: str) -> None:

@@ -9,8 +9,9 @@ How a runbridge run lives in MLflow
   values (microseconds, runbridge status, error, a display name MLflow cannot hold) are kept in
   reserved ``runbridge.*`` tags. Child runs carry ``mlflow.parentRunId``.
 * What MLflow users see natively: int/float metrics are MLflow metric history (step = the user's
-  step, else the per-name logging order ``seq``; per-name timestamps strictly increasing so the SQL
-  store neither drops a repeated value nor reorders it), tags are tags, properties are params,
+  step, else the per-name logging order ``seq``; per name, (timestamp, step) strictly increasing,
+  a timestamp moved on by 1 ms only where a step repeats or goes back, so the SQL store neither
+  drops a repeated value nor reorders the history), tags are tags, properties are params,
   images and uploads are artifacts under their own names. Names MLflow rejects are written under
   an encoded key, with the original name in the manifest tag ``runbridge.key.<encoded>``.
 * Exactness: every record of a write call is also appended, as JSON lines in the exact form of
@@ -208,9 +209,9 @@ def run_info_from_mlflow(info: Any, tags: dict[str, str], experiment: str,
 # --- records -> MLflow entities ------------------------------------------------------------------
 @dataclass
 class RunState:
-    """Per-run state of one writer: last native timestamp per key, manifest keys written."""
+    """Per-run state of one writer: last native (timestamp, step) per key, manifest keys written."""
 
-    last_ms: dict[str, int] = field(default_factory=dict)
+    last_ms: dict[str, tuple[int, int]] = field(default_factory=dict)
     keys: set[str] = field(default_factory=set)
     has_rows: bool = False
 
@@ -270,9 +271,14 @@ def translate_batch(records: Sequence[Record], state: RunState) -> NativeBatch:
             key = native(rec.name)
             ms = rec.time // 1000
             previous = last_ms.get(key)
-            if previous is not None and ms <= previous:
-                ms = previous + 1
-            last_ms[key] = ms
+            if previous is not None:
+                # MLflow orders a history by (timestamp, step, value) and the SQL store drops an
+                # exact repeat: keep (timestamp, step) strictly increasing per name, moving a
+                # timestamp on by 1 ms only where needed (no drift for increasing steps).
+                prev_ms, prev_step = previous
+                if ms < prev_ms or (ms == prev_ms and step <= prev_step):
+                    ms = prev_ms if step > prev_step else prev_ms + 1
+            last_ms[key] = (ms, step)
             metrics.append(MlflowMetric(key, value, ms, step))
         elif kind is Row:
             out.stream.append(rec)
