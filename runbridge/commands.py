@@ -88,6 +88,22 @@ def find_run(workspace, run_id: str) -> RunInfo:
                            "(list them with: runbridge runs)")
 
 
+def read_any(ws, info: RunInfo) -> tuple[RunInfo, list[Record]]:
+    """The run's records from the first backend that answers (a down server is skipped)."""
+    error: Exception | None = None
+    for backend in ws.backends:
+        try:
+            records = backend.read(info.experiment, info.run_id)
+        except Exception as exc:  # noqa: BLE001 - try the next backend
+            error = error or exc
+            continue
+        if records:
+            return records[0], records
+    if error is not None:
+        raise error
+    raise RunNotFoundError(f"no run {info.run_id!r} in {', '.join(ws.specs)}")
+
+
 def iso(us: int | None) -> str:
     if us is None:
         return "-"
@@ -292,8 +308,15 @@ def show_command(run_id: str, backend: tuple[str, ...]) -> None:
     """
     ws = open_workspace(backend)
     found = find_run(ws, run_id)
-    info, records = ws.read_run(found.experiment, run_id)
-    children = [r.run_id for r in ws.list_runs(info.experiment) if r.parent_id == run_id]
+    info, records = read_any(ws, found)
+    children, url = [], None
+    for one in ws.backends:  # the first backend that answers (a down server is skipped)
+        try:
+            children = [r.run_id for r in one.list_runs(info.experiment) if r.parent_id == run_id]
+            url = one.run_url(info)
+            break
+        except Exception:  # noqa: BLE001
+            continue
     lines = [
         ("Run", info.run_id), ("Experiment", info.experiment), ("Name", info.display_name or "-"),
         ("Status", info.status), ("Parent", info.parent_id or "-"), ("Started", iso(info.start_time) + " UTC"),
@@ -301,7 +324,6 @@ def show_command(run_id: str, backend: tuple[str, ...]) -> None:
     ]
     if info.error:
         lines.append(("Error", " ".join(info.error.split())))
-    url = ws.run_url(info)
     if url:
         lines.append(("Viewer", url))
     if children:
