@@ -42,6 +42,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -66,6 +67,8 @@ STD_LOG = "user_logs/std_log.txt"
 SNAPSHOT_FILE = RESERVED_PREFIX + "snapshot.zip"
 #: Reserved property: the local file the running script's output is teed into.
 LOG_PATH_PROPERTY = RESERVED_PREFIX + "log_path"
+#: Reserved property: ``<host>:<pid>`` of the supervisor, so a waiter elsewhere sees it die.
+SUPERVISOR_PROPERTY = RESERVED_PREFIX + "supervisor"
 #: Reserved tag: the script's exit code (a negative number: killed by that signal).
 EXIT_CODE_TAG = RESERVED_PREFIX + "exit_code"
 #: Folder names never put in a snapshot (besides virtual environments and the stores in use).
@@ -374,7 +377,42 @@ def _wait(run: "Run", sub: _Submission | None, tail: _Tail | None) -> RunInfo:
         info = current_info(run)
         if info.status in FINAL_STATUSES:
             return info
+        if not _supervisor_alive(run):
+            info = current_info(run)  # it may have ended the run just before exiting
+            if info.status == RUNNING:
+                run._info = info
+                run.fail("the runbridge supervisor of this run is gone (killed?) and did not end it")
+                info = current_info(run)
+            return info
         time.sleep(max(interval, 0.5))
+
+
+def _supervisor_alive(run: "Run") -> bool:
+    """False only when the run's supervisor ran on this machine and its process is gone."""
+    value = getattr(run, "_supervisor_ref", None)
+    if value is None:  # read once (it never changes): reading every record on each poll is costly
+        value = _reserved(run, SUPERVISOR_PROPERTY)
+        if value:
+            run._supervisor_ref = value
+    if not value:
+        return True  # not a submitted run, or the supervisor is still starting: wait on
+    host, _, pid_text = value.rpartition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return True  # another machine: only the status can tell
+    pid = int(pid_text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if cmdline.exists():  # a reused pid is another program
+        try:
+            return b"_supervise_main" in cmdline.read_bytes()
+        except OSError:
+            return True
+    return True
 
 
 # -- snapshots -----------------------------------------------------------------------------------
@@ -514,6 +552,7 @@ def _supervise(spec: dict[str, Any]) -> int:
     from .buffer import track_unended
 
     track_unended(run)  # anything unexpected below: the run ends Failed, not Running
+    run._emit([Property(SUPERVISOR_PROPERTY, f"{socket.gethostname()}:{os.getpid()}", now_us())])
     source = Path(spec["source_directory"])
     local_dir = Path(spec["local_dir"])
     log_path = Path(spec["log_path"])

@@ -316,6 +316,25 @@ def test_ctrl_c_in_runbridge_run_reaches_the_script(here):
     assert "SIGINT" in message and "KeyboardInterrupt" in message
 
 
+@pytest.mark.parametrize("waiter", ["submitting process", "run fetched by id"])
+def test_a_killed_supervisor_leaves_the_run_failed_not_running(here, waiter):
+    _script(here, "gated.py", GATED)
+    run = Experiment(Workspace.from_config(), "gated").submit(ScriptRunConfig(".", "gated.py"))
+    _until(lambda: run.get_metrics().get("phase") == 1, "the script to start logging")
+    supervisor = run._submission.process
+    supervisor.kill()
+    supervisor.wait()
+    try:
+        if waiter == "submitting process":
+            details = run.wait_for_completion(raise_on_error=False)
+        else:
+            details = Run(Experiment(Workspace.from_config(), "gated"), run.id).wait_for_completion(raise_on_error=False)
+        assert details["status"] == "Failed"
+        assert "supervisor" in details["error"]["error"]["message"]
+    finally:
+        (here / "go").touch()  # let the orphaned script end
+
+
 def test_cancel_stops_the_script(here):
     _script(here, "gated.py", GATED)
     run = Experiment(Workspace.from_config(), "gated").submit(ScriptRunConfig(".", "gated.py"))
