@@ -38,13 +38,16 @@ def sqlite_uri(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("server", marks=pytest.mark.slow)])
+@pytest.fixture(params=["sqlite", pytest.param("server", marks=pytest.mark.slow), "file"])
 def tracking_uri(request, tmp_path, monkeypatch) -> str:
-    """A tracking URI for both the SQLite store and a real tracking server."""
+    """A tracking URI for the SQLite store, a real tracking server and the file store."""
     if request.param == "server":
         for key, value in FAST_HTTP_ENV.items():
             monkeypatch.setenv(key, value)
         return request.getfixturevalue("mlflow_server").url
+    if request.param == "file":
+        monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+        return (tmp_path / "mlruns").as_uri()
     return f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
 
 
@@ -433,3 +436,16 @@ def test_the_stream_is_record_to_json_lines_and_reads_back_exactly() -> None:
     assert all(same(tuple(a), tuple(b)) for a, b in zip(back, records)) and len(back) == len(records)
     covered, snap = tr.decode_snapshot(tr.encode_snapshot(["c1", "c2"], records))
     assert covered == {"c1", "c2"} and all(same(tuple(a), tuple(b)) for a, b in zip(snap, records))
+
+
+def test_file_names_with_url_characters(tracking_uri: str, tmp_path: Path) -> None:
+    names = ["a b.txt", "q?x.txt", "h#.txt", "pct%20.txt", "semi;colon.txt", "日本/データ.txt"]
+    experiment = experiment_for(tracking_uri, unique("ünï 実験 #1?"))
+    run = experiment.start_logging(outputs=None)
+    for name in names:
+        run.upload_file(name, io.BytesIO(name.encode()))
+    run.complete()
+    fresh = Run(experiment_for(tracking_uri, experiment.name), run.id)
+    assert fresh.get_file_names() == sorted(names)
+    for i, name in enumerate(names):
+        assert Path(fresh.download_file(name, tmp_path / "out" / str(i))).read_bytes() == name.encode()

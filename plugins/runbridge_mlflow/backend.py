@@ -51,6 +51,15 @@ def _is_local_artifact_uri(uri: str) -> bool:
     return scheme in ("", "file") or len(scheme) == 1  # a Windows drive letter
 
 
+def _local_artifact_dir(uri: str) -> str | None:
+    """The local folder of a run's artifacts, or None for a remote artifact store."""
+    if not _is_local_artifact_uri(uri):
+        return None
+    from mlflow.utils.file_utils import local_file_uri_to_path
+
+    return os.path.abspath(local_file_uri_to_path(uri))
+
+
 class MlflowBackend:
     """Runs kept in MLflow: native metrics/params/tags/artifacts plus an exact record stream."""
 
@@ -507,18 +516,24 @@ class MlflowBackend:
         if found is None:
             return None
         mid = found.info.run_id
-        local = _is_local_artifact_uri(found.info.artifact_uri or "")
+        root = _local_artifact_dir(found.info.artifact_uri or "")
+        Path(destination).parent.mkdir(parents=True, exist_ok=True)
+        if root is not None:
+            # read in place: MLflow's local download parses the path as a URI ('?', '#', '%')
+            source = Path(root, *name.split("/"))
+            if not source.is_file():
+                return None
+            shutil.copyfile(source, destination)
+            return True
         with tempfile.TemporaryDirectory(prefix="runbridge-mlflow-") as tmp:
             try:
-                path = self.client.download_artifacts(mid, name, None if local else tmp)
+                path = self.client.download_artifacts(mid, name, tmp)
             except (MlflowException, OSError):
                 return None
             if not os.path.isfile(path):
                 return None
-            Path(destination).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, destination)
         return True
-
 
 class _Stream:
     """The exact record stream of one MLflow run: chunk files, and the latest snapshot if any."""
@@ -528,11 +543,9 @@ class _Stream:
         self.mid = run.info.run_id
         self.root: str | None = None  # a local folder holding runbridge/ (local artifact stores)
         self._tmp: tempfile.TemporaryDirectory | None = None
-        if _is_local_artifact_uri(run.info.artifact_uri or ""):
-            try:
-                self.root = client.download_artifacts(self.mid, tr.ARTIFACT_DIR)
-            except (MlflowException, OSError):
-                self.root = None
+        local = _local_artifact_dir(run.info.artifact_uri or "")
+        if local is not None:
+            self.root = os.path.join(local, tr.ARTIFACT_DIR)
             self.chunks = self._local_names("records")
             self.snapshots = self._local_names("snapshots")
         else:
