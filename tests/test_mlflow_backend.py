@@ -312,6 +312,38 @@ def test_a_dead_server_is_one_warning_and_the_run_carries_on(tmp_path: Path, mon
     assert fresh.get_tags() == {"still": "works"}
 
 
+@pytest.mark.slow
+def test_a_server_that_goes_away_mid_run_fails_fast(tmp_path: Path, monkeypatch) -> None:
+    """MLflow's default HTTP retries would block a flush for minutes; the backend's own probe of
+    the server notices it is gone in about a second (one warning, the other backend carries on)."""
+    from runbridge_mlflow.backend import PROBE_EVERY_S
+    from mlflow_fixtures import MlflowServer
+
+    for key in FAST_HTTP_ENV:
+        monkeypatch.delenv(key, raising=False)  # MLflow's defaults: 7 retries with backoff
+    server = MlflowServer(tmp_path / "server").start()
+    try:
+        spec = f"mlflow:{server.url}"
+        workspace = Workspace(backends=[f"sqlite:{tmp_path / 'runs.db'}", spec])
+        run = Experiment(workspace, "goes-away").start_logging(outputs=None)
+        run.log("loss", 1.0)
+        run.flush()
+    finally:
+        server.stop()
+    time.sleep(PROBE_EVERY_S + 0.5)
+    started = time.monotonic()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run.log("loss", 2.0)
+        run.flush()
+        run.complete()
+    assert time.monotonic() - started < 15
+    failures = [w for w in caught if issubclass(w.category, BackendFailedWarning)]
+    assert len(failures) == 1 and server.url in str(failures[0].message)
+    fresh = Run(Experiment(Workspace(backends=[f"sqlite:{tmp_path / 'runs.db'}"]), "goes-away"), run.id)
+    assert fresh.get_metrics()["loss"] == [1.0, 2.0] and fresh.get_status() == "Completed"
+
+
 # -- batching ----------------------------------------------------------------------------------
 def test_log_batches_stay_within_mlflow_limits() -> None:
     metrics = [MlflowMetric(f"m{i % 7}", float(i), i, i) for i in range(2500)]

@@ -32,6 +32,9 @@ from . import translate as tr
 
 _RUN_ID_OK = __import__("re").compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
 _PAGE = 1000
+#: An http tracking server is probed (GET /health, one connect) at most this often before a
+#: call, so a server that went away fails the call in a second instead of after MLflow's retries.
+PROBE_EVERY_S = 5.0
 
 
 class MlflowUnreachableError(RunbridgeError, ConnectionError):
@@ -101,7 +104,7 @@ class MlflowBackend:
         if not self.is_http:
             return
         now = time.monotonic()
-        if not force and now - self._reachable_at < 30:
+        if not force and now - self._reachable_at < PROBE_EVERY_S:
             return
         try:
             timeout = float(os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", "") or 10)
@@ -330,6 +333,7 @@ class MlflowBackend:
         if not records:
             return
         with self._lock:
+            self._check_reachable()
             mid = self._mid(run)
             batch = tr.translate_batch(records, self._state(mid))
             # Files, then the exact stream chunk listing them, then the native view. If the native
@@ -341,6 +345,7 @@ class MlflowBackend:
     @hookimpl
     def end_run(self, run: RunInfo, status: str) -> None:
         with self._lock:
+            self._check_reachable()
             mid = self._mid(run)
             final = run if run.status == status else run._replace(status=status)
             native = self.client.get_run(mid)
