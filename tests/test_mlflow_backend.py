@@ -243,7 +243,7 @@ def foreign_run(tracking_uri: str, tmp_path: Path):
     return name, parent.info.run_id, nested.info.run_id
 
 
-def test_runs_plain_mlflow_wrote_are_readable(tracking_uri: str, foreign_run) -> None:
+def test_runs_plain_mlflow_wrote_are_readable(tracking_uri: str, foreign_run, tmp_path: Path) -> None:
     name, parent_id, nested_id = foreign_run
     experiment = experiment_for(tracking_uri, name)
     assert {r.id for r in experiment.get_runs(include_children=True)} == {parent_id, nested_id}
@@ -257,7 +257,7 @@ def test_runs_plain_mlflow_wrote_are_readable(tracking_uri: str, foreign_run) ->
     assert run.get_tags() == {"owner": "ada"}
     assert run.get_properties() == {"lr": "0.01"}
     assert run.get_file_names() == ["config/params.json", "docs/report.txt"]
-    assert json.loads(Path(run.download_file("config/params.json")).read_text()) == {"a": 1}
+    assert json.loads(Path(run.download_file("config/params.json", tmp_path / "params.json")).read_text()) == {"a": 1}
     [child] = run.get_children()
     assert child.id == nested_id and child.parent.id == parent_id
     assert child.get_metrics() == {"inner": 5.0}
