@@ -7,7 +7,10 @@ only makes the client calls. See `runbridge_mlflow.translate` for what MLflow us
 
 from __future__ import annotations
 
+import getpass
+import json
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -30,7 +33,7 @@ from runbridge.records import RUNNING, File, Image, Property, Record, RunInfo, T
 
 from . import translate as tr
 
-_RUN_ID_OK = __import__("re").compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
+_RUN_ID_OK = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
 _PAGE = 1000
 #: An http tracking server is probed (GET /health, one connect) at most this often before a
 #: call, so a server that went away fails the call in a second instead of after MLflow's retries.
@@ -314,8 +317,6 @@ class MlflowBackend:
                 if parent is not None:
                     tags[tr.MLFLOW_PARENT] = parent.info.run_id
             try:
-                import getpass
-
                 tags.setdefault("mlflow.user", getpass.getuser())
             except Exception:  # noqa: BLE001 - no user name is fine
                 pass
@@ -381,8 +382,6 @@ class MlflowBackend:
             return
         taken = {r.name for r in records if type(r) is File} | {
             r.file_name for r in records if type(r) is Image}
-        import json
-
         logged = []
         try:
             logged = json.loads(native.data.tags.get(tr.MLFLOW_LOGGED_ARTIFACTS, "[]"))
