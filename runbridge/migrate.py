@@ -39,7 +39,6 @@ Where no healthy backend holds the run (a workspace with one backend), `sync` re
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import sys
@@ -57,7 +56,7 @@ from .config import resolve_backends
 from .errors import RunbridgeError, RunNotFoundError
 from .media import sha256_of
 from .records import (RESERVED_PREFIX, RUNNING, File, Image, Metric, Property, Record, Row,
-                      RunInfo, Tag, now_us)
+                      RunInfo, Tag, exactly_equal, now_us)
 from .shapes import fold_properties, fold_tags
 
 SOURCE_TAG = RESERVED_PREFIX + "source"
@@ -299,18 +298,6 @@ def remaining(body: Sequence[Record], held: Sequence[Record] | None) -> list[Rec
 # comparing what was written with what the destination reads back
 
 
-def _same(a: Any, b: Any) -> bool:
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, float):
-        if math.isnan(a) or math.isnan(b):
-            return math.isnan(a) and math.isnan(b)
-        return a == b and math.copysign(1, a) == math.copysign(1, b)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    return a == b
-
-
 def _streams(records: Iterable[Record]) -> dict[tuple[str, str], list[Record]]:
     out: dict[tuple[str, str], list[Record]] = {}
     for rec in records:
@@ -342,7 +329,7 @@ def compare(run_id: str, written: Sequence[Record], back: Sequence[Record]) -> l
             diffs.append(Difference(run_id, name, f"{len(a)} {kind.lower()} record(s) written, {len(b)} read back"))
         for fld in _COMPARED[kind]:
             bad = [(i, getattr(x, fld), getattr(y, fld)) for i, (x, y) in enumerate(zip(a, b))
-                   if not _same(getattr(x, fld), getattr(y, fld))]
+                   if not exactly_equal(getattr(x, fld), getattr(y, fld))]
             if bad:
                 i, x, y = bad[0]
                 what = "value" if fld in ("value", "cells") else fld

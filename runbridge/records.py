@@ -126,6 +126,22 @@ RECORD_TYPES: tuple[type, ...] = (RunInfo, Metric, Row, Image, Tag, Property, Fi
 _BY_NAME = {cls.__name__: cls for cls in RECORD_TYPES}
 
 
+def exactly_equal(a: Any, b: Any) -> bool:
+    """Deep equality that also requires equal types (1 is not 1.0 or True), takes NaN as equal to
+    NaN and tells -0.0 from 0.0: what "reads back exactly" means."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        if math.isnan(a) or math.isnan(b):
+            return math.isnan(a) and math.isnan(b)
+        return a == b and math.copysign(1, a) == math.copysign(1, b)
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(exactly_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(exactly_equal(x, y) for x, y in zip(a, b))
+    return a == b
+
+
 def now_us() -> int:
     """The current time in integer microseconds since the epoch."""
     import time
@@ -193,6 +209,6 @@ def record_from_json(text: str) -> Record:
 __all__ = [
     "Scalar", "RunInfo", "Metric", "Row", "Image", "Tag", "Property", "File", "Record",
     "RECORD_TYPES", "STATUSES", "FINAL_STATUSES", "RUNNING", "COMPLETED", "FAILED", "CANCELED",
-    "RESERVED_PREFIX", "now_us", "record_to_dict", "record_from_dict", "record_to_json",
+    "RESERVED_PREFIX", "now_us", "exactly_equal", "record_to_dict", "record_from_dict", "record_to_json",
     "record_from_json",
 ]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import struct
 import subprocess
 import sys
@@ -31,26 +30,14 @@ import pytest
 
 from . import Experiment, Run, Workspace
 from .errors import PropertyChangeError, RunEndedError, RunNotFoundError, FileExistsInRunError
-from .records import File, Image, Metric, Property, Row, RunInfo, Tag
+from .records import File, Image, Metric, Property, Row, RunInfo, Tag, exactly_equal
 
 # ---------------------------------------------------------------------------------------------
 # helpers
 
 
-def same(a: Any, b: Any) -> bool:
-    """Deep equality that also requires equal types (1 is not 1.0 or True) and NaN == NaN,
-    and tells -0.0 from 0.0."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, float):
-        if math.isnan(a) or math.isnan(b):
-            return math.isnan(a) and math.isnan(b)
-        return a == b and math.copysign(1, a) == math.copysign(1, b)
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    return a == b
+#: Deep, type-exact, NaN-aware equality (re-exported for backend authors' own tests).
+same = exactly_equal
 
 
 def assert_same(actual: Any, expected: Any) -> None:
