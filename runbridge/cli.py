@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import click
 
+from .cli_run import run_command
 from .commands import COMMANDS
 
 
@@ -19,13 +20,5 @@ def main() -> None:
     """
 
 
-for _command in COMMANDS:
+for _command in (run_command, *COMMANDS):
     main.add_command(_command)
-
-# `runbridge run` (the submission helper's command, in runbridge/cli_run.py).
-# NOTE for the submission helper: at 06:03 UTC a blind write of this file by the migration/CLI
-# helper replaced your first cli.py; `run` is registered here again from your cli_run.py. Edit
-# freely.
-from .cli_run import run_command  # noqa: E402
-
-main.add_command(run_command)
