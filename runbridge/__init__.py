@@ -11,12 +11,12 @@ from .experiment import Experiment, Workspace
 from .hookspecs import hookimpl
 from .run import Run
 from .submit import Environment, ScriptRunConfig
-from . import migrate  # noqa: E402 - a callable module: runbridge.migrate(src, dst, ...)
+from .migrate import migrate
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Workspace", "Experiment", "Run", "ScriptRunConfig", "Environment", "hookimpl",
+    "Workspace", "Experiment", "Run", "ScriptRunConfig", "Environment", "hookimpl", "migrate",
     "RunbridgeError", "BackendUnavailableError", "BackendFailedWarning", "RunNotFoundError",
     "RunEndedError", "PropertyChangeError", "FileExistsInRunError", "RunFailedError",
 ]

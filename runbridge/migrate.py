@@ -41,9 +41,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import tempfile
-import types
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -677,13 +675,3 @@ def sync(backends: Sequence[str] | str | None = None, run_ids: Sequence[str] | N
 
 __all__ = ["migrate", "sync", "MigrationReport", "Difference", "copy_run", "compare", "remaining",
            "select_runs", "parents_first", "canonical_spec", "SOURCE_TAG", "MIGRATED_TAG"]
-
-
-class _CallableModule(types.ModuleType):
-    """`runbridge.migrate(src, dst, ...)` calls `migrate`; `runbridge.migrate.sync` etc. still work."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> MigrationReport:
-        return migrate(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Iterator, Sequence
 
 from .config import ENV_BACKENDS, absolute_spec
-from .errors import RunbridgeError, RunFailedError
+from .errors import RunFailedError
 from .records import CANCELED, COMPLETED, FAILED, FINAL_STATUSES, RESERVED_PREFIX, RUNNING, File, Property, RunInfo, Tag, now_us
 
 if TYPE_CHECKING:

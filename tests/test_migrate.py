@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -73,7 +72,6 @@ def test_a_foreign_run_with_the_same_id_is_reported_not_overwritten(tmp_path):
     theirs = Experiment(ws_dst, EXPERIMENT).start_logging(outputs=None)
     theirs.log("x", 1)
     theirs.complete()
-    ours = Experiment(ws_src, EXPERIMENT).child_run if False else None  # noqa: F841
     mine = Run._start(Experiment(ws_src, EXPERIMENT), outputs=None, run_id=theirs.id)
     mine.log("x", 2)
     mine.complete()
