@@ -112,24 +112,13 @@ class Environment(_Settings):
         return cls(name)
 
     @classmethod
-    def from_conda_specification(cls, name: str, *args: Any, **kwargs: Any) -> "Environment":
-        """A conda environment: ignored, the script runs with this Python."""
+    def _ignored(cls, name: str, *args: Any, **kwargs: Any) -> "Environment":
+        """An environment built from a conda, pip or Docker specification: ignored, the script
+        runs with this Python."""
         return cls(name)
 
-    @classmethod
-    def from_pip_requirements(cls, name: str, *args: Any, **kwargs: Any) -> "Environment":
-        """A pip environment: ignored, the script runs with this Python."""
-        return cls(name)
-
-    @classmethod
-    def from_existing_conda_environment(cls, name: str, *args: Any, **kwargs: Any) -> "Environment":
-        """An existing conda environment: ignored, the script runs with this Python."""
-        return cls(name)
-
-    @classmethod
-    def from_dockerfile(cls, name: str, *args: Any, **kwargs: Any) -> "Environment":
-        """A Docker image: ignored, the script runs with this Python."""
-        return cls(name)
+    from_conda_specification = from_pip_requirements = _ignored
+    from_existing_conda_environment = from_dockerfile = _ignored
 
     def register(self, workspace: Any = None) -> "Environment":
         """Registering is a no-op locally."""

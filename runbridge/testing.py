@@ -161,7 +161,7 @@ class BackendContract:
         assert_same(metrics["as_table"], {"v": EXACT_VALUES, "i": list(range(len(EXACT_VALUES)))})
 
     def test_numpy_scalars_are_converted(self, run: Run, backend_spec: str) -> None:
-        np = pytest.importorskip("numpy")
+        import numpy as np
         run.log("i64", np.int64(7))
         run.log("f32", np.float32(0.1))
         run.log("b", np.bool_(True))
@@ -271,7 +271,7 @@ class BackendContract:
 
     # -- images and files ------------------------------------------------------------------------
     def test_images_come_back_byte_identical(self, run: Run, backend_spec: str, tmp_path: Path) -> None:
-        matplotlib = pytest.importorskip("matplotlib")
+        import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 

@@ -29,7 +29,6 @@ from mlflow_fixtures import FAST_HTTP_ENV  # noqa: E402  (the mlflow_server fixt
 class TestMlflowSQLiteBackend(BackendContract):
     @pytest.fixture
     def backend_spec(self, tmp_path):
-        pytest.importorskip("mlflow")
         return f"mlflow:sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
 
 
@@ -45,7 +44,6 @@ class TestMlflowServerBackend(BackendContract):
 class TestMlflowFileStoreBackend(BackendContract):
     @pytest.fixture
     def backend_spec(self, tmp_path, monkeypatch):
-        pytest.importorskip("mlflow")
         monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
         return f"mlflow:{(tmp_path / 'mlruns').as_uri()}"
 
@@ -54,5 +52,4 @@ class TestMlflowFileStoreBackend(BackendContract):
 class TestTensorBoardBackend(BackendContract):
     @pytest.fixture
     def backend_spec(self, tmp_path):
-        pytest.importorskip("tensorboard")
         return f"tensorboard:{tmp_path / 'tb-logs'}"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-mlflow = pytest.importorskip("mlflow")
+import mlflow
 
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import Metric as MlflowMetric  # noqa: E402

@@ -21,8 +21,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("tensorboard")
-
 from runbridge import Experiment, Run, Workspace  # noqa: E402
 from runbridge.backends import open_backend  # noqa: E402
 from runbridge.records import Image, Metric, RunInfo  # noqa: E402
@@ -176,8 +174,8 @@ def test_exact_values_come_back_through_runbridge(logged):
 @pytest.fixture
 def tbx_logdir(tmp_path):
     """tensorboardX output: a run using every common call, and nested train/ validation/ runs."""
-    np = pytest.importorskip("numpy")
-    tbx = pytest.importorskip("tensorboardX")
+    import numpy as np
+    import tensorboardX as tbx
     logdir = tmp_path / "tbx"
     w = tbx.SummaryWriter(str(logdir / "single"))
     for step in (2, 0, 1):  # out of order on purpose: read back in step order
@@ -211,7 +209,7 @@ def test_tensorboardx_folders_are_runs(tbx_logdir):
 
 
 def test_tensorboardx_values_read_as_tensorboard_shows_them(tbx_logdir, tmp_path):
-    np = pytest.importorskip("numpy")
+    import numpy as np
     logdir, image = tbx_logdir
     ws = Workspace(backends=[f"tensorboard:{logdir}"])
     single = Run(Experiment(ws, "tbx"), "single")
@@ -284,8 +282,8 @@ def test_foreign_tensor_scalars_of_every_dtype(tmp_path):
 
 
 def test_foreign_kinds_runbridge_cannot_hold_are_named_in_a_warning(tmp_path):
-    np = pytest.importorskip("numpy")
-    tbx = pytest.importorskip("tensorboardX")
+    import numpy as np
+    import tensorboardX as tbx
     w = tbx.SummaryWriter(str(tmp_path / "logs" / "h"))
     w.add_scalar("x", 1.0, 0)
     w.add_histogram("weights", np.arange(10.0), 0)

@@ -233,13 +233,48 @@ def _raw_crc_windows(windows: np.ndarray) -> np.ndarray:
 READ_CHUNK = 8 << 20
 
 
+def _walk(buf: bytes, p: int) -> tuple[list[tuple[int, int]], int]:
+    """The whole records of `buf` from offset `p` on, as (offset, length) pairs, and the offset
+    where the walk stopped (a record that does not fit, or the end). Checksums are not checked."""
+    unpack_from = struct.unpack_from
+    n = len(buf)
+    spans: list[tuple[int, int]] = []
+    while n - p >= 12:
+        (length,) = unpack_from("<Q", buf, p)
+        end = p + 12 + length + 4
+        if end > n:
+            break
+        spans.append((p, length))
+        p = end
+    return spans, p
+
+
+def _checked(buf: bytes, spans: list[tuple[int, int]]) -> tuple[list[bytes], tuple[str, int] | None]:
+    """The spans' payloads, and the first span whose ("header", i) or ("data", i) checksum fails
+    (None if all hold); all checksums are computed in one batch."""
+    unpack_from = struct.unpack_from
+    payloads = [buf[s + 12:s + 12 + ln] for s, ln in spans]
+    got = masked_crc32c_many([buf[s:s + 8] for s, _ in spans] + payloads)
+    m = len(spans)
+    for i, (s, ln) in enumerate(spans):
+        if got[i] != unpack_from("<I", buf, s + 8)[0]:
+            return payloads, ("header", i)
+        if got[m + i] != unpack_from("<I", buf, s + 12 + ln)[0]:
+            return payloads, ("data", i)
+    return payloads, None
+
+
+def _length_is_damaged(buf: bytes, p: int) -> bool:
+    """Whether the record header at `p` (whole in `buf`) fails its length checksum."""
+    return masked_crc32c(buf[p:p + 8]) != struct.unpack_from("<I", buf, p + 8)[0]
+
+
 def read_records(path: str) -> Iterator[bytes]:
     """Every intact record of the event file at `path`, in file order, warning on damage.
 
     Reads the file in chunks and checks each chunk's checksums together; at the first sign of
     damage it reads the rest of the file and recovers record by record (`_read_buffer`).
     """
-    unpack_from = struct.unpack_from
     with open(path, "rb") as f:
         base = 0  # file offset of buf[0]
         buf = b""
@@ -249,32 +284,18 @@ def read_records(path: str) -> Iterator[bytes]:
             at_eof = len(chunk) < want
             buf = buf + chunk if buf else chunk
             n = len(buf)
-            spans: list[tuple[int, int]] = []
-            p = 0
-            need = 0
-            while True:
-                if n - p < 12:
-                    need = 12 - (n - p) if p < n else 0
-                    break
-                (length,) = unpack_from("<Q", buf, p)
-                end = p + 12 + length + 4
-                if end > n:
-                    if masked_crc32c(buf[p:p + 8]) != unpack_from("<I", buf, p + 8)[0]:
-                        need = -1  # a damaged length: recover below
-                    else:
-                        need = end - n
-                    break
-                spans.append((p, length))
-                p = end
-            headers = [buf[s:s + 8] for s, _ in spans]
-            payloads = [buf[s + 12:s + 12 + ln] for s, ln in spans]
-            got = masked_crc32c_many(headers + payloads)
-            m = len(spans)
-            for i, (s, ln) in enumerate(spans):
-                if got[i] != unpack_from("<I", buf, s + 8)[0] or got[m + i] != unpack_from("<I", buf, s + 12 + ln)[0]:
-                    yield from _read_buffer(path, buf[s:] + f.read(), base + s)
-                    return
-                yield payloads[i]
+            spans, p = _walk(buf, 0)
+            payloads, bad = _checked(buf, spans)
+            yield from payloads[:len(spans) if bad is None else bad[1]]
+            if bad is not None:
+                s = spans[bad[1]][0]
+                yield from _read_buffer(path, buf[s:] + f.read(), base + s)
+                return
+            if n - p >= 12:  # a record that does not fit: more bytes, or a damaged length
+                damaged = _length_is_damaged(buf, p)
+                need = -1 if damaged else p + 16 + struct.unpack_from("<Q", buf, p)[0] - n
+            else:
+                need = 12 - (n - p) if p < n else 0
             if need < 0 or (at_eof and p < n):
                 yield from _read_buffer(path, buf[p:] + f.read(), base + p)
                 return
@@ -289,54 +310,25 @@ def _read_buffer(path: str, buf: bytes, base: int) -> Iterator[bytes]:
     """Records of `buf` (the file from offset `base` on), recovering from damage with warnings."""
     n = len(buf)
     pos = 0
-    unpack_from = struct.unpack_from
     while pos < n:
-        # optimistic pass: walk the lengths, then check every checksum at once
-        spans: list[tuple[int, int]] = []
-        p = pos
-        stop_reason = None
-        while p < n:
-            if n - p < 12:
-                stop_reason = ("truncated", p)
-                break
-            (length,) = unpack_from("<Q", buf, p)
-            end = p + 12 + length + 4
-            if end > n:
-                stop_reason = ("truncated", p)
-                break
-            spans.append((p, length))
-            p = end
-        headers = [buf[s:s + 8] for s, _ in spans]
-        payloads = [buf[s + 12:s + 12 + ln] for s, ln in spans]
-        got = masked_crc32c_many(headers + payloads)
-        m = len(spans)
-        bad = None
-        for i, (s, ln) in enumerate(spans):
-            (hcrc,) = unpack_from("<I", buf, s + 8)
-            if got[i] != hcrc:
-                bad = ("header", i)
-                break
-            (dcrc,) = unpack_from("<I", buf, s + 12 + ln)
-            if got[m + i] != dcrc:
-                bad = ("data", i)
-                break
-            yield payloads[i]
+        spans, stop = _walk(buf, pos)  # optimistic pass: every checksum checked at once
+        payloads, bad = _checked(buf, spans)
+        yield from payloads[:len(spans) if bad is None else bad[1]]
         if bad is None:
-            if stop_reason is not None:
+            if stop < n:
                 # is the tail a real record cut short, or garbage after a corrupted length?
-                if stop_reason[1] + 12 <= n and \
-                        masked_crc32c(buf[stop_reason[1]:stop_reason[1] + 8]) != unpack_from("<I", buf, stop_reason[1] + 8)[0]:
-                    nxt = _resync(buf, stop_reason[1] + 1)
+                if stop + 12 <= n and _length_is_damaged(buf, stop):
+                    nxt = _resync(buf, stop + 1)
                     if nxt is None:
-                        _warn(path, f"corrupted record at byte offset {base + stop_reason[1]}; "
-                                    f"no intact record after it ({n - stop_reason[1]} bytes not read)")
+                        _warn(path, f"corrupted record at byte offset {base + stop}; "
+                                    f"no intact record after it ({n - stop} bytes not read)")
                         return
-                    _warn(path, f"corrupted record at byte offset {base + stop_reason[1]} (bad length checksum); "
-                                f"skipped {nxt - stop_reason[1]} bytes, reading on at offset {base + nxt}")
+                    _warn(path, f"corrupted record at byte offset {base + stop} (bad length checksum); "
+                                f"skipped {nxt - stop} bytes, reading on at offset {base + nxt}")
                     pos = nxt
                     continue
-                _warn(path, f"truncated record at byte offset {base + stop_reason[1]} "
-                            f"(the file ends {n - stop_reason[1]} bytes later, mid-record); read every whole record before it" + _recently_written(path))
+                _warn(path, f"truncated record at byte offset {base + stop} "
+                            f"(the file ends {n - stop} bytes later, mid-record); read every whole record before it" + _recently_written(path))
             return
         kind, i = bad
         s, ln = spans[i]
