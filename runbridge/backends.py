@@ -1,25 +1,25 @@
-"""Backend discovery (entry-point group ``runbridge``), ``name:location`` specs, and the
-failure-isolating `Backend` handle the front end writes through."""
+"""Backend discovery (entry-point group ``runbridge``), ``name:location`` specs, and `Backend`:
+the typed facade over one backend's hooks (one method per hook; errors raise, named).
+
+Failure isolation (a failing backend must not stop training or the other backends) is asked for
+by writing through `runbridge.fanout.FanOut` instead of a `Backend` directly."""
 
 from __future__ import annotations
 
-import threading
-import warnings
+import contextlib
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Sequence
 
 import pluggy
 
-from . import hookspecs, spool
-from .errors import BackendFailedWarning, BackendUnavailableError, RunbridgeError
-from .records import RESERVED_PREFIX, Record, RunInfo, Tag, now_us
+from typing import Iterator
+
+from . import hookspecs
+from .errors import BackendUnavailableError, RunbridgeError
+from .records import Record, RunInfo
 
 ENTRY_POINT_GROUP = "runbridge"
-#: Reserved tag set on a run, in the healthy backends, for each backend that failed during it:
-#: ``runbridge.incomplete.<label>`` = "<spec>: <error>". `runbridge sync` repairs and clears it.
-INCOMPLETE_PREFIX = RESERVED_PREFIX + "incomplete."
-_MAX_ERROR_TEXT = 1000
 
 
 @dataclass(frozen=True)
@@ -111,13 +111,11 @@ def open_backend(spec: str | BackendSpec) -> "Backend":
 
 
 class Backend:
-    """One opened backend behind its own `pluggy.PluginManager`.
+    """One opened backend behind its own `pluggy.PluginManager`: one typed method per hook.
 
-    Writes are failure-isolated: if the backend raises while writing a run, it is disabled for
-    that run with exactly one `BackendFailedWarning`, and the caller carries on (the other
-    backends and the script are unaffected); the failing call and every later one for that run
-    are kept in the local spool (`runbridge.spool`) for `runbridge sync`. Reads raise, wrapped
-    with the backend's name.
+    Every method raises on failure, as a `RunbridgeError` naming the backend and the hook (the
+    original exception chained). Optional hooks a backend does not implement answer as documented
+    on each method.
     """
 
     def __init__(self, spec: BackendSpec, impl: object):
@@ -133,8 +131,6 @@ class Backend:
         missing = [h for h in hookspecs.REQUIRED_HOOKS if not getattr(self.pm.hook, h).get_hookimpls()]
         if missing:
             raise RunbridgeError(f"backend {spec.name!r} does not implement the required hooks: {', '.join(missing)}")
-        self._failed: dict[str, BaseException] = {}
-        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<Backend {self.spec}>"
@@ -143,99 +139,55 @@ class Backend:
     def name(self) -> str:
         return self.spec.name
 
-    # -- writes: isolated ------------------------------------------------------------------
-    def failed(self, run_id: str) -> BaseException | None:
-        """The error that disabled this backend for `run_id`, if any."""
-        return self._failed.get(run_id)
-
-    def _isolated(self, call: str, run: RunInfo, **kwargs: Any) -> bool:
-        if run.run_id in self._failed:
-            spool.keep(str(self.spec), call, run, kwargs)  # kept for `runbridge sync`
-            return False
+    @contextlib.contextmanager
+    def _named(self, hook: str) -> Iterator[None]:
+        """Re-raise a backend's error as a `RunbridgeError` that names the backend and hook."""
         try:
-            getattr(self.pm.hook, call)(run=run, **kwargs)
-            return True
-        except Exception as exc:  # noqa: BLE001 - any backend failure must not stop training
-            spool.keep(str(self.spec), call, run, kwargs)
-            with self._lock:
-                first = run.run_id not in self._failed
-                self._failed[run.run_id] = exc
-            if first:
-                warnings.warn(
-                    BackendFailedWarning(
-                        f"backend {self.spec} failed in {call} for run {run.run_id} and is disabled "
-                        f"for that run (the other backends carry on): {type(exc).__name__}: {exc}"
-                    ),
-                    stacklevel=2,
-                )
-            return False
-
-    def start_run(self, run: RunInfo) -> bool:
-        return self._isolated("start_run", run)
-
-    def write(self, run: RunInfo, records: Sequence[Record]) -> bool:
-        return self._isolated("write", run, records=records)
-
-    def end_run(self, run: RunInfo, status: str) -> bool:
-        return self._isolated("end_run", run, status=status)
-
-    # -- reads: errors propagate, named ------------------------------------------------------
-    def _read_call(self, call: str, **kwargs: Any) -> Any:
-        try:
-            return getattr(self.pm.hook, call)(**kwargs)
+            yield
         except RunbridgeError:
             raise
         except Exception as exc:
-            raise RunbridgeError(f"backend {self.spec} failed in {call}: {type(exc).__name__}: {exc}") from exc
+            raise RunbridgeError(f"backend {self.spec} failed in {hook}: {type(exc).__name__}: {exc}") from exc
 
+    # -- writes ------------------------------------------------------------------------------
+    def start_run(self, run: RunInfo) -> None:
+        with self._named("start_run"):
+            self.pm.hook.start_run(run=run)
+
+    def write(self, run: RunInfo, records: Sequence[Record]) -> None:
+        with self._named("write"):
+            self.pm.hook.write(run=run, records=records)
+
+    def end_run(self, run: RunInfo, status: str) -> None:
+        with self._named("end_run"):
+            self.pm.hook.end_run(run=run, status=status)
+
+    def reconcile(self, run: RunInfo) -> int:
+        """Bring the backend's derived views of `run` in line with its exact records; the number
+        of entries added (0 when the backend has nothing to reconcile)."""
+        with self._named("reconcile"):
+            return int(self.pm.hook.reconcile(run=run) or 0)
+
+    # -- reads -------------------------------------------------------------------------------
     def read(self, experiment: str, run_id: str) -> list[Record] | None:
-        return self._read_call("read", experiment=experiment, run_id=run_id)
+        with self._named("read"):
+            return self.pm.hook.read(experiment=experiment, run_id=run_id)
 
     def list_runs(self, experiment: str | None) -> list[RunInfo]:
-        return self._read_call("list_runs", experiment=experiment) or []
+        with self._named("list_runs"):
+            return self.pm.hook.list_runs(experiment=experiment) or []
 
     def list_experiments(self) -> list[str]:
-        names = self._read_call("list_experiments")
+        with self._named("list_experiments"):
+            names = self.pm.hook.list_experiments()
         if names is None:
             names = sorted({r.experiment for r in self.list_runs(None)})
         return list(names)
 
     def run_url(self, run: RunInfo) -> str | None:
-        return self._read_call("run_url", run=run)
+        with self._named("run_url"):
+            return self.pm.hook.run_url(run=run)
 
     def fetch_file(self, run: RunInfo, name: str, destination: str) -> bool:
-        return bool(self._read_call("fetch_file", run=run, name=name, destination=destination))
-
-
-# -- several backends at once ----------------------------------------------------------------------
-def incomplete_labels(backends: Sequence["Backend"]) -> list[str]:
-    """The label of each backend in incomplete tags: its name, or name + position if repeated."""
-    names = [b.name for b in backends]
-    return [n if names.count(n) == 1 else f"{n}{i + 1}" for i, n in enumerate(names)]
-
-
-def fan_out(backends: Sequence["Backend"], call: str, run: RunInfo, **kwargs: Any) -> None:
-    """Make `call` (start_run, write or end_run) on every backend, failure-isolated; a backend
-    that fails for the first time in this run is recorded on the run in the others as a reserved
-    tag ``runbridge.incomplete.<label>`` (so `runbridge show` reports it, `runbridge sync` repairs)."""
-    before = [b.failed(run.run_id) is not None for b in backends]
-    for backend in backends:
-        getattr(backend, call)(run, **kwargs)
-    labels = None
-    for _ in range(len(backends)):
-        newly = [i for i, b in enumerate(backends) if not before[i] and b.failed(run.run_id) is not None]
-        if not newly:
-            return
-        labels = labels or incomplete_labels(backends)
-        for i in newly:
-            before[i] = True
-        notes = []
-        for i in newly:
-            exc = backends[i].failed(run.run_id)
-            text = f"{backends[i].spec}: {type(exc).__name__}: {exc}"
-            if len(text) > _MAX_ERROR_TEXT:
-                text = text[:_MAX_ERROR_TEXT - 1] + "…"
-            notes.append(Tag(INCOMPLETE_PREFIX + labels[i], text, now_us()))
-        for b in backends:
-            if b.failed(run.run_id) is None:
-                b.write(run, notes)
+        with self._named("fetch_file"):
+            return bool(self.pm.hook.fetch_file(run=run, name=name, destination=destination))

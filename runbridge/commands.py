@@ -20,7 +20,8 @@ from typing import Any, Callable, Iterable, Sequence
 import click
 
 from . import shapes
-from .backends import INCOMPLETE_PREFIX, describe_installed
+from .backends import describe_installed
+from .fanout import INCOMPLETE_PREFIX
 from .config import split_specs
 from .errors import RunNotFoundError
 from .records import FINAL_STATUSES, File, Image, Metric, Record, Row, RunInfo
@@ -259,7 +260,7 @@ def metric_summary(records: Sequence[Record]) -> list[list[str]]:
 
 def backend_states(ws, info: RunInfo) -> list[tuple[str, str]]:
     """(spec, state) of the run in each backend: complete, incomplete (why), missing, unreachable."""
-    from .backends import incomplete_labels
+    from .fanout import incomplete_labels
 
     labels = incomplete_labels(ws.backends)
     marks: dict[str, str] = {}
@@ -276,11 +277,11 @@ def backend_states(ws, info: RunInfo) -> list[tuple[str, str]]:
             for key, value in shapes.fold_tags(records, include_reserved=True).items():
                 if key.startswith(INCOMPLETE_PREFIX):
                     marks[key[len(INCOMPLETE_PREFIX):]] = value or ""
-    from .spool import spool_path
+    from .spool import files_for
 
     out = []
     for i, backend in enumerate(ws.backends):
-        if spool_path(str(backend.spec), info.run_id).exists():
+        if files_for(str(backend.spec), info.run_id):
             out.append((str(backend.spec), "INCOMPLETE: what it missed is kept in the local spool "
                                            "(replay it with: runbridge sync)"))
         elif labels[i] in marks:
@@ -355,7 +356,7 @@ def show_command(run_id: str, backend: tuple[str, ...]) -> None:
 
 
 def write_csv(records: Sequence[Record], name: str | None, out: Any) -> int:
-    """The rows and columns of `run.get_metrics_frame()` (name, seq, step, timestamp, kind, value,
+    """The rows and columns of `run.get_metrics_frame()` (name, seq, writer, step, timestamp, kind, value,
     then one per table column), written with the csv module from the values themselves, so ints
     stay ints (no float NaN-filling) and floats keep every digit. Returns the number of rows."""
     import csv
@@ -385,7 +386,7 @@ def write_csv(records: Sequence[Record], name: str | None, out: Any) -> int:
 def metrics_command(run_id: str, name: str | None, fmt_: str, as_csv: bool, recursive: bool,
                     backend: tuple[str, ...]) -> None:
     """Print a run's metrics: as JSON in the azureml get_metrics() shapes, or as CSV with one row
-    per logged value (name, seq, step, timestamp, kind, value, table columns).
+    per logged value (name, seq, writer, step, timestamp, kind, value, table columns).
 
     NaN and infinities are written as NaN / Infinity / -Infinity (what Python's json reads).
 
@@ -468,24 +469,12 @@ def sync_command(run_ids: tuple[str, ...], dry_run: bool, no_progress: bool, bac
     Example:
       RUNBRIDGE_BACKENDS=sqlite:runs.db,mlflow:http://127.0.0.1:5000 runbridge sync
     """
-    from .migrate import sync
+    from .sync import sync
 
     report = sync(specs_of(backend), run_ids=list(run_ids) or None, dry_run=dry_run, progress=not no_progress)
-    if dry_run:
-        click.echo(report.summary())
-        return
-    if not report.copied and not report.failed:
-        click.echo("Nothing to sync: every backend holds every run.")
-        return
-    click.echo(f"Repaired {len(report.copied)} run(s), {report.records} record(s) written")
-    for item in report.copied:
-        click.echo(f"  {item}")
-    for diff in report.differences:
-        click.echo(f"  not held exactly: {diff}")
+    click.echo(report.summary())
     if report.failed:
-        for run_id, reason in report.failed:
-            click.echo(f"  failed {run_id}: {reason}")
-        raise click.ClickException(f"{len(report.failed)} run(s) could not be repaired (see above)")
+        raise click.ClickException(f"{len(report.failed)} repair(s) could not be completed (see above)")
 
 
 COMMANDS = [backends_command, runs_command, show_command, metrics_command, migrate_command, sync_command]

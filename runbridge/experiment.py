@@ -6,9 +6,10 @@ import os
 from typing import TYPE_CHECKING, Any, Iterator
 
 from .backends import Backend, open_backend
+from .fanout import FanOut
 from .config import resolve_backends
 from .errors import RunNotFoundError, RunbridgeError
-from .records import Record, RunInfo
+from .records import Record, RunInfo, in_logging_order
 
 if TYPE_CHECKING:
     import pandas
@@ -41,14 +42,20 @@ class Workspace:
         """The opened backends; a forked child opens its own (connections do not survive fork)."""
         if self._pid != os.getpid():
             _INHERITED.append(self._backends)
-            self._backends = [open_backend(spec) for spec in self.specs]
-            self._pid = os.getpid()
+            self.backends = [open_backend(spec) for spec in self.specs]
         return self._backends
 
     @backends.setter
     def backends(self, value: list[Backend]) -> None:
         self._backends = list(value)
+        self._fan_out = FanOut(self._backends)
         self._pid = os.getpid()
+
+    @property
+    def fan_out(self) -> FanOut:
+        """Where runs write: every backend, each failure isolated (see `runbridge.fanout`)."""
+        self.backends  # noqa: B018 - reopens them (and a fresh FanOut) in a forked child
+        return self._fan_out
 
     def __repr__(self) -> str:
         return f"Workspace(backends={self.specs!r})"
@@ -64,14 +71,14 @@ class Workspace:
         if not isinstance(run_id, str) or not run_id:
             raise TypeError(f"run_id must be a non-empty str, got {run_id!r}")
         for backend in self.backends:
-            if backend.failed(run_id):
+            if self._fan_out.failure(backend, run_id):
                 continue
             records = backend.read(experiment, run_id)
             if records is not None:
                 info = records[0]
                 if type(info) is not RunInfo:
                     raise RunbridgeError(f"backend {backend.spec} returned records without a RunInfo first")
-                return info, records
+                return info, in_logging_order(records)
         raise RunNotFoundError(f"run_id {run_id!r} is not a run of experiment {experiment!r} in "
                                f"backends {', '.join(self.specs)}")
 
@@ -87,7 +94,7 @@ class Workspace:
 
     def fetch_file(self, run: RunInfo, name: str, destination: str) -> bool:
         return any(backend.fetch_file(run, name, destination) for backend in self.backends
-                   if not backend.failed(run.run_id))
+                   if not self._fan_out.failure(backend, run.run_id))
 
 
 class Experiment:

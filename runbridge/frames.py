@@ -22,7 +22,7 @@ def metric_rows(records: Iterable[Record], name: str | None = None) -> list[dict
         kind = type(rec)
         if kind not in (Metric, Row, Image) or (name is not None and rec.name != name):
             continue
-        row = {"name": rec.name, "seq": rec.seq, "step": getattr(rec, "step", None),
+        row = {"name": rec.name, "seq": rec.seq, "writer": rec.writer, "step": getattr(rec, "step", None),
                "timestamp": _utc(rec.time)}
         if kind is Metric:
             row.update(kind="list" if rec.from_list else "scalar", value=rec.value)
@@ -36,11 +36,12 @@ def metric_rows(records: Iterable[Record], name: str | None = None) -> list[dict
 
 
 #: The first columns of `metrics_frame`; table columns follow, sorted.
-METRIC_COLUMNS = ["name", "seq", "step", "timestamp", "kind", "value"]
+METRIC_COLUMNS = ["name", "seq", "writer", "step", "timestamp", "kind", "value"]
 
 
 def metrics_frame(records: Iterable[Record], name: str | None = None) -> pd.DataFrame:
-    """Columns name, seq, step, timestamp, kind, value, then one column per table column."""
+    """Columns name, seq, writer, step, timestamp, kind, value, then one column per table column
+    (`writer` tells apart the processes that logged one run: each numbers its own `seq`)."""
     rows = metric_rows(records, name)
     columns = METRIC_COLUMNS
     frame = pd.DataFrame(rows, columns=columns + sorted({c for r in rows for c in r} - set(columns)))

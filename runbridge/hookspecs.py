@@ -9,7 +9,7 @@ pluggy passes arguments by name, and an implementation may accept fewer argument
 value is never passed: do not give hook arguments defaults.
 
 Required hooks: start_run, write, end_run, read. Optional: list_runs, list_experiments,
-run_url, fetch_file. `runbridge.testing.BackendContract` checks a backend against all of it.
+run_url, fetch_file, reconcile. `runbridge.testing.BackendContract` checks a backend against all of it.
 """
 
 from __future__ import annotations
@@ -92,3 +92,10 @@ def run_url(run: RunInfo) -> str | None:
 def fetch_file(run: RunInfo, name: str, destination: str) -> bool | None:
     """Copy the run file `name` (an upload, an image, a JSON metric) to the local path
     `destination`. Return True if copied, None if this backend does not hold it."""
+
+
+@hookspec(firstresult=True)
+def reconcile(run: RunInfo) -> int | None:
+    """Make every view the backend derives from the exact records of `run` hold all of them
+    (for example a tracker's native metric history after a write that failed half way), without
+    duplicating anything. Return the number of entries added. `runbridge sync` calls it."""

@@ -16,12 +16,9 @@ Bookkeeping (reserved tags, hidden from users like every ``runbridge.*`` name):
 Resuming. A run found at the destination with our source tag but without the marker is a copy a
 killed migration left half-written. Rather than trimming it (the hooks cannot delete) or writing
 it under a fresh id (users would see two runs), migrate reads what the destination holds and
-writes only what is missing, stream by stream: every backend stores a batch in order, so what a
-killed migration left is a prefix of each metric / table / image stream (skip that many), a set of
-files and properties (skip those names), and a prefix of the tag history (skip it when it matches,
-else re-apply the whole history, which leaves the same tags). So each point lands exactly once.
-A destination run that holds nothing at all (killed between `start_run` and the source tag) is
-finished the same way.
+writes only the records it lacks, by record identity (`runbridge.holdings`), so each point lands
+exactly once. A destination run that holds nothing at all (killed between `start_run` and the
+source tag) is finished the same way.
 
 Safety. A run whose id already exists at the destination but was not copied there from this
 source is reported as failed and never written to; a run that came *from* the destination (its
@@ -29,11 +26,7 @@ source chain names it) is skipped as already present, so A→B→A does not loop
 destination is read back and compared with what was written; every value it could not hold
 exactly is listed in the report, per run and name.
 
-`sync()` is the repair for fan-out: a backend that failed during a run is marked on the run in the
-other backends (``runbridge.incomplete.<backend>``, see `runbridge.backends.fan_out`); `sync`
-copies what it misses from a healthy backend with the same resume machinery, then clears the mark.
-Where no healthy backend holds the run (a workspace with one backend), `sync` replays what the
-`Backend` handle kept in the local spool instead (`runbridge.spool`).
+`runbridge.sync` repairs the backends that failed during a run with `copy_run` too.
 """
 
 from __future__ import annotations
@@ -49,12 +42,13 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .backends import INCOMPLETE_PREFIX, Backend, BackendSpec, incomplete_labels, open_backend
-from .config import resolve_backends
+from .backends import Backend, BackendSpec, open_backend
 from .errors import RunbridgeError, RunNotFoundError
+from .fanout import INCOMPLETE_PREFIX
+from .holdings import lacking
 from .media import sha256_of
-from .records import (RESERVED_PREFIX, RUNNING, File, Image, Metric, Property, Record, Row,
-                      RunInfo, Tag, exactly_equal, now_us)
+from .records import (RESERVED_PREFIX, RUNNING, STREAM_TYPES, File, Image, Record, RunInfo, Tag,
+                      exactly_equal, now_us)
 from .shapes import fold_properties, fold_tags
 
 SOURCE_TAG = RESERVED_PREFIX + "source"
@@ -151,15 +145,6 @@ class MigrationReport:
         return self.summary()
 
 
-# ---------------------------------------------------------------------------------------------
-# hook calls that raise (migration wants errors, not the fan-out's isolation)
-
-
-def _call(backend: Backend, hook: str, **kwargs: Any) -> Any:
-    """A hook call whose errors raise, named (the handle's read path), even for writes."""
-    return backend._read_call(hook, **kwargs)
-
-
 def _open(spec: str | BackendSpec | Backend) -> Backend:
     return spec if isinstance(spec, Backend) else open_backend(spec)
 
@@ -233,75 +218,17 @@ def select_runs(source: Backend, experiments: Sequence[str] | None = None,
 
 
 # ---------------------------------------------------------------------------------------------
-# resuming: what the destination already holds
-
-
-def _stream(rec: Record) -> tuple[str, str] | None:
-    kind = type(rec)
-    if kind is Metric or kind is Row or kind is Image:
-        return kind.__name__, rec.name
-    return None
-
-
-def _tag_key(rec: Tag) -> tuple:
-    return rec.key, rec.value, rec.removed
-
-
-def remaining(body: Sequence[Record], held: Sequence[Record] | None) -> list[Record]:
-    """The records of `body` that the destination (holding `held`) does not have yet."""
-    if not held:
-        return list(body)
-    counts: Counter = Counter()
-    files, props, tags = set(), set(), []
-    for rec in held:
-        kind = type(rec)
-        if kind is File:
-            files.add(rec.name)
-        elif kind is Property:
-            props.add(rec.key)
-        elif kind is Tag:
-            if not is_bookkeeping(rec.key):
-                tags.append(_tag_key(rec))
-        else:
-            key = _stream(rec)
-            if key is not None:
-                counts[key] += 1
-    source_tags = [_tag_key(r) for r in body if type(r) is Tag]
-    skip_tags = len(tags) if source_tags[:len(tags)] == tags else 0
-    out: list[Record] = []
-    seen: Counter = Counter()
-    tag_index = 0
-    for rec in body:
-        kind = type(rec)
-        if kind is Tag:
-            tag_index += 1
-            if tag_index <= skip_tags:
-                continue
-        elif kind is Property:
-            if rec.key in props:
-                continue
-        elif kind is File:
-            if rec.name in files:
-                continue
-        else:
-            key = _stream(rec)
-            if key is not None and seen[key] < counts[key]:
-                seen[key] += 1
-                continue
-        out.append(rec)
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
 # comparing what was written with what the destination reads back
 
 
-def _streams(records: Iterable[Record]) -> dict[tuple[str, str], list[Record]]:
-    out: dict[tuple[str, str], list[Record]] = {}
+def _streams(records: Iterable[Record]) -> dict[tuple[str, str, str], list[Record]]:
+    """Stream records by (kind, name, writer), each in seq order."""
+    out: dict[tuple[str, str, str], list[Record]] = {}
     for rec in records:
-        key = _stream(rec)
-        if key is not None:
-            out.setdefault(key, []).append(rec)
+        if type(rec) in STREAM_TYPES:
+            out.setdefault((type(rec).__name__, rec.name, rec.writer), []).append(rec)
+    for stream in out.values():
+        stream.sort(key=lambda r: r.seq)
     return out
 
 
@@ -321,7 +248,7 @@ def compare(run_id: str, written: Sequence[Record], back: Sequence[Record]) -> l
                 diffs.append(Difference(run_id, f"(run {fld})", f"{a!r} reads back as {b!r}"))
     ws, bs = _streams(written), _streams(back)
     for key in list(ws) + [k for k in bs if k not in ws]:
-        kind, name = key
+        kind, name, _ = key
         a, b = ws.get(key, []), bs.get(key, [])
         if len(a) != len(b):
             diffs.append(Difference(run_id, name, f"{len(a)} {kind.lower()} record(s) written, {len(b)} read back"))
@@ -362,7 +289,7 @@ def compare(run_id: str, written: Sequence[Record], back: Sequence[Record]) -> l
 # copying one run
 
 
-class _Progress:
+class Progress:
     def __init__(self, enabled: bool, runs: int):
         self.runs = self.records = None
         if enabled:
@@ -399,14 +326,14 @@ def _with_bytes(source: Backend, info: RunInfo, rec: Record, scratch: Path) -> t
         path = rec.source if rec.source and os.path.isfile(rec.source) else None
         if path is None:
             target = scratch / f"f{uuid.uuid4().hex}"
-            if not _call(source, "fetch_file", run=info, name=rec.name, destination=str(target)):
+            if not source.fetch_file(info, rec.name, str(target)):
                 raise RunbridgeError(f"the source holds no bytes for file {rec.name!r}")
             path = str(target)
         size, digest = (rec.size, rec.sha256) if rec.sha256 and rec.size else sha256_of(path=Path(path))
         return rec._replace(source=path, data=None, size=size, sha256=digest), size
     if kind is Image and rec.data is None:
         target = scratch / f"i{uuid.uuid4().hex}"
-        if not _call(source, "fetch_file", run=info, name=rec.file_name, destination=str(target)):
+        if not source.fetch_file(info, rec.file_name, str(target)):
             raise RunbridgeError(f"the source holds no bytes for image {rec.name!r} ({rec.file_name})")
         data = target.read_bytes()
         target.unlink()
@@ -415,29 +342,29 @@ def _with_bytes(source: Backend, info: RunInfo, rec: Record, scratch: Path) -> t
 
 
 def copy_run(source: Backend, dest: Backend, info: RunInfo, held: Sequence[Record] | None,
-             source_key: str | None, progress: _Progress | None = None,
+             source_key: str | None, progress: Progress | None = None,
              batch_records: int = BATCH_RECORDS, verify: bool = True) -> tuple[int, list[Difference]]:
     """Copy one run (or finish a partial copy `held`); returns (records written, differences).
 
     `source_key` (the source's canonical spec) goes into the source tag; None is the repair mode
     of `sync`: no source tag and no completion marker.
     """
-    records = _call(source, "read", experiment=info.experiment, run_id=info.run_id)
+    records = source.read(info.experiment, info.run_id)
     if records is None:
         raise RunNotFoundError(f"run {info.run_id!r} vanished from {source.spec}")
     current = records[0]
     body = [r for r in records[1:] if not (type(r) is Tag and is_bookkeeping(r.key))]
-    todo = remaining(body, held)
+    todo = lacking(body, held)
     if progress:
         progress.add_records(len(todo))
     written = 0
-    _call(dest, "start_run", run=current._replace(status=RUNNING, end_time=None, error=None))
+    dest.start_run(current._replace(status=RUNNING, end_time=None, error=None))
     if source_key is not None and not (held and SOURCE_TAG in fold_tags(held, include_reserved=True)):
         # At once, on its own: from now on the run is recognisably ours (a resumable copy).
         origin = _parse_source(fold_tags(records, include_reserved=True).get(SOURCE_TAG))
         via = [] if origin is None else [origin.get("backend", ""), *origin.get("via", [])]
         tag = json.dumps({"backend": source_key, "run_id": info.run_id, "via": via})
-        _call(dest, "write", run=current, records=[Tag(SOURCE_TAG, tag, now_us())])
+        dest.write(current, [Tag(SOURCE_TAG, tag, now_us())])
     scratch = Path(tempfile.mkdtemp(prefix="runbridge-migrate-"))
     try:
         batch: list[Record] = []
@@ -447,7 +374,7 @@ def copy_run(source: Backend, dest: Backend, info: RunInfo, held: Sequence[Recor
             batch.append(rec)
             size += n
             if len(batch) >= batch_records or size >= BATCH_BYTES:
-                _call(dest, "write", run=current, records=batch)
+                dest.write(current, batch)
                 written += len(batch)
                 if progress:
                     progress.wrote(len(batch))
@@ -455,18 +382,18 @@ def copy_run(source: Backend, dest: Backend, info: RunInfo, held: Sequence[Recor
                 shutil.rmtree(scratch, ignore_errors=True)
                 scratch.mkdir()
         if batch:
-            _call(dest, "write", run=current, records=batch)
+            dest.write(current, batch)
             written += len(batch)
             if progress:
                 progress.wrote(len(batch))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    _call(dest, "end_run", run=current, status=current.status)
+    dest.end_run(current, current.status)
     if source_key is not None:  # last: only a run holding every record and its status is complete
-        _call(dest, "write", run=current, records=[Tag(MIGRATED_TAG, COMPLETE, now_us())])
+        dest.write(current, [Tag(MIGRATED_TAG, COMPLETE, now_us())])
     diffs: list[Difference] = []
     if verify:
-        back = _call(dest, "read", experiment=info.experiment, run_id=info.run_id)
+        back = dest.read(info.experiment, info.run_id)
         if back is None:
             diffs.append(Difference(info.run_id, "(run)", "the destination does not read the run back"))
         else:
@@ -509,7 +436,7 @@ def migrate(src: str | Backend, dst: str | Backend, experiments: Sequence[str] |
     report = MigrationReport(str(source.spec), str(dest.spec), dry_run=dry_run)
     runs = select_runs(source, experiments, run_ids, since)
     dest_runs = {r.run_id: r for r in dest.list_runs(None)}
-    bars = _Progress(progress and not dry_run, len(runs))
+    bars = Progress(progress and not dry_run, len(runs))
     try:
         for info in runs:
             try:
@@ -544,8 +471,7 @@ def _plan(source: Backend, dest: Backend, info: RunInfo, dest_runs: dict[str, Ru
     if info.run_id not in dest_runs:
         return "copy", "", None
     there = dest_runs[info.run_id]
-    held = _call(dest, "read", experiment=info.experiment, run_id=info.run_id) if \
-        there.experiment == info.experiment else None
+    held = dest.read(info.experiment, info.run_id) if there.experiment == info.experiment else None
     if held is None:
         return "refuse", (f"a run with this id already exists at the destination in experiment "
                           f"{there.experiment!r}; not overwritten"), None
@@ -557,7 +483,7 @@ def _plan(source: Backend, dest: Backend, info: RunInfo, dest_runs: dict[str, Ru
         return "resume", "", held
     if len(held) == 1:  # created, holding nothing (a copy killed before its first write): finish it
         return "resume", "", held
-    records = _call(source, "read", experiment=info.experiment, run_id=info.run_id) or []
+    records = source.read(info.experiment, info.run_id) or []
     origin = _parse_source(fold_tags(records, include_reserved=True).get(SOURCE_TAG))
     if origin is not None and dst_key in [origin.get("backend"), *origin.get("via", [])]:
         return "skip", "already present (it was migrated from the destination)", None
@@ -565,113 +491,5 @@ def _plan(source: Backend, dest: Backend, info: RunInfo, dest_runs: dict[str, Ru
                       "from this source; not overwritten"), None
 
 
-# ---------------------------------------------------------------------------------------------
-# sync: repair the backends a fan-out run marked incomplete
-
-
-def _clear_mark(opened: Sequence[Backend], label: str, info: RunInfo) -> None:
-    key = INCOMPLETE_PREFIX + label
-    for backend in opened:
-        try:
-            records = _call(backend, "read", experiment=info.experiment, run_id=info.run_id)
-            if records is not None and key in fold_tags(records, include_reserved=True):
-                _call(backend, "write", run=info, records=[Tag(key, None, now_us(), True)])
-        except RunbridgeError:
-            pass
-
-
-def sync(backends: Sequence[str] | str | None = None, run_ids: Sequence[str] | None = None,
-         dry_run: bool = False, progress: bool = True) -> MigrationReport:
-    """Give each backend what it missed while it was failing during a run.
-
-    1. For every run marked ``runbridge.incomplete.<backend>`` in a healthy backend of the
-       workspace, copy what the marked backend misses from the healthy one (only the records
-       after what it holds), end it with the run's status, and clear the mark everywhere.
-    2. Replay the local spool (`runbridge.spool`) for runs no healthy backend could repair (a
-       one-backend workspace, or all failed), then delete it. Spool files of runs repaired in
-       step 1 are deleted.
-
-    The failed backends must be reachable again; a run still failing stays pending.
-    """
-    from . import spool
-
-    specs = resolve_backends(backends)
-    opened = [open_backend(s) for s in specs]
-    labels = incomplete_labels(opened)
-    report = MigrationReport(", ".join(specs), "(themselves)", dry_run=dry_run)
-    work: list[tuple[RunInfo, Backend, Backend]] = []
-    seen: set[str] = set()
-    for healthy in opened if len(opened) > 1 else []:
-        try:
-            runs = healthy.list_runs(None)
-        except RunbridgeError:
-            continue
-        for info in parents_first(runs):
-            if info.run_id in seen or (run_ids and info.run_id not in run_ids):
-                continue
-            records = healthy.read(info.experiment, info.run_id)
-            if records is None:
-                continue
-            tags = fold_tags(records, include_reserved=True)
-            marks = [k for k in tags if k.startswith(INCOMPLETE_PREFIX)]
-            if not marks or INCOMPLETE_PREFIX + labels[opened.index(healthy)] in marks:
-                continue  # complete everywhere, or this copy is itself the incomplete one
-            seen.add(info.run_id)
-            for key in marks:
-                label = key[len(INCOMPLETE_PREFIX):]
-                if label in labels:
-                    work.append((info, healthy, opened[labels.index(label)]))
-    spooled = [(path, header) for path, header in spool.pending()
-               if not run_ids or header.get("run_id") in run_ids]
-    bars = _Progress(progress and not dry_run, len(work) + len(spooled))
-    repaired: set[tuple[str, str]] = set()
-    try:
-        for info, healthy, target in work:
-            if dry_run:
-                report.planned.append((info.run_id, info.experiment, f"repair {target.spec}"))
-                continue
-            try:
-                held = _call(target, "read", experiment=info.experiment, run_id=info.run_id)
-                n, diffs = copy_run(healthy, target, info, held, None, bars)
-                _clear_mark(opened, labels[opened.index(target)], info)
-                repaired.add((str(target.spec), info.run_id))
-                report.records += n
-                report.differences.extend(diffs)
-                report.copied.append(f"{info.run_id} -> {target.spec}")
-            except Exception as exc:  # noqa: BLE001
-                report.failed.append((info.run_id, f"{target.spec}: {exc}"))
-            finally:
-                bars.run_done()
-        for path, header in spooled:
-            spec, run_id = header.get("spec", ""), header.get("run_id", "")
-            if (spec, run_id) in repaired:
-                path.unlink(missing_ok=True)
-                bars.run_done()
-                continue
-            if dry_run:
-                report.planned.append((run_id, header.get("experiment", ""), f"replay spool into {spec}"))
-                continue
-            try:
-                target = next((b for b in opened if str(b.spec) == spec), None) or open_backend(spec)
-                n, complete = spool.replay(path, target)
-                report.records += n
-                if not complete:
-                    report.failed.append((run_id, f"{spec}: the local spool overflowed; what came after it "
-                                                  "is only in the other backends (if any)"))
-                else:
-                    path.unlink(missing_ok=True)
-                    report.copied.append(f"{run_id} -> {spec} (from the local spool)")
-                    if target in opened:
-                        info = RunInfo(run_id, header.get("experiment", ""))
-                        _clear_mark(opened, labels[opened.index(target)], info)
-            except Exception as exc:  # noqa: BLE001
-                report.failed.append((run_id, f"{spec}: {exc}"))
-            finally:
-                bars.run_done()
-    finally:
-        bars.close()
-    return report
-
-
-__all__ = ["migrate", "sync", "MigrationReport", "Difference", "copy_run", "compare", "remaining",
-           "select_runs", "parents_first", "canonical_spec", "SOURCE_TAG", "MIGRATED_TAG"]
+__all__ = ["migrate", "MigrationReport", "Difference", "copy_run", "compare", "select_runs", "parents_first",
+           "canonical_spec", "SOURCE_TAG", "MIGRATED_TAG"]

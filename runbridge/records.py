@@ -7,6 +7,13 @@ the azureml `get_metrics` shapes. Times are integer microseconds since the Unix 
 Records are typed `NamedTuple`s rather than frozen dataclasses: equally immutable, but a million
 of them (a long run read back) build in well under half the time. Use `record._replace(...)` to
 derive a changed copy and `type(record) is Metric` to dispatch.
+
+Identity. Several processes may write one run at once (data-parallel ranks, pool workers, a
+submitted script and its supervisor). Each `Run` object that logs is a *writer* with an id unique
+across processes (`new_writer_id`), and numbers its own records per name from 0: a `Metric`,
+`Row` or `Image` is identified by ``(kind, name, writer, seq)`` (see `record_key`), whoever
+stores, copies or replays it. Readers put each name's records in logging order: by time, then
+writer, then seq (`in_logging_order`).
 """
 
 from __future__ import annotations
@@ -55,6 +62,8 @@ class Metric(NamedTuple):
     time: int
     from_list: bool = False
     description: str = ""
+    #: The id of the writer (one logging `Run` object of one process) that numbered `seq`.
+    writer: str = ""
 
 
 class Row(NamedTuple):
@@ -69,6 +78,8 @@ class Row(NamedTuple):
     time: int
     from_table: bool = False
     description: str = ""
+    #: The id of the writer (one logging `Run` object of one process) that numbered `seq`.
+    writer: str = ""
 
 
 class Image(NamedTuple):
@@ -87,6 +98,8 @@ class Image(NamedTuple):
     step: int | None = None
     data: bytes | None = None
     description: str = ""
+    #: The id of the writer (one logging `Run` object of one process) that numbered `seq`.
+    writer: str = ""
 
 
 class Tag(NamedTuple):
@@ -124,6 +137,49 @@ class File(NamedTuple):
 Record = Union[RunInfo, Metric, Row, Image, Tag, Property, File]
 RECORD_TYPES: tuple[type, ...] = (RunInfo, Metric, Row, Image, Tag, Property, File)
 _BY_NAME = {cls.__name__: cls for cls in RECORD_TYPES}
+
+
+#: The record kinds that form per-name streams numbered by `seq` (per writer).
+STREAM_TYPES: tuple[type, ...] = (Metric, Row, Image)
+
+
+def new_writer_id() -> str:
+    """A writer id: 12 random hex digits, unique across the processes writing one run."""
+    import secrets
+
+    return secrets.token_hex(6)
+
+
+def record_key(record: Record) -> tuple:
+    """The identity of a record within its run, the same in every backend.
+
+    Streams: (kind, name, writer, seq). Files and properties are write-once per name/key. A tag
+    operation is identified by everything it says (key, value, removal, time).
+    """
+    kind = type(record)
+    if kind is Metric or kind is Row or kind is Image:
+        return (kind.__name__, record.name, record.writer, record.seq)
+    if kind is File:
+        return ("File", record.name)
+    if kind is Property:
+        return ("Property", record.key)
+    if kind is Tag:
+        return ("Tag", record.key, record.value, record.removed, record.time)
+    return ("RunInfo",)
+
+
+def in_logging_order(records: list[Record]) -> list[Record]:
+    """`records` with the stream records of several writers put in logging order (time, writer,
+    seq); a run written by one writer is returned as it is (already in that order)."""
+    writers = {r.writer for r in records if type(r) in STREAM_TYPES}
+    if len(writers) <= 1:
+        return records
+    slots = [i for i, r in enumerate(records) if type(r) in STREAM_TYPES]
+    ordered = sorted((records[i] for i in slots), key=lambda r: (r.time, r.writer, r.seq))
+    out = list(records)
+    for i, rec in zip(slots, ordered):
+        out[i] = rec
+    return out
 
 
 def exactly_equal(a: Any, b: Any) -> bool:
@@ -208,7 +264,7 @@ def record_from_json(text: str) -> Record:
 
 __all__ = [
     "Scalar", "RunInfo", "Metric", "Row", "Image", "Tag", "Property", "File", "Record",
-    "RECORD_TYPES", "STATUSES", "FINAL_STATUSES", "RUNNING", "COMPLETED", "FAILED", "CANCELED",
+    "RECORD_TYPES", "STREAM_TYPES", "new_writer_id", "record_key", "in_logging_order", "STATUSES", "FINAL_STATUSES", "RUNNING", "COMPLETED", "FAILED", "CANCELED",
     "RESERVED_PREFIX", "now_us", "exactly_equal", "record_to_dict", "record_from_dict", "record_to_json",
     "record_from_json",
 ]

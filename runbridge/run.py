@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Iterable, Sequence
 
 from . import shapes
-from .backends import fan_out
 from .buffer import WriteBuffer, track_unended, untrack
 from .errors import FileExistsInRunError, PropertyChangeError, RunbridgeError, RunEndedError
 from .media import image_from_path, image_from_plot, read_stream, safe_name, sha256_of
 from .records import (CANCELED, COMPLETED, FAILED, FINAL_STATUSES, RESERVED_PREFIX, RUNNING, File,
-                      Image, Property, Record, Row, RunInfo, Tag, now_us)
+                      Image, Property, Record, Row, RunInfo, Tag, new_writer_id, now_us)
 from .values import check_name, check_step, tag_value, to_scalar, to_scalar_list
 
 if TYPE_CHECKING:
@@ -41,6 +40,18 @@ def _iso(us: int | None) -> str | None:
     if us is None:
         return None
     return datetime.fromtimestamp(us / 1_000_000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class _NameState:
+    """What this run knows of one metric name: its kind, the next `seq` this writer gives it,
+    and (tables) its columns."""
+
+    __slots__ = ("kind", "next_seq", "columns")
+
+    def __init__(self, kind: str, columns: frozenset | None = None):
+        self.kind = kind
+        self.next_seq = 0
+        self.columns = columns
 
 
 def new_run_id(experiment_name: str) -> str:
@@ -71,7 +82,9 @@ class Run:
         self._workspace = experiment.workspace
         self._info = info
         self._outputs = outputs
-        self._names: dict[str, list] = {}  # name -> [kind, next seq, columns (tables)]
+        self._names: dict[str, _NameState] = {}
+        #: This object's writer id: its records are numbered per name from 0, unique with the id.
+        self._writer = new_writer_id()
         self._properties: dict[str, str | None] = {}
         self._file_names: set[str] = set()
         self._state_loaded = owned  # a run this process created has no earlier state
@@ -95,7 +108,7 @@ class Run:
                        status=RUNNING, start_time=now_us())
         run._setup(experiment, info, owned=True, outputs=outputs)
         run._parent = parent
-        fan_out(run._workspace.backends, "start_run", info)
+        run._workspace.fan_out.start_run(info)
         track_unended(run)
         run._emit([Tag(TYPE_TAG, run_type, info.start_time)] +
                   [Tag(check_name(k, "tags key"), tag_value(v, f"tags[{k!r}]"), info.start_time)
@@ -111,7 +124,8 @@ class Run:
         return context.get_context(allow_offline)
 
     def _absorb_state(self, records: Sequence[Record]) -> None:
-        """Learn names, sequence numbers, columns, properties and files already in the run."""
+        """Learn the names (and their kinds and columns), properties and files already in the run.
+        Sequence numbers are this writer's own: other writers' records do not move them."""
         for rec in records:
             kind = type(rec)
             if kind is Property:
@@ -126,11 +140,14 @@ class Run:
                     continue
                 if kind is Image:
                     self._file_names.add(rec.file_name)
-                entry = self._names.setdefault(
-                    name, [_TABLE if kind is Row else _FILE_METRIC if kind is Image else _SCALAR, 0, None])
-                entry[1] = max(entry[1], rec.seq + 1)
-                if kind is Row and entry[2] is None:
-                    entry[2] = frozenset(c for c, _ in rec.cells)
+                state = self._names.get(name)
+                if state is None:
+                    state = self._names[name] = _NameState(
+                        _TABLE if kind is Row else _FILE_METRIC if kind is Image else _SCALAR)
+                if rec.writer == self._writer:
+                    state.next_seq = max(state.next_seq, rec.seq + 1)
+                if kind is Row and state.columns is None:
+                    state.columns = frozenset(c for c, _ in rec.cells)
         self._state_loaded = True
 
     def _load_state(self) -> None:
@@ -170,7 +187,7 @@ class Run:
 
     # -- the write path -----------------------------------------------------------------------
     def _write(self, records: Sequence[Record]) -> None:
-        fan_out(self._workspace.backends, "write", self._info, records=records)
+        self._workspace.fan_out.write(self._info, records)
 
     def _emit(self, records: Sequence[Record]) -> None:
         """Write records now (after whatever is buffered, keeping the order)."""
@@ -182,21 +199,25 @@ class Run:
                 f"run {self.id} has ended ({self._info.status}); metrics can no longer be logged "
                 "(tags and properties still can)")
 
-    def _claim(self, name: str, kind: str, columns: frozenset | None = None) -> int:
-        """The next sequence number of `name`, refusing a name already used for another kind."""
-        entry = self._names.get(name)
-        if entry is None:
+    def _claim(self, name: str, kind: str, count: int = 1, columns: frozenset | None = None) -> int:
+        """Reserve `count` sequence numbers of `name` and return the first, refusing a name
+        already used for another kind (or a table's other columns). Nothing is reserved on error."""
+        state = self._names.get(name)
+        if state is None:
             self._load_state()
-            entry = self._names.get(name)
-        if entry is None:
-            entry = self._names[name] = [kind, 0, columns]
-        elif entry[0] != kind:
-            raise ValueError(f"name {name!r} already holds a {entry[0]} metric in run {self.id}; "
+            state = self._names.get(name)
+        if state is None:
+            state = self._names[name] = _NameState(kind, columns)
+        elif state.kind != kind:
+            raise ValueError(f"name {name!r} already holds a {state.kind} metric in run {self.id}; "
                              f"use another name for this {kind} metric")
-        elif columns is not None and entry[2] != columns:
-            raise ValueError(f"columns of {name!r} must stay {sorted(entry[2])}, got {sorted(columns)} "
+        elif columns is not None and state.columns is None:
+            state.columns = columns
+        elif columns is not None and state.columns != columns:
+            raise ValueError(f"columns of {name!r} must stay {sorted(state.columns)}, got {sorted(columns)} "
                              "(a table keeps one set of columns)")
-        seq = entry[1]
+        seq = state.next_seq
+        state.next_seq = seq + count
         return seq
 
     def log(self, name: str, value: Any, description: str = "", step: int | None = None) -> None:
@@ -210,23 +231,22 @@ class Run:
             step = check_step(step)
         if self._info.status != RUNNING:
             self._check_open()
-        entry = self._names.get(name)
-        if entry is None or entry[0] is not _SCALAR:
-            self._claim(name, _SCALAR)
-            entry = self._names[name]
-        seq = entry[1]
-        entry[1] = seq + 1
-        self._buffer.add_scalar((name, seq, value, step, time.time_ns() // 1000, False, description))
+        state = self._names.get(name)
+        if state is None or state.kind is not _SCALAR:
+            seq = self._claim(name, _SCALAR)
+        else:
+            seq = state.next_seq
+            state.next_seq = seq + 1
+        self._buffer.add_scalar((name, seq, value, step, time.time_ns() // 1000, False, description, self._writer))
 
     def log_list(self, name: str, value: Iterable[Any], description: str = "") -> None:
         """Log every value of an iterable under one name (repeated calls concatenate)."""
         check_name(name)
         values = to_scalar_list(value)
         self._check_open()
-        seq = self._claim(name, _SCALAR)
-        self._names[name][1] = seq + len(values)
-        t = now_us()
-        self._buffer.add([(name, seq + i, v, None, t, True, description) for i, v in enumerate(values)])
+        seq = self._claim(name, _SCALAR, len(values))
+        t, writer = now_us(), self._writer
+        self._buffer.add([(name, seq + i, v, None, t, True, description, writer) for i, v in enumerate(values)])
 
     def log_row(self, name: str, description: str | None = None, **kwargs: Any) -> None:
         """Log one table row; one column per keyword argument."""
@@ -235,9 +255,8 @@ class Run:
             raise ValueError(f"log_row({name!r}) needs at least one column, as keyword arguments")
         cells = tuple((column, to_scalar(v, f"column {column!r}", "log_table")) for column, v in kwargs.items())
         self._check_open()
-        seq = self._claim(name, _TABLE, frozenset(kwargs))
-        self._names[name][1] = seq + 1
-        self._buffer.add([Row(name, seq, cells, now_us(), False, description or "")])
+        seq = self._claim(name, _TABLE, 1, frozenset(kwargs))
+        self._buffer.add([Row(name, seq, cells, now_us(), False, description or "", self._writer)])
 
     def log_table(self, name: str, value: dict[str, Any], description: str = "") -> None:
         """Log a dict of equal-length columns (a bare scalar counts as one row)."""
@@ -261,11 +280,10 @@ class Run:
         if n_rows == 0:
             raise ValueError(f"value columns of log_table({name!r}) are empty: no rows to log")
         self._check_open()
-        seq = self._claim(name, _TABLE, frozenset(columns))
-        self._names[name][1] = seq + n_rows
+        seq = self._claim(name, _TABLE, n_rows, frozenset(columns))
         t = now_us()
-        self._buffer.add([Row(name, seq + i, tuple((c, columns[c][i]) for c in columns), t, True, description)
-                          for i in range(n_rows)])
+        self._buffer.add([Row(name, seq + i, tuple((c, columns[c][i]) for c in columns), t, True, description,
+                              self._writer) for i in range(n_rows)])
 
     # -- file-backed metrics ------------------------------------------------------------------
     def _unique_file_name(self, wanted: str) -> str:
@@ -285,11 +303,10 @@ class Run:
     def _log_file_metric(self, name: str, file_name: str, data: bytes, media_type: str, description: str,
                          step: int | None = None) -> None:
         self._check_open()
-        seq = self._claim(name, _FILE_METRIC)
         file_name = self._unique_file_name(file_name)
-        self._names[name][1] = seq + 1
+        seq = self._claim(name, _FILE_METRIC)
         self._file_names.add(file_name)
-        self._emit([Image(name, seq, file_name, media_type, now_us(), step, data, description)])
+        self._emit([Image(name, seq, file_name, media_type, now_us(), step, data, description, self._writer)])
 
     def log_image(self, name: str, path: str | os.PathLike | None = None, plot: Any = None,
                   description: str = "") -> None:
@@ -521,7 +538,7 @@ class Run:
         if status == COMPLETED and self._outputs:
             self._upload_outputs()
         self._info = self._info._replace(status=status, end_time=now_us(), error=error)
-        fan_out(self._workspace.backends, "end_run", self._info, status=status)
+        self._workspace.fan_out.end_run(self._info, status)
         untrack(self)
 
     def _upload_outputs(self) -> None:

@@ -2,9 +2,11 @@
 
 When a backend fails during a run, the `Backend` handle disables it for that run (one warning)
 and, from the failing call on, appends every call it would have made (`start_run`, `write` with
-its records, `end_run`) to one JSON-lines file per backend and run:
+its records, `end_run`) to one JSON-lines file per backend, run and process:
 
-    <spool folder>/<backend spec, made a file name>/<run id>.jsonl
+    <spool folder>/<backend spec, made a file name>/<run id>.<process token>.jsonl
+
+(one file per process: several processes logging one run never interleave their lines).
 
 The spool folder is ``RUNBRIDGE_SPOOL`` if set, else ``.runbridge/spool`` in the working folder
 (beside the default store). Records are in `runbridge.records`' exact JSON form; file bytes are
@@ -13,9 +15,8 @@ inlined (up to `INLINE_FILE_BYTES` each, else the local path is kept). A file is
 appended (sync then needs another backend that holds the run).
 
 `replay` gives a backend what it missed without duplicating anything: the failing batch may have
-been partly stored, so a metric, table or image record is skipped when the backend already holds
-its `seq` for that name (streams are stored in order), a file or property when its name is held;
-tags are re-applied in order (which leaves the same tags).
+been partly stored, so a record is skipped when the backend already holds one with its identity
+(`runbridge.holdings`).
 """
 
 from __future__ import annotations
@@ -24,11 +25,16 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import threading
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator
 
-from .records import File, Image, Metric, Property, Record, Row, RunInfo, record_from_dict, record_to_dict
+from .holdings import Holdings
+from .records import RUNNING, File, Record, RunInfo, record_from_dict, record_to_dict
+
+if TYPE_CHECKING:
+    from .backends import Backend
 
 ENV_SPOOL = "RUNBRIDGE_SPOOL"
 MAX_SPOOL_BYTES = 256 * 1024 * 1024
@@ -45,9 +51,29 @@ def _folder_name(spec: str) -> str:
     return f"{slug}-{hashlib.sha256(spec.encode()).hexdigest()[:8]}"
 
 
+_PROCESS = {"pid": -1, "token": ""}
+
+
+def _process_token() -> str:
+    """A token unique to this process (renewed in a forked child)."""
+    if _PROCESS["pid"] != os.getpid():
+        _PROCESS.update(pid=os.getpid(), token=f"{os.getpid()}-{secrets.token_hex(4)}")
+    return _PROCESS["token"]
+
+
 def spool_path(spec: str, run_id: str, root: Path | None = None) -> Path:
-    safe_id = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
-    return (root or spool_root()) / _folder_name(spec) / f"{safe_id}.jsonl"
+    """This process's spool file for `run_id` in backend `spec`."""
+    safe_id = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)[:200]
+    return (root or spool_root()) / _folder_name(spec) / f"{safe_id}.{_process_token()}.jsonl"
+
+
+def files_for(spec: str, run_id: str, root: Path | None = None) -> list[Path]:
+    """Every process's spool file for `run_id` in backend `spec`."""
+    mine = spool_path(spec, run_id, root)
+    safe_id = mine.name[: -len(f".{_process_token()}.jsonl")]
+    pattern = re.compile(re.escape(safe_id) + r"\.\d+-[0-9a-f]{8}\.jsonl")
+    folder = mine.parent
+    return sorted(p for p in folder.glob("*.jsonl") if pattern.fullmatch(p.name)) if folder.is_dir() else []
 
 
 def _inline(rec: Record) -> Record:
@@ -122,53 +148,25 @@ def load(path: Path) -> tuple[list[tuple[str, RunInfo, Any]], bool]:
     return calls, overflow
 
 
-def missing(records: Sequence[Record], held: Sequence[Record] | None) -> list[Record]:
-    """The spooled `records` the backend (holding `held`) does not have yet."""
-    if not held:
-        return list(records)
-    counts: dict[tuple[str, str], int] = {}
-    files, props = set(), set()
-    for rec in held:
-        kind = type(rec)
-        if kind is Metric or kind is Row or kind is Image:
-            key = (kind.__name__, rec.name)
-            counts[key] = counts.get(key, 0) + 1
-        elif kind is File:
-            files.add(rec.name)
-        elif kind is Property:
-            props.add(rec.key)
-    out = []
-    for rec in records:
-        kind = type(rec)
-        if kind is Metric or kind is Row or kind is Image:
-            if rec.seq < counts.get((kind.__name__, rec.name), 0):
-                continue
-        elif kind is File and rec.name in files:
-            continue
-        elif kind is Property and rec.key in props:
-            continue
-        out.append(rec)
-    return out
-
-
-def replay(path: Path, backend: Any) -> tuple[int, bool]:
-    """Give `backend` (a `Backend` handle) the calls spooled in `path`; returns (records
-    written, whether the spool was complete). Raises if the backend still fails."""
+def replay(path: Path, backend: "Backend") -> tuple[int, bool]:
+    """Give `backend` the calls spooled in `path`; returns (records written, whether the spool
+    was complete). Raises if the backend still fails."""
     calls, overflow = load(path)
     written = 0
-    held: list[Record] | None = None
+    held: Holdings | None = None
     for op, run, extra in calls:
         if op == "start_run":
-            backend._read_call("start_run", run=run)
+            backend.start_run(run)
         elif op == "write":
             if held is None:
-                backend._read_call("start_run", run=run._replace(status="Running", end_time=None, error=None))
-                held = backend._read_call("read", experiment=run.experiment, run_id=run.run_id) or []
-            todo = missing(extra, held)
+                backend.start_run(run._replace(status=RUNNING, end_time=None, error=None))
+                held = Holdings(backend.read(run.experiment, run.run_id) or ())
+            todo = [r for r in extra if r not in held]
             if todo:
-                backend._read_call("write", run=run, records=todo)
+                backend.write(run, todo)
                 written += len(todo)
-                held = [*held, *todo]
+                for rec in todo:
+                    held.add(rec)
         else:
-            backend._read_call("end_run", run=run, status=extra)
+            backend.end_run(run, extra)
     return written, not overflow

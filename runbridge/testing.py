@@ -191,10 +191,13 @@ class BackendContract:
             File("nested/dir/data.bin", 3, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
                  t0 + 600, data=b"abc"),
         ]
-        assert backend.start_run(info)
-        assert backend.write(info, records), backend.failed(info.run_id)
+        # every stream record from writer "w-one", plus a second writer reusing seq 0 of "m"
+        records = [r._replace(writer="w-one") if type(r) in (Metric, Row, Image) else r for r in records]
+        records.insert(3, Metric("m", 0, 7.0, None, t0 + 2, writer="w-two"))
+        backend.start_run(info)
+        backend.write(info, records)
         ended = info._replace(status="Completed", end_time=t0 + 999)
-        assert backend.end_run(ended, "Completed")
+        backend.end_run(ended, "Completed")
 
         fresh = Workspace(backends=[backend_spec]).backends[0]
         got = fresh.read(experiment.name, info.run_id)
@@ -214,6 +217,24 @@ class BackendContract:
             target = tmp_path / "fetched" / name
             assert fresh.fetch_file(got[0], name, str(target))
             assert target.read_bytes() == content
+
+    def test_two_writers_of_one_run_keep_every_point(self, run: Run, backend_spec: str) -> None:
+        """Two processes logging one run (here two Run objects, each a writer numbering its own
+        records) log the same values at the same steps: every point reads back, in time order."""
+        other = self.reopen(backend_spec, run)
+        for i in range(50):
+            run.log("loss", 0.5, step=i)
+            other.log("loss", 0.5, step=i)
+            run.log_row("t", i=i)
+            other.log_row("t", i=i)
+        other.flush()
+        run.complete()
+        fresh = self.reopen(backend_spec, run)
+        frame = fresh.get_metrics_frame("loss")
+        assert sorted(frame["step"].tolist()) == sorted(list(range(50)) * 2)
+        assert set(frame["writer"]) == {run._writer, other._writer}
+        assert frame["timestamp"].is_monotonic_increasing
+        assert fresh.get_metrics()["t"] == {"i": [i for i in range(50) for _ in range(2)]}
 
     def test_many_points_keep_order(self, run: Run, backend_spec: str) -> None:
         values = [i * 0.5 for i in range(25_000)]  # crosses the buffer's batch size

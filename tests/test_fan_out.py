@@ -16,8 +16,8 @@ import pytest
 
 from mlflow_fixtures import FAST_HTTP_ENV, MlflowServer
 from runbridge import BackendFailedWarning, Experiment, Run, Workspace
-from runbridge.backends import INCOMPLETE_PREFIX
-from runbridge.migrate import sync
+from runbridge.fanout import INCOMPLETE_PREFIX
+from runbridge.sync import sync
 from runbridge.shapes import fold_tags
 
 SCRIPT = textwrap.dedent("""
@@ -147,12 +147,12 @@ def test_a_failing_backend_is_marked_on_the_run_in_the_others(tmp_path):
     assert marks[INCOMPLETE_PREFIX + "sqlite2"].startswith(bad)
 
     report = sync([good, bad], progress=False)  # a fresh instance of the store works again
-    assert report.ok and len(report.copied) == 1 and report.differences == [], report.summary()
+    assert report.ok and len(report.repaired) == 1 and report.differences == [], report.summary()
     repaired = Run(Experiment(Workspace(backends=[bad]), "fan"), run.id)
     assert repaired.get_metrics() == {"x": [1, 2, 3, 4]} and repaired.get_status() == "Completed"
     _, records = Workspace(backends=[good]).read_run("fan", run.id)
     assert not any(k.startswith(INCOMPLETE_PREFIX) for k in fold_tags(records, include_reserved=True))
-    assert sync([good, bad], progress=False).copied == []
+    assert sync([good, bad], progress=False).repaired == []
     assert list(Path(os.environ["RUNBRIDGE_SPOOL"]).glob("*/*.jsonl")) == []  # repaired: spool dropped
 
 
@@ -190,20 +190,10 @@ def test_a_lone_backend_that_fails_is_replayed_from_the_local_spool(tmp_path):
     assert "INCOMPLETE" in shown.stdout and "local spool" in shown.stdout
 
     report = sync([spec], progress=False)
-    assert report.ok and report.copied == [f"{run.id} -> {spec} (from the local spool)"], report.summary()
+    assert report.ok and report.repaired == [(run.id, spec, "replayed from the local spool")], report.summary()
     again = Run(Experiment(Workspace(backends=[spec]), "lone"), run.id)
     assert again.get_metrics() == {"x": [0, 1, 2, 3, 4], "t": {"a": [1, 2]}}
     assert again.get_tags() == {"k": "v"} and again.get_status() == "Completed"
     assert Path(again.download_file("f.txt", tmp_path / "f.txt")).read_bytes() == b"spooled bytes"
     assert not spooled[0].exists()
-    assert sync([spec], progress=False).copied == []
-
-
-def test_replaying_a_batch_the_backend_partly_stored_duplicates_nothing():
-    from runbridge.records import Metric, Property
-    from runbridge.spool import missing
-
-    held = [Metric("x", 0, 0, None, 1), Metric("x", 1, 1, None, 1), Property("p", "1", 1)]
-    spooled = [Metric("x", 1, 1, None, 1), Metric("x", 2, 2, None, 1), Property("p", "1", 1),
-               Metric("y", 0, 5, None, 1)]
-    assert missing(spooled, held) == [Metric("x", 2, 2, None, 1), Metric("y", 0, 5, None, 1)]
+    assert sync([spec], progress=False).repaired == []

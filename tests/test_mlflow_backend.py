@@ -108,7 +108,8 @@ def test_mlflow_users_see_native_runs(tracking_uri: str, tmp_path: Path, monkeyp
     assert "note" not in native.data.metrics  # strings live in the exact stream only
     # tags are tags, properties are params
     assert native.data.tags["team"] == "vision"
-    assert native.data.params == {"seed": "42", "lr": "0.1"}
+    # (plus the one bookkeeping param of the run's writer: its timestamp lane)
+    assert native.data.params == {"seed": "42", "lr": "0.1", "runbridge.writer.0": run._writer}
     # uploads and images are artifacts under their own names
     top = {f.path for f in client.list_artifacts(mid)}
     assert {"outputs", "roc.png", "tables", "runbridge"} <= top
@@ -371,11 +372,25 @@ def test_native_order_is_kept_without_drifting_timestamps() -> None:
     stepped = tr.translate_batch([Metric("a", i, 1.0, i, t) for i in range(5)], state)
     assert [(m.timestamp, m.step) for m in stepped.metrics] == [(ms, i) for i in range(5)]  # no drift
     same_step = tr.translate_batch([Metric("b", i, 0.5, 7, t) for i in range(3)], state)
-    assert [(m.timestamp, m.step) for m in same_step.metrics] == [(ms, 7), (ms + 1, 7), (ms + 2, 7)]
+    lane = tr.LANES  # a repeated step moves on by one turn of the lanes
+    assert [(m.timestamp, m.step) for m in same_step.metrics] == [(ms, 7), (ms + lane, 7), (ms + 2 * lane, 7)]
     back = tr.translate_batch([Metric("b", 3, 0.5, 2, t)], state)  # a step going back, next flush
-    assert [(m.timestamp, m.step) for m in back.metrics] == [(ms + 3, 2)]
+    assert [(m.timestamp, m.step) for m in back.metrics] == [(ms + 3 * lane, 2)]
     unstepped = tr.translate_batch([Metric("c", i, 1.0, None, t) for i in range(3)], state)
     assert [(m.timestamp, m.step) for m in unstepped.metrics] == [(ms, 0), (ms, 1), (ms, 2)]  # step = seq
+
+
+def test_writers_of_one_run_never_share_a_native_timestamp() -> None:
+    """Ranks logging the same value at the same step at the same instant: MLflow's SQL store would
+    keep one of them; each writer's lane gives it timestamps of its own, at most LANES - 1 ms late."""
+    t = 1_700_000_000_000_123  # not on a lane boundary
+    state = tr.RunState(lanes={f"rank{r}": r for r in range(4)})
+    points = [Metric("loss", i, 0.5, i, t, writer=f"rank{r}") for i in range(3) for r in range(4)]
+    native = tr.translate_batch(points, state).metrics
+    keys = {(m.timestamp, m.step, m.value) for m in native}
+    assert len(keys) == len(points)
+    assert {m.timestamp % tr.LANES for m in native} == {0, 1, 2, 3}
+    assert all(0 <= m.timestamp - t // 1000 < tr.LANES for m in native)
 
 
 def test_big_writes_are_batched_and_each_flush_adds_one_chunk(sqlite_uri: str) -> None:
@@ -384,13 +399,13 @@ def test_big_writes_are_batched_and_each_flush_adds_one_chunk(sqlite_uri: str) -
     backend = open_backend(f"mlflow:{sqlite_uri}")
     t0 = 1_700_000_000_000_000
     info = RunInfo("batched", "batching", "b", None, "Running", t0)
-    assert backend.start_run(info)
+    backend.start_run(info)
     flushes = 4
     for f in range(flushes):
         records = [Metric("x", f * 2500 + i, float(i), None, t0 + f * 10_000 + i) for i in range(2500)]
         records += [Row("rows", f * 10 + i, (("i", f * 10 + i),), t0 + f * 10_000 + 5000 + i) for i in range(10)]
-        assert backend.write(info, records), backend.failed(info.run_id)
-    assert backend.end_run(info._replace(status="Completed", end_time=t0 + 99_999), "Completed")
+        backend.write(info, records)
+    backend.end_run(info._replace(status="Completed", end_time=t0 + 99_999), "Completed")
     client = MlflowClient(sqlite_uri)
     native = mlflow_run_of(client, "batching", "batched")
     assert len(client.get_metric_history(native.info.run_id, "x")) == flushes * 2500
@@ -427,15 +442,15 @@ def test_a_long_run_is_read_from_one_snapshot(tracking_uri: str) -> None:
     t0 = 1_700_000_000_000_000
     experiment = unique("snapshot")
     info = RunInfo("long-run", experiment, "long", None, "Running", t0)
-    assert backend.start_run(info)
+    backend.start_run(info)
     flushes = tr.SNAPSHOT_MIN_CHUNKS + 3
     for f in range(flushes):
-        assert backend.write(info, [Metric("x", f * 3 + i, f * 3 + i, None, t0 + f * 3 + i) for i in range(3)])
-    assert backend.write(info, [Row("t", 0, (("a", 1),), t0 + 999)])
+        backend.write(info, [Metric("x", f * 3 + i, f * 3 + i, None, t0 + f * 3 + i) for i in range(3)])
+    backend.write(info, [Row("t", 0, (("a", 1),), t0 + 999)])
     ended = info._replace(status="Completed", end_time=t0 + 10_000)
-    assert backend.end_run(ended, "Completed")
+    backend.end_run(ended, "Completed")
     late = Tag("late", "after the snapshot", t0 + 20_000)
-    assert backend.write(ended, [late])
+    backend.write(ended, [late])
     client = MlflowClient(tracking_uri)
     mid = mlflow_run_of(client, experiment, "long-run").info.run_id
     assert len(client.list_artifacts(mid, "runbridge/snapshots")) == 1

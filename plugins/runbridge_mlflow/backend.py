@@ -18,18 +18,20 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections import Counter
 from itertools import count
 from pathlib import Path
 from typing import Any, Sequence
 
 import mlflow  # noqa: F401 - an ImportError here makes the core suggest `pip install runbridge[mlflow]`
 from mlflow import MlflowClient
+from mlflow.entities import Metric as MlflowMetric
 from mlflow.entities import RunTag, ViewType
 from mlflow.exceptions import MlflowException
 
 from runbridge.errors import RunbridgeError
 from runbridge.hookspecs import hookimpl
-from runbridge.records import RUNNING, File, Image, Property, Record, RunInfo, Tag
+from runbridge.records import RUNNING, File, Image, Metric, Property, Record, RunInfo, Tag
 
 from . import translate as tr
 
@@ -88,6 +90,8 @@ class MlflowBackend:
             # allowed; naming it in the backend spec is that explicit choice.
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bars in scripts
+        # No "🏃 View run ..." banner on stdout at every run end (a user can set it back to false).
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.is_http = location.startswith(("http://", "https://"))
         self.client = MlflowClient(tracking_uri=self.uri)
         self._lock = threading.RLock()
@@ -208,6 +212,35 @@ class MlflowBackend:
         if state is None:
             state = self._states[mid] = tr.RunState()
         return state
+
+    def _claim_lanes(self, mid: str, state: tr.RunState, records: Sequence[Record]) -> None:
+        """Give every writer of `records` its timestamp lane in the run (see `translate`)."""
+        writers = {r.writer for r in records if type(r) is Metric} - state.lanes.keys()
+        if not writers:
+            return
+        params = self.client.get_run(mid).data.params
+        for writer in sorted(writers):
+            lane = tr.lane_of(params, writer)
+            state.lanes[writer] = lane if lane is not None else self._claim_lane(mid, writer, params)
+
+    def _claim_lane(self, mid: str, writer: str, params: dict[str, str]) -> int:
+        """Claim the first free lane with a param: params cannot change, so of two writers that
+        race for one lane, the second gets an error and tries the next."""
+        value = writer or "-"
+        for lane in tr.free_lanes(params):
+            key = f"{tr.PARAM_LANE_PREFIX}{lane}"
+            try:
+                self.client.log_param(mid, key, value)
+            except MlflowException:
+                params = self.client.get_run(mid).data.params
+                if key not in params:
+                    raise  # not a lost race: a real error
+                if params[key] != value:
+                    continue
+            if self.client.get_run(mid).data.params.get(key) == value:  # file stores are not atomic
+                return lane
+            params = self.client.get_run(mid).data.params
+        raise AssertionError("unreachable: free_lanes is endless")
 
     def _chunk_name(self) -> str:
         ns = max(time.time_ns(), self._last_chunk_ns + 1)
@@ -336,7 +369,9 @@ class MlflowBackend:
         with self._lock:
             self._check_reachable()
             mid = self._mid(run)
-            batch = tr.translate_batch(records, self._state(mid))
+            state = self._state(mid)
+            self._claim_lanes(mid, state, records)
+            batch = tr.translate_batch(records, state)
             # Files, then the exact stream chunk listing them, then the native view. If the native
             # calls fail half way, reads stay exact and `runbridge sync` (which skips what `read`
             # shows is held) cannot mix native float copies into the stream.
@@ -398,6 +433,42 @@ class MlflowBackend:
         value = json.dumps(logged)
         if len(value) <= tr.MAX_TAG_VALUE_LENGTH:
             self.client.set_tag(mid, tr.MLFLOW_LOGGED_ARTIFACTS, value)
+
+    @hookimpl
+    def reconcile(self, run: RunInfo) -> int:
+        """Give MLflow's native metric history every point of the exact stream it lacks (a write
+        whose stream chunk was stored but whose `log_batch` failed). Points are matched by
+        (name, step, value) as MLflow stores them, so nothing already there is duplicated."""
+        with self._lock:
+            self._check_reachable()
+            native = self._find_run(run.experiment, run.run_id)
+            if native is None or tr.TAG_RUN_ID not in native.data.tags:
+                return 0
+            mid = native.info.run_id
+            metrics = [r for r in self._load_stream(native) if type(r) is Metric]
+            state = tr.RunState()
+            self._claim_lanes(mid, state, metrics)
+            expected: dict[str, list[MlflowMetric]] = {}
+            for point in tr.translate_batch(metrics, state).metrics:
+                expected.setdefault(point.key, []).append(point)
+            added: list[MlflowMetric] = []
+            for key, points in expected.items():
+                history = self.client.get_metric_history(mid, key)
+                have = Counter((m.step, tr.stored_value(m.value)) for m in history)
+                taken = {(m.timestamp, m.step, tr.stored_value(m.value)) for m in history}
+                for point in points:
+                    value = tr.stored_value(point.value)
+                    if have[(point.step, value)] > 0:
+                        have[(point.step, value)] -= 1
+                        continue
+                    ms = point.timestamp
+                    while (ms, point.step, value) in taken:
+                        ms += tr.LANES
+                    taken.add((ms, point.step, value))
+                    added.append(MlflowMetric(key, point.value, ms, point.step))
+            for batch, _, _ in tr.log_batches(added):
+                self.client.log_batch(mid, metrics=batch)
+            return len(added)
 
     @hookimpl
     def read(self, experiment: str, run_id: str) -> list[Record] | None:

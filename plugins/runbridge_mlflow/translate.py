@@ -9,9 +9,7 @@ How a runbridge run lives in MLflow
   values (microseconds, runbridge status, error, a display name MLflow cannot hold) are kept in
   reserved ``runbridge.*`` tags. Child runs carry ``mlflow.parentRunId``.
 * What MLflow users see natively: int/float metrics are MLflow metric history (step = the user's
-  step, else the per-name logging order ``seq``; per name, (timestamp, step) strictly increasing,
-  a timestamp moved on by 1 ms only where a step repeats or goes back, so the SQL store neither
-  drops a repeated value nor reorders the history), tags are tags, properties are params,
+  step, else the writer's per-name logging order ``seq``), tags are tags, properties are params,
   images and uploads are artifacts under their own names. Names MLflow rejects are written under
   an encoded key, with the original name in the manifest tag ``runbridge.key.<encoded>``.
 * Exactness: every record of a write call is also appended, as JSON lines in the exact form of
@@ -19,6 +17,14 @@ How a runbridge run lives in MLflow
   (one file per write call, never re-written). `read` replays those chunks, so ints, bools,
   strings, None, NaN/inf, float64 bits, rows, descriptions, long or None tag values and
   duplicate points come back exactly.
+* Native timestamps never collide. MLflow's SQL store keys a point by (name, timestamp, step,
+  value) and drops (or, under concurrency, refuses) a second equal point, which data-parallel
+  ranks logging the same value at the same step in the same millisecond produce. Each writer of
+  a run claims a *lane* (the param ``runbridge.writer.<n>`` = writer id; params cannot change,
+  so a claim is atomic) and writes timestamps ``ms ≡ lane (mod LANES)``, at most LANES - 1 ms
+  after the true time: two writers never share a timestamp. Within a writer, per name,
+  (timestamp, step) is kept strictly increasing, a timestamp moved on by LANES ms only where a
+  step repeats or goes back. Exact times come back from the stream.
 """
 
 from __future__ import annotations
@@ -64,6 +70,9 @@ TAG_ERROR = "runbridge.error"
 TAG_ERROR_TRUNCATED = "runbridge.error_truncated"  # the exact error is a RunInfo in the stream
 TAG_TABLES = "runbridge.tables"  # the run has rows: end_run writes the MLflow table artifacts
 TAG_KEY_PREFIX = "runbridge.key."  # manifest: runbridge.key.<encoded key> = original name
+PARAM_LANE_PREFIX = "runbridge.writer."  # runbridge.writer.<lane> = the writer id that owns it
+#: Timestamp lanes: writers of one run never share a native timestamp (up to this many writers).
+LANES = 16
 
 ARTIFACT_DIR = "runbridge"
 RECORDS_DIR = "runbridge/records"
@@ -209,11 +218,40 @@ def run_info_from_mlflow(info: Any, tags: dict[str, str], experiment: str,
 # --- records -> MLflow entities ------------------------------------------------------------------
 @dataclass
 class RunState:
-    """Per-run state of one writer: last native (timestamp, step) per key, manifest keys written."""
+    """Per-run state of one backend instance: each writer's lane, the last native (timestamp,
+    step) per (writer, key), manifest keys written."""
 
-    last_ms: dict[str, tuple[int, int]] = field(default_factory=dict)
+    lanes: dict[str, int] = field(default_factory=dict)
+    last_ms: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
     keys: set[str] = field(default_factory=set)
     has_rows: bool = False
+
+
+def lane_ms(time_us: int, lane: int) -> int:
+    """The first millisecond at or after `time_us` in `lane` (ms ≡ lane mod LANES)."""
+    ms = time_us // 1000
+    return ms + (lane - ms) % LANES
+
+
+def lane_of(params: dict[str, str], writer: str) -> int | None:
+    """The lane `writer` claimed in a run whose params are `params`, if any."""
+    for key, value in params.items():
+        if key.startswith(PARAM_LANE_PREFIX) and value == (writer or "-"):
+            tail = key[len(PARAM_LANE_PREFIX):]
+            if tail.isdigit():
+                return int(tail)
+    return None
+
+
+def free_lanes(params: dict[str, str]) -> Iterator[int]:
+    """Lane numbers no writer of the run has claimed yet, in order."""
+    taken = {int(k[len(PARAM_LANE_PREFIX):]) for k in params
+             if k.startswith(PARAM_LANE_PREFIX) and k[len(PARAM_LANE_PREFIX):].isdigit()}
+    n = 0
+    while True:
+        if n not in taken:
+            yield n
+        n += 1
 
 
 @dataclass
@@ -228,6 +266,16 @@ class NativeBatch:
     files: list[tuple[str, str | None, bytes | None]] = field(default_factory=list)
     #: the records as stored in the exact stream (file bytes stripped)
     stream: list[Record] = field(default_factory=list)
+
+
+def stored_value(value: float) -> str:
+    """A native metric value as MLflow's stores give it back (the SQL store clamps ±inf to the
+    largest float), as a comparable key (NaN equals NaN)."""
+    if value != value:
+        return "nan"
+    if math.isinf(value):
+        value = math.copysign(1.7976931348623157e308, value)
+    return repr(float(value))
 
 
 def native_metric_value(value: Any) -> float | None:
@@ -269,16 +317,17 @@ def translate_batch(records: Sequence[Record], state: RunState) -> NativeBatch:
             if not -_INT64 <= step < _INT64:
                 continue
             key = native(rec.name)
-            ms = rec.time // 1000
-            previous = last_ms.get(key)
+            ms = lane_ms(rec.time, state.lanes.get(rec.writer, 0) % LANES)
+            previous = last_ms.get((rec.writer, key))
             if previous is not None:
                 # MLflow orders a history by (timestamp, step, value) and the SQL store drops an
-                # exact repeat: keep (timestamp, step) strictly increasing per name, moving a
-                # timestamp on by 1 ms only where needed (no drift for increasing steps).
+                # exact repeat: keep (timestamp, step) strictly increasing per writer and name,
+                # moving a timestamp on by one lane turn only where needed (no drift for
+                # increasing steps).
                 prev_ms, prev_step = previous
                 if ms < prev_ms or (ms == prev_ms and step <= prev_step):
-                    ms = prev_ms if step > prev_step else prev_ms + 1
-            last_ms[key] = (ms, step)
+                    ms = prev_ms if step > prev_step else prev_ms + LANES
+            last_ms[(rec.writer, key)] = (ms, step)
             metrics.append(MlflowMetric(key, value, ms, step))
         elif kind is Row:
             out.stream.append(rec)
@@ -377,18 +426,18 @@ def _record_json(rec: Record) -> str:
             value = {"$float": repr(value)}
         return _ENCODE({"type": "Metric", "name": rec.name, "seq": rec.seq, "value": value,
                         "step": rec.step, "time": rec.time, "from_list": rec.from_list,
-                        "description": rec.description})
+                        "description": rec.description, "writer": rec.writer})
     return record_to_json(rec)
 
 
 def _record_from(data: dict[str, Any]) -> Record:
     """`record_from_dict(data)`, with a fast path for metrics."""
-    if data.get("type") == "Metric" and len(data) == 8:
+    if data.get("type") == "Metric" and len(data) == 9:
         value = data["value"]
         if type(value) is dict:
             value = float(value["$float"])
         return Metric(data["name"], data["seq"], value, data["step"], data["time"], data["from_list"],
-                      data["description"])
+                      data["description"], data["writer"])
     return record_from_dict(data)
 
 

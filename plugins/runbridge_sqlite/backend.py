@@ -37,7 +37,7 @@ def _metric_row(run_pk: int, m: Metric) -> tuple:
             value = None
     elif vtype == VTYPE_INT and not -_INT64 <= value < _INT64:
         vtype, value = VTYPE_BIGINT, str(value)
-    return (run_pk, m.name, m.seq, value, vtype, m.step, m.time, m.from_list, m.description or None)
+    return (run_pk, m.name, m.seq, value, vtype, m.step, m.time, m.from_list, m.description or None, m.writer)
 
 
 def _metric_value(value: Any, vtype: int) -> Any:
@@ -129,12 +129,12 @@ class SQLiteBackend:
                 metrics.append(_metric_row(pk, rec))
             elif kind is Row:
                 rows.append((pk, rec.name, rec.seq, _dump_cells(rec.cells), rec.time, rec.from_table,
-                             rec.description or None))
+                             rec.description or None, rec.writer))
             elif kind is Image:
                 if rec.data is not None:
                     write_file_atomically(safe_join(run_dir, rec.file_name), data=rec.data)
                 images.append((pk, rec.name, rec.seq, rec.file_name, rec.media_type, rec.time, rec.step,
-                               rec.description or None))
+                               rec.description or None, rec.writer))
             elif kind is Tag:
                 tags.append((pk, rec.key, rec.value, rec.time, rec.removed))
             elif kind is Property:
@@ -148,11 +148,11 @@ class SQLiteBackend:
 
         def work(c: sqlite3.Connection) -> None:
             if metrics:
-                c.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", metrics)
+                c.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", metrics)
             if rows:
-                c.executemany("INSERT INTO table_rows VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                c.executemany("INSERT INTO table_rows VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
             if images:
-                c.executemany("INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?)", images)
+                c.executemany("INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", images)
             if tags:
                 c.executemany("INSERT INTO tags VALUES (?, ?, ?, ?, ?)", tags)
             if props:
@@ -183,19 +183,19 @@ class SQLiteBackend:
             new, as_bool, convert = tuple.__new__, (False, True), _metric_value
             out.extend([
                 new(Metric, (name, seq, value if vtype == 0 and value is not None else convert(value, vtype),
-                             step, time, as_bool[from_list], description))
-                for name, seq, value, vtype, step, time, from_list, description in self._conn.execute(
-                    "SELECT name, seq, value, vtype, step, time, from_list, COALESCE(description, '')"
+                             step, time, as_bool[from_list], description, writer))
+                for name, seq, value, vtype, step, time, from_list, description, writer in self._conn.execute(
+                    "SELECT name, seq, value, vtype, step, time, from_list, COALESCE(description, ''), writer"
                     " FROM metrics WHERE run = ? ORDER BY rowid", (pk,))
             ])
-            for name, seq, cells, time, from_table, description in self._conn.execute(
-                    "SELECT name, seq, cells, time, from_table, description FROM table_rows"
+            for name, seq, cells, time, from_table, description, writer in self._conn.execute(
+                    "SELECT name, seq, cells, time, from_table, description, writer FROM table_rows"
                     " WHERE run = ? ORDER BY rowid", (pk,)):
-                out.append(Row(name, seq, _load_cells(cells), time, bool(from_table), description or ""))
-            for name, seq, file_name, media_type, time, step, description in self._conn.execute(
-                    "SELECT name, seq, file_name, media_type, time, step, description FROM images"
+                out.append(Row(name, seq, _load_cells(cells), time, bool(from_table), description or "", writer))
+            for name, seq, file_name, media_type, time, step, description, writer in self._conn.execute(
+                    "SELECT name, seq, file_name, media_type, time, step, description, writer FROM images"
                     " WHERE run = ? ORDER BY rowid", (pk,)):
-                out.append(Image(name, seq, file_name, media_type, time, step, None, description or ""))
+                out.append(Image(name, seq, file_name, media_type, time, step, None, description or "", writer))
             for key, value, time, removed in self._conn.execute(
                     "SELECT key, value, time, removed FROM tags WHERE run = ? ORDER BY rowid", (pk,)):
                 out.append(Tag(key, value, time, bool(removed)))

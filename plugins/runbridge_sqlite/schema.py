@@ -46,6 +46,11 @@ MIGRATIONS: list[list[str]] = [
             time INTEGER NOT NULL)""",
         "CREATE INDEX files_by_run ON files (run)",
     ],
+    [  # 1 -> 2: the writer that numbered each stream record (seq is per writer)
+        "ALTER TABLE metrics ADD COLUMN writer TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE table_rows ADD COLUMN writer TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE images ADD COLUMN writer TEXT NOT NULL DEFAULT ''",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -17,9 +17,11 @@ the record's ``seq``; ``wall_time`` = the record's time):
   (consecutive rows of one table in one event), images an image summary with the original
   bytes, JSON metrics a text summary.
 
-Fields of an exact metric that the event cannot carry by itself (seq when a user step is given,
-from_list, description, a time that float seconds would not round-trip) travel as compact JSON
-in the value's ``metadata.plugin_data.content``.
+Fields of an exact metric that the event cannot carry by itself travel in the value's
+``metadata.plugin_data.content``: in the common case one flag byte and the writer id
+(``=<writer>``: the user's step equals seq; ``~<writer>``: no user step, the event step is seq);
+otherwise compact JSON (seq when a user step differs from it, from_list, description, a time
+that float seconds would not round-trip, the writer as ``w``).
 
 Reading (`decode_own`) takes only the exact values and records and ignores display copies; event
 folders other tools wrote are read by `ForeignDecoder` the way TensorBoard shows them.
@@ -41,8 +43,11 @@ from runbridge.records import (
 EXACT_PREFIX = "runbridge.exact/"
 RECORDS_TAG = "runbridge.records"
 PLUGIN = "runbridge"
-#: `plugin_data.content` of an exact metric whose user step equals its seq (short for {"seq": step}).
+#: First byte of the `plugin_data.content` of an exact metric whose user step equals its seq
+#: (short for {"seq": step}); the writer id follows. Written alone by earlier versions.
 STEP_IS_SEQ = b"="
+#: First byte of the content of an exact metric without a user step (step = seq); the writer follows.
+NO_STEP = b"~"
 
 _INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 _SCALAR_SHAPE = tensor_shape_pb2.TensorShapeProto()
@@ -232,9 +237,14 @@ class Encoder:
                 extra["desc"] = m.description
             if not _time_exact(m.time):
                 extra["time"] = m.time
+            if m.writer:
+                extra["w"] = m.writer
             content = json.dumps(extra, ensure_ascii=False).encode("utf-8", "surrogatepass")
         elif m.step is not None:
-            content = STEP_IS_SEQ  # the user's step, equal to seq (the common `log(..., step=i)`)
+            # the user's step, equal to seq (the common `log(..., step=i)`)
+            content = STEP_IS_SEQ + m.writer.encode("utf-8", "surrogatepass")
+        elif m.writer:
+            content = NO_STEP + m.writer.encode("utf-8", "surrogatepass")
         else:
             content = b""
         if content:
@@ -350,11 +360,16 @@ def decode_own(events: Iterable[event_pb2.Event]) -> Iterator[Record]:
             else:
                 continue
             content = v.metadata.plugin_data.content
+            flag = content[:1]
             if not content:
                 yield Metric(tag[plen:], ev.step, value, None, round(ev.wall_time * 1e6))
-            elif content == STEP_IS_SEQ:
+            elif flag == STEP_IS_SEQ:
                 step = ev.step
-                yield Metric(tag[plen:], step, value, step, round(ev.wall_time * 1e6))
+                yield Metric(tag[plen:], step, value, step, round(ev.wall_time * 1e6), False, "",
+                             content[1:].decode("utf-8", "surrogatepass"))
+            elif flag == NO_STEP:
+                yield Metric(tag[plen:], ev.step, value, None, round(ev.wall_time * 1e6), False, "",
+                             content[1:].decode("utf-8", "surrogatepass"))
             else:
                 extra = loads(content)
                 seq = extra.get("seq")
@@ -366,7 +381,7 @@ def decode_own(events: Iterable[event_pb2.Event]) -> Iterator[Record]:
                 if t_us is None:
                     t_us = round(ev.wall_time * 1e6)
                 yield Metric(tag[plen:], seq, value, step, t_us,
-                             bool(extra.get("list", 0)), extra.get("desc", ""))
+                             bool(extra.get("list", 0)), extra.get("desc", ""), extra.get("w", ""))
 
 
 # --- reading event folders other tools wrote ------------------------------------------------

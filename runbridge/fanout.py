@@ -1,0 +1,91 @@
+"""Writing one run to several backends at once, each failure isolated.
+
+`FanOut` makes every write call (start_run, write, end_run) on every backend of a workspace. A
+backend that raises is disabled for that run with exactly one `BackendFailedWarning`; the script
+and the other backends carry on. From the failing call on, whatever the disabled backend misses
+is kept in the local spool (`runbridge.spool`), and the run is marked in the healthy backends
+with the reserved tag ``runbridge.incomplete.<label>`` = "<spec>: <error>", so `runbridge show`
+reports it and `runbridge sync` repairs it.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from typing import Callable, Sequence
+
+from . import spool
+from .backends import Backend
+from .errors import BackendFailedWarning
+from .records import RESERVED_PREFIX, Record, RunInfo, Tag, now_us
+
+#: Reserved tag set on a run, in the healthy backends, for each backend that failed during it.
+INCOMPLETE_PREFIX = RESERVED_PREFIX + "incomplete."
+_MAX_ERROR_TEXT = 1000
+
+
+def incomplete_labels(backends: Sequence[Backend]) -> list[str]:
+    """The label of each backend in incomplete tags: its name, or name + position if repeated."""
+    names = [b.name for b in backends]
+    return [n if names.count(n) == 1 else f"{n}{i + 1}" for i, n in enumerate(names)]
+
+
+class FanOut:
+    """The write side of a workspace: every call goes to every backend, failures isolated."""
+
+    def __init__(self, backends: Sequence[Backend]):
+        self.backends = list(backends)
+        self._failures: dict[tuple[int, str], BaseException] = {}
+        self._lock = threading.Lock()
+
+    def failure(self, backend: Backend, run_id: str) -> BaseException | None:
+        """The error that disabled `backend` for `run_id` in this process, if any."""
+        return self._failures.get((id(backend), run_id))
+
+    def start_run(self, run: RunInfo) -> None:
+        self._each(run, "start_run", {}, lambda b: b.start_run(run))
+
+    def write(self, run: RunInfo, records: Sequence[Record]) -> None:
+        self._each(run, "write", {"records": records}, lambda b: b.write(run, records))
+
+    def end_run(self, run: RunInfo, status: str) -> None:
+        self._each(run, "end_run", {"status": status}, lambda b: b.end_run(run, status))
+
+    def _each(self, run: RunInfo, op: str, payload: dict, call: Callable[[Backend], None],
+              keep: bool = True) -> None:
+        """`call` on every backend not disabled for the run; what a disabled one misses is spooled
+        (unless `keep` is False: the incomplete marks, which concern the others)."""
+        newly: list[int] = []
+        for i, backend in enumerate(self.backends):
+            if self.failure(backend, run.run_id) is not None:
+                if keep:
+                    spool.keep(str(backend.spec), op, run, payload)  # kept for `runbridge sync`
+                continue
+            try:
+                call(backend)
+            except Exception as exc:  # noqa: BLE001 - a backend failure must not stop training
+                if keep:
+                    spool.keep(str(backend.spec), op, run, payload)
+                with self._lock:
+                    first = (id(backend), run.run_id) not in self._failures
+                    self._failures[(id(backend), run.run_id)] = exc
+                if first:
+                    newly.append(i)
+                    others = "the other backends carry on" if len(self.backends) > 1 else \
+                        "it was the only backend: what it missed is kept in the local spool"
+                    warnings.warn(BackendFailedWarning(
+                        f"backend {backend.spec} failed in {op} for run {run.run_id} and is disabled "
+                        f"for that run ({others}): {exc}"), stacklevel=3)
+        if newly:
+            self._mark_incomplete(run, newly)
+
+    def _mark_incomplete(self, run: RunInfo, newly: list[int]) -> None:
+        """Tag the run in the healthy backends with one mark per newly failed backend."""
+        labels = incomplete_labels(self.backends)
+        notes = []
+        for i in newly:
+            text = f"{self.backends[i].spec}: {self._failures[(id(self.backends[i]), run.run_id)]}"
+            if len(text) > _MAX_ERROR_TEXT:
+                text = text[:_MAX_ERROR_TEXT - 1] + "…"
+            notes.append(Tag(INCOMPLETE_PREFIX + labels[i], text, now_us()))
+        self._each(run, "write", {"records": notes}, lambda b: b.write(run, notes), keep=False)

@@ -1,0 +1,114 @@
+"""Several processes, one run: data-parallel ranks log the same value at the same step at the
+same instants, and every point arrives in every backend (MLflow's native history included),
+also when MLflow was down and `runbridge sync` repairs it afterwards."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from mlflow_fixtures import FAST_HTTP_ENV, MlflowServer
+from runbridge import BackendFailedWarning, Experiment, Run, Workspace
+from runbridge.submit import run_environment
+
+RANKS, POINTS = 4, 2000
+
+RANK = textwrap.dedent("""
+    import os, sys, time
+    from runbridge import Run
+
+    start = float(sys.argv[1])
+    run = Run.get_context()
+    for i in range(%(points)d):
+        target = start + i * 0.0005  # every rank logs point i at the same instant (after an all-reduce)
+        while time.time() < target:
+            pass
+        run.log("loss", 1.0 / (i + 1), step=i)
+    run.flush()
+""" % {"points": POINTS})
+
+
+def run_ranks(tmp_path: Path, run: Run, extra_env: dict[str, str] | None = None) -> None:
+    """Start RANKS processes attached to `run` (as a launcher would: the run's environment plus
+    RANK/WORLD_SIZE) and wait for them."""
+    script = tmp_path / "rank.py"
+    script.write_text(RANK)
+    start = time.time() + 3.0  # every rank imports runbridge before the first point
+    env = {**os.environ, **run_environment(run), **(extra_env or {}), "WORLD_SIZE": str(RANKS)}
+    procs = [subprocess.Popen([sys.executable, str(script), repr(start)], cwd=tmp_path,
+                              env={**env, "RANK": str(rank)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for rank in range(RANKS)]
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err.decode()
+
+
+def assert_every_point_arrived(spec: str, experiment: str, run_id: str) -> None:
+    losses = Run(Experiment(Workspace(backends=[spec]), experiment), run_id).get_metrics_frame("loss")
+    assert len(losses) == RANKS * POINTS, spec
+    # each rank's points are all there, step by step, with the value it logged
+    assert sorted(losses["step"].tolist()) == sorted(list(range(POINTS)) * RANKS), spec
+    assert all(value == 1.0 / (step + 1) for step, value in zip(losses["step"], losses["value"])), spec
+    # logging order is time order
+    assert losses["timestamp"].is_monotonic_increasing, spec
+
+
+def native_history(uri: str, experiment: str, run_id: str) -> list:
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    [native] = client.search_runs([exp.experiment_id], f"tags.`runbridge.run_id` = '{run_id}'")
+    return client.get_metric_history(native.info.run_id, "loss")
+
+
+@pytest.mark.slow
+def test_ranks_logging_identical_points_at_the_same_instants_lose_nothing(tmp_path, mlflow_server, monkeypatch):
+    specs = [f"sqlite:{tmp_path / 'runs.db'}", f"tensorboard:{tmp_path / 'tb'}", f"mlflow:{mlflow_server.url}"]
+    for key, value in FAST_HTTP_ENV.items():
+        monkeypatch.setenv(key, value)
+    run = Experiment(Workspace(backends=specs), "ddp-same-instants").start_logging(outputs=None)
+    run_ranks(tmp_path, run)
+    run.complete()
+    for spec in specs:
+        assert_every_point_arrived(spec, "ddp-same-instants", run.id)
+    history = native_history(mlflow_server.url, "ddp-same-instants", run.id)
+    assert len(history) == RANKS * POINTS
+    assert sorted(m.step for m in history) == sorted(list(range(POINTS)) * RANKS)
+
+
+@pytest.mark.slow
+def test_ranks_logging_while_mlflow_is_down_are_all_repaired_by_sync(tmp_path, monkeypatch):
+    server = MlflowServer(tmp_path / "server")  # its port is chosen, nothing listens there yet
+    specs = [f"sqlite:{tmp_path / 'runs.db'}", f"mlflow:{server.url}"]
+    for key, value in FAST_HTTP_ENV.items():
+        monkeypatch.setenv(key, value)
+    with pytest.warns(BackendFailedWarning, match="disabled"):
+        run = Experiment(Workspace(backends=specs), "ddp-down").start_logging(outputs=None)
+    run_ranks(tmp_path, run)
+    run.complete()  # MLflow stays disabled for this run: no second warning
+    assert_every_point_arrived(specs[0], "ddp-down", run.id)
+    spooled = list(Path(os.environ["RUNBRIDGE_SPOOL"]).glob("*/*.jsonl"))
+    assert len(spooled) == RANKS + 1  # one spool file per process that missed MLflow
+
+    server.start()
+    try:
+        env = {**os.environ, "RUNBRIDGE_BACKENDS": ",".join(specs)}
+        runbridge = Path(sys.executable).with_name("runbridge")
+        synced = subprocess.run([str(runbridge), "sync", "--no-progress"], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=600)
+        assert synced.returncode == 0, synced.stdout + synced.stderr
+        assert synced.stdout.startswith("Repaired 1 run(s)"), synced.stdout
+        assert_every_point_arrived(specs[1], "ddp-down", run.id)
+        assert len(native_history(server.url, "ddp-down", run.id)) == RANKS * POINTS
+        assert Run(Experiment(Workspace(backends=[specs[1]]), "ddp-down"), run.id).get_status() == "Completed"
+        again = subprocess.run([str(runbridge), "sync", "--no-progress"], cwd=tmp_path, env=env,
+                               capture_output=True, text=True, timeout=600)
+        assert again.stdout.startswith("Nothing to sync"), again.stdout
+    finally:
+        server.stop()
