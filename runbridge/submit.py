@@ -56,6 +56,7 @@ from typing import IO, TYPE_CHECKING, Any, Iterator, Sequence
 from .config import ENV_BACKENDS, absolute_spec
 from .errors import RunFailedError
 from .records import CANCELED, COMPLETED, FAILED, FINAL_STATUSES, RESERVED_PREFIX, RUNNING, File, Property, RunInfo, Tag, now_us
+from .timefmt import duration
 
 if TYPE_CHECKING:
     from .experiment import Experiment
@@ -297,15 +298,6 @@ class _Tail:
         self._emit(b"", final=True)
 
 
-def _duration(info: RunInfo) -> str:
-    if not info.end_time:
-        return "?"
-    seconds = (info.end_time - info.start_time) / 1e6
-    minutes, sec = divmod(seconds, 60)
-    hours, minutes = divmod(int(minutes), 60)
-    return f"{hours}:{minutes:02d}:{sec:06.3f}" if hours else f"{minutes}:{sec:06.3f}" if minutes else f"{sec:.3f} s"
-
-
 def wait_for_completion(run: "Run", show_output: bool = False, raise_on_error: bool = True,
                         stream: IO[str] | None = None) -> dict[str, Any]:
     """Block until `run` ends (polling its status), optionally streaming its output; Ctrl-C stops
@@ -333,7 +325,7 @@ def wait_for_completion(run: "Run", show_output: bool = False, raise_on_error: b
     error = details.get("error", {}).get("error", {}).get("message")
     if show_output:
         out.write("\nExecution Summary\n=================\n")
-        out.write(f"RunId: {run.id}\nStatus: {info.status}\nDuration: {_duration(info)}\n")
+        out.write(f"RunId: {run.id}\nStatus: {info.status}\nDuration: {duration(info)}\n")
         url = run.get_portal_url()
         if url:
             out.write(f"Web View: {url}\n")
