@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_fixtures import FAST_HTTP_ENV, MlflowServer
+from mlflow_fixtures import FAST_HTTP_ENV, MlflowServer, fast_mlflow_http, free_port  # noqa: F401 - a fixture
 from runbridge import BackendFailedWarning, Experiment, Run, Workspace
 from runbridge.backends import INCOMPLETE_PREFIX
 from runbridge.migrate import sync
@@ -207,3 +207,23 @@ def test_replaying_a_batch_the_backend_partly_stored_duplicates_nothing():
     spooled = [Metric("x", 1, 1, None, 1), Metric("x", 2, 2, None, 1), Property("p", "1", 1),
                Metric("y", 0, 5, None, 1)]
     assert missing(spooled, held) == [Metric("x", 2, 2, None, 1), Metric("y", 0, 5, None, 1)]
+
+
+def test_reads_skip_a_backend_whose_server_is_down(tmp_path, fast_mlflow_http):
+    """The first backend's server is down: the next backend that holds the run answers reads, and
+    with no other backend the error names the server."""
+    from runbridge import RunbridgeError
+
+    sqlite_spec = f"sqlite:{tmp_path / 'runs.db'}"
+    run = Experiment(Workspace(backends=[sqlite_spec]), "down").start_logging(outputs=None)
+    run.log("loss", 0.5)
+    run.log("loss", 0.25)
+    run.complete()
+    dead = f"mlflow:http://127.0.0.1:{free_port()}"
+    workspace = Workspace(backends=[dead, sqlite_spec])
+    assert workspace.find_run(run.id).experiment == "down"
+    again = Run(Experiment(workspace, "down"), run.id)
+    assert again.get_metrics() == {"loss": [0.5, 0.25]}
+    assert again.get_status() == "Completed"
+    with pytest.raises(RunbridgeError, match="unreachable"):
+        Run(Experiment(Workspace(backends=[dead]), "down"), run.id)
