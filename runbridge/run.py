@@ -1,4 +1,4 @@
-"""`Run`: the azureml-shaped front end (SPEC §1-§3).
+"""`Run`: the azureml-shaped front end (docs/api.md, docs/metrics-shapes.md).
 
 Every call is validated and converted here, before anything is written; then it becomes a record
 that goes to every backend of the workspace (scalars and rows through the bounded buffer, files,
@@ -464,7 +464,7 @@ class Run:
         return records
 
     def get_metrics(self, name: str | None = None, recursive: bool = False, **_ignored: Any) -> dict[str, Any]:
-        """The logged metrics in the azureml shapes (SPEC §3); `recursive` keys them by run id."""
+        """The logged metrics in the azureml shapes (docs/metrics-shapes.md); `recursive` keys them by run id."""
         if recursive:
             out = {}
             for run in [self, *self.get_children(recursive=True)]:

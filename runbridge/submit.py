@@ -1,5 +1,5 @@
 """Script runs: `ScriptRunConfig`, `Experiment.submit`, `Run.wait_for_completion`, and the
-`Run.get_context` hand-off through the environment (SPEC §1, §4).
+`Run.get_context` hand-off through the environment (docs/api.md, "Script runs").
 
 How a submitted run works
 -------------------------
@@ -455,7 +455,7 @@ def restore_snapshot(run: "Run", path: str | os.PathLike | None = None) -> str:
 
 # -- the supervisor (a process of its own) -------------------------------------------------------
 def _supervise_main() -> None:
-    """Entry point of the supervisor process: ``python -c ... SPEC.json``."""
+    """Entry point of the supervisor process: ``python -c ... <run description>.json``."""
     spec = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
     sys.exit(_supervise(spec))
 
