@@ -1,4 +1,4 @@
-# train-within-notebook.py: Option 1 of the seeds, an interactive run (a notebook cell, or a script):
+# train-within-notebook.py: the interactive variant of the "train-on-local" sweep (a notebook cell, or a script):
 # start_logging, log alpha and mse, upload the model, complete.
 
 import os

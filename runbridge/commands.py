@@ -13,8 +13,7 @@ import json
 import math
 import os
 import sys
-import time
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable, Iterable, Sequence
 
 import click
@@ -23,8 +22,8 @@ from . import shapes
 from .backends import describe_installed
 from .fanout import INCOMPLETE_PREFIX
 from .config import split_specs
-from .errors import RunNotFoundError
-from .records import FINAL_STATUSES, File, Image, Metric, Record, Row, RunInfo
+from .records import File, Image, Metric, Record, Row, RunInfo
+from .timefmt import duration, short_utc
 
 # ---------------------------------------------------------------------------------------------
 # shared plumbing
@@ -73,59 +72,6 @@ def open_workspace(backend: Sequence[str]):
     from .experiment import Workspace
 
     return Workspace(backends=specs_of(backend))
-
-
-def find_run(workspace, run_id: str) -> RunInfo:
-    """The run with this id in the first backend that holds it (its experiment found for you)."""
-    for backend in workspace.backends:
-        try:
-            runs = backend.list_runs(None)
-        except Exception:  # noqa: BLE001 - try the next backend
-            continue
-        for info in runs:
-            if info.run_id == run_id:
-                return info
-    raise RunNotFoundError(f"no run {run_id!r} in {', '.join(workspace.specs)} "
-                           "(list them with: runbridge runs)")
-
-
-def read_any(ws, info: RunInfo) -> tuple[RunInfo, list[Record]]:
-    """The run's records from the first backend that answers (a down server is skipped)."""
-    error: Exception | None = None
-    for backend in ws.backends:
-        try:
-            records = backend.read(info.experiment, info.run_id)
-        except Exception as exc:  # noqa: BLE001 - try the next backend
-            error = error or exc
-            continue
-        if records:
-            return records[0], records
-    if error is not None:
-        raise error
-    raise RunNotFoundError(f"no run {info.run_id!r} in {', '.join(ws.specs)}")
-
-
-def iso(us: int | None) -> str:
-    if us is None:
-        return "-"
-    return datetime.fromtimestamp(us / 1e6, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def duration(info: RunInfo) -> str:
-    if not info.start_time:
-        return "-"
-    end = info.end_time if info.end_time is not None else (
-        None if info.status in FINAL_STATUSES else time.time_ns() // 1000)
-    if end is None:
-        return "-"
-    seconds = max(0.0, (end - info.start_time) / 1e6)
-    if seconds < 60:
-        text = f"{seconds:.1f}s"
-    elif seconds < 3600:
-        text = f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
-    else:
-        text = f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
-    return text if info.end_time is not None else text + "+"
 
 
 def fmt(value: Any) -> str:
@@ -225,7 +171,7 @@ def runs_command(experiment_arg: str | None, experiment: str | None, limit: int,
     shown = sorted(counts, key=lambda k: (-counts[k], k))[:max(metric_count, 0)]
     rows = []
     for info, last in zip(infos, lasts):
-        rows.append([info.run_id, info.experiment, info.display_name or "-", info.status, iso(info.start_time),
+        rows.append([info.run_id, info.experiment, info.display_name or "-", info.status, short_utc(info.start_time),
                      duration(info)] + [fmt(last[m]) if m in last else "" for m in shown])
     click.echo(table(["ID", "EXPERIMENT", "NAME", "STATUS", "START (UTC)", "DURATION"] + shown, rows))
 
@@ -308,20 +254,13 @@ def show_command(run_id: str, backend: tuple[str, ...]) -> None:
       runbridge show mnist_1732262400_1a2b3c4d
     """
     ws = open_workspace(backend)
-    found = find_run(ws, run_id)
-    info, records = read_any(ws, found)
-    children, url = [], None
-    for one in ws.backends:  # the first backend that answers (a down server is skipped)
-        try:
-            children = [r.run_id for r in one.list_runs(info.experiment) if r.parent_id == run_id]
-            url = one.run_url(info)
-            break
-        except Exception:  # noqa: BLE001
-            continue
+    info, records = ws.read_run(ws.find_run(run_id).experiment, run_id)
+    children, url = ws.first_answer(lambda one: (
+        [r.run_id for r in one.list_runs(info.experiment) if r.parent_id == run_id], one.run_url(info))) or ([], None)
     lines = [
         ("Run", info.run_id), ("Experiment", info.experiment), ("Name", info.display_name or "-"),
-        ("Status", info.status), ("Parent", info.parent_id or "-"), ("Started", iso(info.start_time) + " UTC"),
-        ("Ended", iso(info.end_time) + (" UTC" if info.end_time else "")), ("Duration", duration(info)),
+        ("Status", info.status), ("Parent", info.parent_id or "-"), ("Started", short_utc(info.start_time) + " UTC"),
+        ("Ended", short_utc(info.end_time) + (" UTC" if info.end_time else "")), ("Duration", duration(info)),
     ]
     if info.error:
         lines.append(("Error", " ".join(info.error.split())))
@@ -399,7 +338,7 @@ def metrics_command(run_id: str, name: str | None, fmt_: str, as_csv: bool, recu
     from .run import Run
 
     ws = open_workspace(backend)
-    info = find_run(ws, run_id)
+    info = ws.find_run(run_id)
     run = Run(Experiment(ws, info.experiment), run_id)
     if as_csv or fmt_ == "csv":
         if not write_csv(run._read_records(), name, sys.stdout):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 
 from .backends import Backend, open_backend
 from .fanout import FanOut
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .run import Run
 
 MAX_EXPERIMENT_NAME = 256
+T = TypeVar("T")
 # Backends a forked child inherited: never used nor closed there (their connections are the parent's).
 _INHERITED: list = []
 
@@ -65,22 +66,47 @@ class Workspace:
         """The experiments the first backend holds, by name."""
         return {name: Experiment(self, name) for name in self.backends[0].list_experiments()}
 
-    # -- reads shared by Run and Experiment -------------------------------------------------
+    # -- reads shared by Run, Experiment and the command line --------------------------------
+    def first_answer(self, call: Callable[[Backend], T | None], run_id: str | None = None) -> T | None:
+        """`call(backend)` on each backend in order until one answers (returns non-None). A backend
+        that raises (a server that is down) or was disabled for `run_id` is skipped; if none
+        answers, the first error is raised, else None is returned."""
+        error: RunbridgeError | None = None
+        for backend in self.backends:
+            if run_id is not None and self._fan_out.failure(backend, run_id):
+                continue
+            try:
+                answer = call(backend)
+            except RunbridgeError as exc:
+                error = error or exc
+                continue
+            if answer is not None:
+                return answer
+        if error is not None:
+            raise error
+        return None
+
     def read_run(self, experiment: str, run_id: str) -> tuple[RunInfo, list[Record]]:
-        """The run's records from the first backend that holds it (and is not failing for it)."""
+        """The run's records from the first backend that holds it and answers."""
         if not isinstance(run_id, str) or not run_id:
             raise TypeError(f"run_id must be a non-empty str, got {run_id!r}")
-        for backend in self.backends:
-            if self._fan_out.failure(backend, run_id):
-                continue
-            records = backend.read(experiment, run_id)
-            if records is not None:
-                info = records[0]
-                if type(info) is not RunInfo:
-                    raise RunbridgeError(f"backend {backend.spec} returned records without a RunInfo first")
-                return info, in_logging_order(records)
-        raise RunNotFoundError(f"run_id {run_id!r} is not a run of experiment {experiment!r} in "
-                               f"backends {', '.join(self.specs)}")
+        records = self.first_answer(lambda backend: backend.read(experiment, run_id), run_id)
+        if records is None:
+            raise RunNotFoundError(f"run_id {run_id!r} is not a run of experiment {experiment!r} in "
+                                   f"backends {', '.join(self.specs)}")
+        info = records[0]
+        if type(info) is not RunInfo:
+            raise RunbridgeError(f"a backend of {', '.join(self.specs)} returned records without a RunInfo first")
+        return info, in_logging_order(records)
+
+    def find_run(self, run_id: str) -> RunInfo:
+        """A run by its id alone (its experiment found for you), from the first backend that answers."""
+        info = self.first_answer(lambda backend: next(
+            (info for info in backend.list_runs(None) if info.run_id == run_id), None))
+        if info is None:
+            raise RunNotFoundError(f"no run {run_id!r} in {', '.join(self.specs)} "
+                                   "(list them with: runbridge runs)")
+        return info
 
     def list_runs(self, experiment: str | None) -> list[RunInfo]:
         return self.backends[0].list_runs(experiment)

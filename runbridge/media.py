@@ -7,11 +7,13 @@ import io
 import os
 import posixpath
 import shutil
+import threading
 from pathlib import Path
 from typing import Any, BinaryIO
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
+GIF_MAGICS = (b"GIF87a", b"GIF89a")
 
 
 def safe_name(name: Any, argument: str = "name") -> str:
@@ -48,12 +50,20 @@ def safe_join(root: str | os.PathLike, name: str) -> Path:
 
 
 def sniff_image(data: bytes) -> str | None:
-    """The media type of PNG or JPEG bytes, else None."""
+    """The media type of PNG or JPEG bytes (what `log_image` accepts), else None."""
     if data.startswith(PNG_MAGIC):
         return "image/png"
     if data.startswith(JPEG_MAGIC):
         return "image/jpeg"
     return None
+
+
+def media_type_of(data: bytes) -> str:
+    """The media type of image bytes another tool stored (PNG, JPEG, GIF), else
+    ``application/octet-stream``."""
+    if data.startswith(GIF_MAGICS):
+        return "image/gif"
+    return sniff_image(data) or "application/octet-stream"
 
 
 def image_from_path(path: str | os.PathLike) -> tuple[bytes, str]:
@@ -106,13 +116,21 @@ def read_stream(stream: BinaryIO, argument: str = "path_or_stream") -> bytes:
 
 
 def write_file_atomically(destination: Path, *, data: bytes | None = None, source: str | None = None) -> None:
-    """Write bytes or copy a file to `destination` through a temporary name (no torn files)."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    tmp = destination.with_name(f".{destination.name}.{os.getpid()}.tmp")
-    if data is not None:
-        tmp.write_bytes(data)
-    elif source is not None:
-        shutil.copyfile(source, tmp)
-    else:
+    """Write bytes or copy a file to `destination` through a temporary name (no torn files).
+
+    The temporary name is unique per process and thread, and removed if the write fails; the
+    file gets the usual permissions (the umask's), like any file the user writes.
+    """
+    if data is None and source is None:
         raise ValueError("a file record needs data or source")
-    os.replace(tmp, destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    tmp = destination.with_name(f".{destination.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        if data is not None:
+            tmp.write_bytes(data)
+        else:
+            shutil.copyfile(source, tmp)  # type: ignore[arg-type]
+        os.replace(tmp, destination)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,4 +1,4 @@
-"""Copy runs from one backend to another through the hooks, idempotently (SPEC §4).
+"""Copy runs from one backend to another through the hooks, idempotently (README: "Moving runs").
 
 `migrate(src, dst)` reads each selected run from the source (`list_runs` + `read`, file and image
 bytes with `fetch_file`) and writes it to the destination (`start_run` + `write` in bounded

@@ -1,4 +1,4 @@
-"""`Run`: the azureml-shaped front end (SPEC §1-§3).
+"""`Run`: the azureml-shaped front end (docs/api.md, docs/metrics-shapes.md).
 
 Every call is validated and converted here, before anything is written; then it becomes a record
 that goes to every backend of the workspace (scalars and rows through the bounded buffer, files,
@@ -14,7 +14,6 @@ import re
 import sys
 import time
 import uuid
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Iterable, Sequence
 
@@ -24,6 +23,7 @@ from .errors import FileExistsInRunError, PropertyChangeError, RunbridgeError, R
 from .media import image_from_path, image_from_plot, read_stream, safe_name, sha256_of
 from .records import (CANCELED, COMPLETED, FAILED, FINAL_STATUSES, RESERVED_PREFIX, RUNNING, File,
                       Image, Property, Record, Row, RunInfo, Tag, new_writer_id, now_us)
+from .timefmt import iso_utc
 from .values import check_name, check_step, tag_value, to_scalar, to_scalar_list
 
 if TYPE_CHECKING:
@@ -34,12 +34,6 @@ if TYPE_CHECKING:
 _SCALAR, _TABLE, _FILE_METRIC = "scalar", "table", "file"
 #: Reserved tag holding the kind of run (interactive, script, child), for get_runs(type=...).
 TYPE_TAG = RESERVED_PREFIX + "type"
-
-
-def _iso(us: int | None) -> str | None:
-    if us is None:
-        return None
-    return datetime.fromtimestamp(us / 1_000_000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class _NameState:
@@ -487,7 +481,7 @@ class Run:
         return records
 
     def get_metrics(self, name: str | None = None, recursive: bool = False, **_ignored: Any) -> dict[str, Any]:
-        """The logged metrics in the azureml shapes (SPEC §3); `recursive` keys them by run id."""
+        """The logged metrics in the azureml shapes (docs/metrics-shapes.md); `recursive` keys them by run id."""
         if recursive:
             out = {}
             for run in [self, *self.get_children(recursive=True)]:
@@ -596,9 +590,9 @@ class Run:
         records = self._read_records()
         info = shapes.run_info(records) or self._info
         details: dict[str, Any] = {"runId": info.run_id, "displayName": info.display_name or info.run_id,
-                                   "status": info.status, "startTimeUtc": _iso(info.start_time)}
+                                   "status": info.status, "startTimeUtc": iso_utc(info.start_time)}
         if info.end_time is not None:
-            details["endTimeUtc"] = _iso(info.end_time)
+            details["endTimeUtc"] = iso_utc(info.end_time)
         details["properties"] = shapes.fold_properties(records)
         details["tags"] = shapes.fold_tags(records)
         details["logFiles"] = {n: shapes.locator(info.run_id, n) for n in shapes.file_names(records)

@@ -1,6 +1,6 @@
 """Records -> what a user reads back (pure functions; the only place these rules live).
 
-`fold` gives the azureml `get_metrics()` shapes of SPEC §3: one stored value comes back bare,
+`fold` gives the azureml `get_metrics()` shapes (docs/metrics-shapes.md): one stored value comes back bare,
 several as a list; tables come back as a dict of columns, a single row unwrapped to a dict of
 scalars; images and JSON metrics as a ``runbridge://<run id>/<file>`` locator.
 """

@@ -1,5 +1,5 @@
 """Script runs: `ScriptRunConfig`, `Experiment.submit`, `Run.wait_for_completion`, and the
-`Run.get_context` hand-off through the environment (SPEC §1, §4).
+`Run.get_context` hand-off through the environment (docs/api.md, "Script runs").
 
 How a submitted run works
 -------------------------
@@ -56,6 +56,7 @@ from typing import IO, TYPE_CHECKING, Any, Iterator, Sequence
 from .config import ENV_BACKENDS, absolute_spec
 from .errors import RunFailedError
 from .records import CANCELED, COMPLETED, FAILED, FINAL_STATUSES, RESERVED_PREFIX, RUNNING, File, Property, RunInfo, Tag, now_us
+from .timefmt import duration
 
 if TYPE_CHECKING:
     from .experiment import Experiment
@@ -297,15 +298,6 @@ class _Tail:
         self._emit(b"", final=True)
 
 
-def _duration(info: RunInfo) -> str:
-    if not info.end_time:
-        return "?"
-    seconds = (info.end_time - info.start_time) / 1e6
-    minutes, sec = divmod(seconds, 60)
-    hours, minutes = divmod(int(minutes), 60)
-    return f"{hours}:{minutes:02d}:{sec:06.3f}" if hours else f"{minutes}:{sec:06.3f}" if minutes else f"{sec:.3f} s"
-
-
 def wait_for_completion(run: "Run", show_output: bool = False, raise_on_error: bool = True,
                         stream: IO[str] | None = None) -> dict[str, Any]:
     """Block until `run` ends (polling its status), optionally streaming its output; Ctrl-C stops
@@ -333,7 +325,7 @@ def wait_for_completion(run: "Run", show_output: bool = False, raise_on_error: b
     error = details.get("error", {}).get("error", {}).get("message")
     if show_output:
         out.write("\nExecution Summary\n=================\n")
-        out.write(f"RunId: {run.id}\nStatus: {info.status}\nDuration: {_duration(info)}\n")
+        out.write(f"RunId: {run.id}\nStatus: {info.status}\nDuration: {duration(info)}\n")
         url = run.get_portal_url()
         if url:
             out.write(f"Web View: {url}\n")
@@ -463,7 +455,7 @@ def restore_snapshot(run: "Run", path: str | os.PathLike | None = None) -> str:
 
 # -- the supervisor (a process of its own) -------------------------------------------------------
 def _supervise_main() -> None:
-    """Entry point of the supervisor process: ``python -c ... SPEC.json``."""
+    """Entry point of the supervisor process: ``python -c ... <run description>.json``."""
     spec = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
     sys.exit(_supervise(spec))
 

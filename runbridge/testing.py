@@ -62,7 +62,7 @@ EXACT_VALUES: list[Any] = [
 ]
 
 
-# One case per row of the SPEC §3 table: (id, what the script does, what get_metrics()[name] is).
+# One case per row of the docs/metrics-shapes.md table: (id, what the script does, get_metrics()[name]).
 def _shape_cases() -> list[tuple[str, Callable[[Run], None], str, Any]]:
     png = make_png()
     def image(run: Run) -> None:
@@ -132,7 +132,7 @@ class BackendContract:
         """The same run through a fresh workspace and backend instance (no shared memory)."""
         return Run(Experiment(Workspace(backends=[backend_spec]), run.experiment.name), run.id)
 
-    # -- SPEC §3, one test per row -------------------------------------------------------------
+    # -- docs/metrics-shapes.md, one test per row of the table ---------------------------------
     @pytest.mark.parametrize("case", SHAPE_CASES, ids=[c[0] for c in SHAPE_CASES])
     def test_get_metrics_shape(self, case, run: Run, backend_spec: str, tmp_path, monkeypatch) -> None:
         _, script, name, expected = case

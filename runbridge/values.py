@@ -1,4 +1,4 @@
-"""Validation and conversion of logged values (SPEC §2), done at the call, before any write."""
+"""Validation and conversion of logged values (docs/api.md), done at the call, before any write."""
 
 from __future__ import annotations
 

@@ -100,3 +100,15 @@ def test_a_backend_failing_mid_run_keeps_the_others_complete(tmp_path):
 def test_open_backend_gives_a_handle_with_the_parsed_spec(tmp_path):
     backend = open_backend(f"sqlite:{tmp_path / 'x.db'}")
     assert backend.name == "sqlite" and repr(backend).startswith("<Backend sqlite:")
+
+
+def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    """Backends write run files through runbridge.media: a copy that fails leaves nothing behind."""
+    from runbridge.media import write_file_atomically
+
+    dest = tmp_path / "files" / "a.txt"
+    write_file_atomically(dest, data=b"old")
+    with pytest.raises(FileNotFoundError):
+        write_file_atomically(dest, source=str(tmp_path / "missing"))
+    assert dest.read_bytes() == b"old"
+    assert [p.name for p in dest.parent.iterdir()] == ["a.txt"]

@@ -1,4 +1,4 @@
-"""Bad input raises at the call, names the argument, and writes nothing (SPEC §2, issue 2 item 9)."""
+"""Bad input raises at the call, names the argument, and writes nothing (docs/api.md)."""
 
 import io
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_fixtures import FAST_HTTP_ENV, MlflowServer
+from mlflow_fixtures import FAST_HTTP_ENV, MlflowServer, fast_mlflow_http, free_port  # noqa: F401 - a fixture
 from runbridge import BackendFailedWarning, Experiment, Run, Workspace
 from runbridge.fanout import INCOMPLETE_PREFIX
 from runbridge.sync import sync
@@ -197,3 +197,23 @@ def test_a_lone_backend_that_fails_is_replayed_from_the_local_spool(tmp_path):
     assert Path(again.download_file("f.txt", tmp_path / "f.txt")).read_bytes() == b"spooled bytes"
     assert not spooled[0].exists()
     assert sync([spec], progress=False).repaired == []
+
+
+def test_reads_skip_a_backend_whose_server_is_down(tmp_path, fast_mlflow_http):
+    """The first backend's server is down: the next backend that holds the run answers reads, and
+    with no other backend the error names the server."""
+    from runbridge import RunbridgeError
+
+    sqlite_spec = f"sqlite:{tmp_path / 'runs.db'}"
+    run = Experiment(Workspace(backends=[sqlite_spec]), "down").start_logging(outputs=None)
+    run.log("loss", 0.5)
+    run.log("loss", 0.25)
+    run.complete()
+    dead = f"mlflow:http://127.0.0.1:{free_port()}"
+    workspace = Workspace(backends=[dead, sqlite_spec])
+    assert workspace.find_run(run.id).experiment == "down"
+    again = Run(Experiment(workspace, "down"), run.id)
+    assert again.get_metrics() == {"loss": [0.5, 0.25]}
+    assert again.get_status() == "Completed"
+    with pytest.raises(RunbridgeError, match="unreachable"):
+        Run(Experiment(Workspace(backends=[dead]), "down"), run.id)

@@ -1,4 +1,4 @@
-"""shapes.fold: one case per row of the SPEC §3 table, on records alone (pure)."""
+"""shapes.fold: one case per row of the docs/metrics-shapes.md table, on records alone (pure)."""
 
 import pytest
 

@@ -81,7 +81,7 @@ def _check_sweep(run: Run, tmp: Path) -> None:
         assert f"alpha is {alpha:.2f}, and mse is {mse:0.2f}" in log
 
 
-# -- the seeds' sweep ------------------------------------------------------------------------------
+# -- the train-on-local sweep ---------------------------------------------------------------------
 def test_sweep_through_submit_completes_with_metrics_models_and_log(sweep, here, capsys):
     ws = Workspace.from_config()
     exp = Experiment(ws, "train-on-local")

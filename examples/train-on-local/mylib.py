@@ -1,4 +1,4 @@
-# mylib.py: the seeds' helper, unchanged.
+# mylib.py: the helper of Azure ML's "train-on-local" example, unchanged.
 
 import numpy as np
 

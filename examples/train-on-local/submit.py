@@ -1,4 +1,4 @@
-# submit.py: run train.py as a submitted run, as the seeds do with Azure ML, on the local machine.
+# submit.py: run train.py as a submitted run, as Azure ML's example does, on the local machine.
 # Runs are stored where runbridge is configured (RUNBRIDGE_BACKENDS, runbridge.toml, or the
 # default SQLite store .runbridge/runs.db in the working folder).
 

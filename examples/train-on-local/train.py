@@ -1,4 +1,4 @@
-# train.py: the Azure ML "train-on-local" sweep (Option 2 of the seeds), written against the Azure
+# train.py: the Azure ML "train-on-local" sweep (a submitted script run), written against the Azure
 # ML SDK v1 and run unchanged by runbridge: `python submit.py`, or `runbridge run train.py`.
 
 import os

@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import socket
-import tempfile
 import threading
 import warnings
 from collections import OrderedDict
@@ -35,6 +34,7 @@ from urllib.parse import quote
 from tensorboard.compat.proto import event_pb2
 
 from runbridge.hookspecs import hookimpl
+from runbridge.media import safe_join, write_file_atomically
 from runbridge.records import (
     COMPLETED, File, Image, Property, Record, RunInfo, record_from_dict, record_to_dict,
 )
@@ -75,33 +75,6 @@ def _event_files(folder: Path) -> list[Path]:
         return sorted(p for p in folder.iterdir() if _is_event_file(p.name) and p.is_file())
     except (FileNotFoundError, NotADirectoryError):
         return []
-
-
-def _run_relative(name: str) -> Path:
-    """A run file name as a safe relative path (no absolute paths, no '..')."""
-    p = Path(name)
-    if p.is_absolute() or not name or any(part in ("..", "") for part in name.replace("\\", "/").split("/")):
-        raise ValueError(f"run file name {name!r} is absolute or leaves the run folder")
-    return p
-
-
-def _write_atomic(path: Path, data: bytes | None = None, source: str | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            if source is not None:
-                with open(source, "rb") as src:
-                    shutil.copyfileobj(src, out, 1 << 20)
-            else:
-                out.write(data or b"")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 # --- one event file per run per process --------------------------------------------------------
@@ -341,11 +314,12 @@ class TensorBoardBackend:
         folder = (parent if parent is not None else exp_dir) / safe_name(run.run_id)
         folder.mkdir(parents=True, exist_ok=True)
         index = exp_dir / INDEX_DIR / safe_name(run.run_id)
-        _write_atomic(index, folder.relative_to(exp_dir).as_posix().encode("utf-8"))
+        write_file_atomically(index, data= folder.relative_to(exp_dir).as_posix().encode("utf-8"))
         return folder
 
     def _write_state(self, folder: Path, run: RunInfo) -> None:
-        _write_atomic(folder / STATE_FILE, json.dumps(record_to_dict(run), ensure_ascii=False).encode("utf-8"))
+        state = json.dumps(record_to_dict(run), ensure_ascii=False).encode("utf-8")
+        write_file_atomically(folder / STATE_FILE, data=state)
 
     def _folder_for_write(self, run: RunInfo) -> Path:
         folder = self._locate(run.experiment, run.run_id)
@@ -378,13 +352,10 @@ class TensorBoardBackend:
         for rec in records:  # bytes first: an event never points at a file that is not there
             kind = type(rec)
             if kind is File:
-                dest = folder / FILES_DIR / _run_relative(rec.name)
-                if rec.source is not None:
-                    _write_atomic(dest, source=rec.source)
-                elif rec.data is not None:
-                    _write_atomic(dest, data=rec.data)
+                if rec.source is not None or rec.data is not None:
+                    write_file_atomically(safe_join(folder / FILES_DIR, rec.name), data=rec.data, source=rec.source)
             elif kind is Image and rec.data is not None:
-                _write_atomic(folder / FILES_DIR / _run_relative(rec.file_name), data=rec.data)
+                write_file_atomically(safe_join(folder / FILES_DIR, rec.file_name), data=rec.data)
         _writer(folder).append(records)
 
     @hookimpl
@@ -509,7 +480,7 @@ class TensorBoardBackend:
         if folder is None:
             return None
         try:
-            src = folder / FILES_DIR / _run_relative(name)
+            src = safe_join(folder / FILES_DIR, name)
         except ValueError:
             return None
         if src.is_file():

@@ -36,6 +36,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 
+from runbridge.media import media_type_of
 from runbridge.records import (
     File, Image, Metric, Property, Record, Row, RunInfo, record_from_json, record_to_json,
 )
@@ -124,16 +125,6 @@ def image_size(data: bytes) -> tuple[int, int]:
     except struct.error:
         pass
     return 0, 0
-
-
-def media_type_of(data: bytes) -> str:
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return "image/png"
-    if data[:2] == b"\xff\xd8":
-        return "image/jpeg"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    return "application/octet-stream"
 
 
 def _md_cell(value: Any) -> str:

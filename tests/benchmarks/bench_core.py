@@ -1,4 +1,4 @@
-"""Core + SQLite benchmarks (issue 2), printed as a table of ratios measured in one run.
+"""Core + SQLite benchmarks (README, Performance), printed as a table of ratios measured in one run.
 
     python tests/benchmarks/bench_core.py [--points 1000000]
 

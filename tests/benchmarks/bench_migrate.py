@@ -1,4 +1,4 @@
-"""Migration benchmark (issue 6): TensorBoard event files -> MLflow (SQLite store).
+"""Migration benchmark (README, "Moving runs between trackers"): TensorBoard event files -> MLflow (SQLite store).
 
     python tests/benchmarks/bench_migrate.py [--runs 20] [--points 50000] [--repeat 2]
 

@@ -1,4 +1,4 @@
-"""MLflow backend benchmarks (issue 3), printed as a table of ratios measured in one run.
+"""MLflow backend benchmarks (README, Performance), printed as a table of ratios measured in one run.
 
     python tests/benchmarks/bench_mlflow.py [--points 100000] [--loop-points 5000] [--repeat 1]
 

@@ -1,4 +1,4 @@
-"""TensorBoard backend benchmarks (issue 4), printed as a table of ratios measured in one run.
+"""TensorBoard backend benchmarks (README, Performance), printed as a table of ratios measured in one run.
 
     python tests/benchmarks/bench_tensorboard.py [--points 100000] [--repeat 3]
 
