@@ -7,11 +7,10 @@ backends are opened from the entry-point group ``runbridge`` when a workspace na
 from .errors import (BackendFailedWarning, BackendUnavailableError, FileExistsInRunError,
                      PropertyChangeError, RunbridgeError, RunEndedError, RunFailedError,
                      RunNotFoundError)
-from .experiment import Experiment, Workspace
 from .hookspecs import hookimpl
-from .run import Run
-from .submit import Environment, ScriptRunConfig
 from .migrate import migrate
+from .run import Experiment, Run, Workspace
+from .scripts.config import Environment, ScriptRunConfig
 
 __version__ = "0.1.0"
 

@@ -105,7 +105,7 @@ _FLUSHER = _Flusher()
 # Every live buffer, so exit can wait for a batch in flight and a forked child can empty its copies.
 _ALL_BUFFERS: "weakref.WeakSet[WriteBuffer]" = weakref.WeakSet()
 
-# Runs started in this process and not yet ended: at exit they are flushed and ended.
+# Runs this process owns and has not ended (run cores): at exit they are flushed and ended.
 _UNENDED: dict[int, object] = {}
 _EXIT_LOCK = threading.Lock()
 
@@ -124,7 +124,7 @@ def _at_exit() -> None:
         _FLUSHER.flush_all()
         for run in list(_UNENDED.values()):
             try:
-                run._end_at_exit()  # type: ignore[attr-defined]
+                run.end_at_exit()  # type: ignore[attr-defined]
             except Exception:  # noqa: BLE001 - never mask the interpreter's own exit
                 pass
         _FLUSHER.flush_all()

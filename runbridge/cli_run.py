@@ -9,6 +9,11 @@ from pathlib import Path
 
 import click
 
+from .errors import RunbridgeError
+from .run import Experiment, Run, Workspace
+from .scripts.config import ScriptRunConfig
+from .scripts.submit import submit
+
 
 @click.command("run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option("--experiment", "-e", metavar="NAME", help="Experiment of the run (default: the script's name).")
@@ -26,10 +31,6 @@ def run_command(experiment: str | None, backends: tuple[str, ...], tags: tuple[s
     Inside the script Run.get_context() is this run, and `from azureml.core import Run` works
     without the Azure ML SDK installed. Example: runbridge run -b sqlite:runs.db train.py --lr 0.1
     """
-    from .errors import RunbridgeError
-    from .experiment import Experiment, Workspace
-    from .submit import ScriptRunConfig, submit, wait_for_completion
-
     if not Path(script).is_file():
         raise click.ClickException(f"script {script!r} is not a file")
     tag_dict: dict[str, str | None] = {}
@@ -40,15 +41,15 @@ def run_command(experiment: str | None, backends: tuple[str, ...], tags: tuple[s
         workspace = Workspace(backends=list(backends)) if backends else Workspace.from_config()
         exp = Experiment(workspace, experiment or Path(script).stem)
         config = ScriptRunConfig(source_directory=os.getcwd(), script=script, arguments=list(args))
-        run = submit(exp, config, tags=tag_dict or None, foreground=True)
+        submission = submit(workspace, exp.name, config, tags=tag_dict or None, foreground=True)
     except (RunbridgeError, OSError, ValueError, TypeError) as exc:
         raise click.ClickException(str(exc)) from None
+    run = Run.from_core(exp, submission.core, submission)
     click.echo(f"runbridge: run {run.id} (experiment {exp.name!r}) in {', '.join(workspace.specs)}", err=True)
-    process = run._submission.process
     interrupted = False
     while True:
         try:
-            details = wait_for_completion(run, show_output=False, raise_on_error=False)
+            details = run.wait_for_completion(show_output=False, raise_on_error=False)
             break
         except KeyboardInterrupt:  # the script got Ctrl-C too (same process group)
             if interrupted:
@@ -56,8 +57,8 @@ def run_command(experiment: str | None, backends: tuple[str, ...], tags: tuple[s
                 sys.exit(130)
             interrupted = True
             click.echo("\nrunbridge: waiting for the script to stop (Ctrl-C again to stop waiting)", err=True)
-    code = process.wait()
-    info = run._info
+    code = submission.process.wait()
+    info = submission.core.info
     took = f"{(info.end_time - info.start_time) / 1e6:.1f} s" if info.end_time else "?"
     click.echo(f"runbridge: run {run.id} {details['status']} in {took}; view it: {run.get_portal_url()}", err=True)
     sys.exit(code)

@@ -1,9 +1,11 @@
 """`Run.get_context()`: the run of this process (one object per process).
 
 Inside a process started by `submit` / `runbridge run`, environment variables name the run and
-its backends (see `submit.py`). Outside one, a new run is started in the configured workspace,
-in an experiment named after the script, and completed when the interpreter exits normally (or
-failed by an uncaught exception), so a standalone script still records everything.
+its backends (`runbridge.scripts.environment`). Outside one, a new run is started in the
+configured workspace, in an experiment named after the script, and completed when the
+interpreter exits normally (or failed by an uncaught exception), so a standalone script still
+records everything. How a run is attached or started is the caller's (`runbridge.run`); this
+module keeps the one object per process.
 """
 
 from __future__ import annotations
@@ -12,18 +14,15 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Callable, TypeVar
 
 from .errors import RunbridgeError
+from .scripts.environment import ENV_EXPERIMENT, ENV_RUN_ID
 
-if TYPE_CHECKING:
-    from .run import Run
-
-ENV_RUN_ID = "RUNBRIDGE_RUN_ID"
-ENV_EXPERIMENT = "RUNBRIDGE_EXPERIMENT"
+R = TypeVar("R")
 
 _lock = threading.Lock()
-_context: "Run | None" = None
+_context: object | None = None
 
 
 def script_experiment_name() -> str:
@@ -32,41 +31,23 @@ def script_experiment_name() -> str:
     return Path(script).stem or "interactive"
 
 
-def _attach_submitted() -> "Run | None":
-    run_id = os.environ.get(ENV_RUN_ID)
-    if not run_id:
-        return None
-    from .experiment import Experiment, Workspace
-    from .run import Run
-
-    workspace = Workspace.from_config()
-    run = Run(Experiment(workspace, os.environ.get(ENV_EXPERIMENT) or script_experiment_name()), run_id)
-    run._exit_policy = "flush"  # the submitting process decides the final status
-    return run
-
-
-def get_context(allow_offline: bool = True) -> "Run":
+def get_context(allow_offline: bool, attach: Callable[[str, str], R], start: Callable[[str], R]) -> R:
+    """This process's run: made once, by `attach(run id, experiment)` when the environment names a
+    submitted run, else by `start(experiment)` (unless `allow_offline` is False)."""
     global _context
     with _lock:
         if _context is not None:
-            return _context
-        run = _attach_submitted()
-        if run is None:
-            if not allow_offline:
-                raise RunbridgeError(
-                    "Run.get_context(allow_offline=False) was called outside a submitted run; start the "
-                    "script with experiment.submit(ScriptRunConfig(...)) or 'runbridge run SCRIPT', "
-                    "or allow_offline=True to log to a new run")
-            from .experiment import Experiment, Workspace
-            from .run import Run
-
-            workspace = Workspace.from_config()
-            run = Run._start(Experiment(workspace, script_experiment_name()), run_type="script")
-            run._exit_policy = "complete"
-            # Processes this script starts (multiprocessing workers, launched ranks) attach to it.
-            from .submit import run_environment
-
-            os.environ.update(run_environment(run))
+            return _context  # type: ignore[return-value]
+        run_id = os.environ.get(ENV_RUN_ID)
+        if run_id:
+            run = attach(run_id, os.environ.get(ENV_EXPERIMENT) or script_experiment_name())
+        elif not allow_offline:
+            raise RunbridgeError(
+                "Run.get_context(allow_offline=False) was called outside a submitted run; start the "
+                "script with experiment.submit(ScriptRunConfig(...)) or 'runbridge run SCRIPT', "
+                "or allow_offline=True to log to a new run")
+        else:
+            run = start(script_experiment_name())
         _context = run
         return run
 

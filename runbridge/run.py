@@ -1,579 +1,144 @@
-"""`Run`: the azureml-shaped front end (docs/api.md, docs/metrics-shapes.md).
+"""The azureml-shaped classes: `Run`, `Experiment`, `Workspace` (docs/api.md).
 
-Every call is validated and converted here, before anything is written; then it becomes a record
-that goes to every backend of the workspace (scalars and rows through the bounded buffer, files,
-images, tags and properties at once). Reads flush first, then ask the first backend holding the
-run and fold its records with `shapes`.
+They refer to each other (`Run.get_context` makes an `Experiment` in a `Workspace`; an
+`Experiment` makes `Run`s), so they live in this one module, thin: a `Run` wraps a `RunCore`
+(`runbridge.runcore`: the run's state, buffer and backends), its metric methods come from
+`RunMetrics` and its tag, property and file methods from `RunFiles`; `Workspace` is a
+`BackendSet` with the azureml extras; script runs are `runbridge.scripts`, called down into.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import sys
-import time
-import uuid
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-from . import shapes
-from .buffer import WriteBuffer, track_unended, untrack
-from .errors import FileExistsInRunError, PropertyChangeError, RunbridgeError, RunEndedError
-from .media import image_from_path, image_from_plot, read_stream, safe_name, sha256_of
-from .records import (CANCELED, COMPLETED, FAILED, FINAL_STATUSES, RESERVED_PREFIX, RUNNING, File,
-                      Image, Property, Record, Row, RunInfo, Tag, new_writer_id, now_us)
+from . import context, shapes
+from .backendset import BackendSet
+from .errors import RunbridgeError
+from .records import CANCELED, COMPLETED, FAILED, RUNNING, Property, RunInfo
+from .run_files import RunFiles
+from .run_metrics import RunMetrics
+from .runcore import TYPE_TAG, ExitPolicy, RunCore, new_run_id
+from .scripts import waiting
+from .scripts.environment import run_environment
+from .scripts.names import LOG_PATH_PROPERTY, STD_LOG
+from .scripts.snapshot import restore_snapshot
+from .scripts.submit import Submission, submit
 from .timefmt import iso_utc
-from .values import check_name, check_step, tag_value, to_scalar, to_scalar_list
 
 if TYPE_CHECKING:
     import pandas
 
-    from .experiment import Experiment
+__all__ = ["Run", "Experiment", "Workspace", "TYPE_TAG", "new_run_id", "MAX_EXPERIMENT_NAME"]
 
-_SCALAR, _TABLE, _FILE_METRIC = "scalar", "table", "file"
-#: Reserved tag holding the kind of run (interactive, script, child), for get_runs(type=...).
-TYPE_TAG = RESERVED_PREFIX + "type"
+MAX_EXPERIMENT_NAME = 256
 
 
-class _NameState:
-    """What this run knows of one metric name: its kind, the next `seq` this writer gives it,
-    and (tables) its columns."""
-
-    __slots__ = ("kind", "next_seq", "columns")
-
-    def __init__(self, kind: str, columns: frozenset | None = None):
-        self.kind = kind
-        self.next_seq = 0
-        self.columns = columns
-
-
-def new_run_id(experiment_name: str) -> str:
-    """An azureml-style id: ``<experiment>_<unix seconds>_<8 hex>``, safe as a folder name."""
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", experiment_name).strip("._")[:64] or "run"
-    return f"{slug}_{int(time.time())}_{uuid.uuid4().hex[:8]}"
-
-
-class Run:
+class Run(RunMetrics, RunFiles):
     """One run of an experiment. `Run(experiment, run_id)` fetches an existing run."""
 
     def __init__(self, experiment: "Experiment", run_id: str, **_ignored: Any):
-        info, records = experiment.workspace.read_run(experiment.name, run_id)
-        self._setup(experiment, info, owned=False)
-        self._absorb_state(records)
+        self._bind(experiment, RunCore.fetch(experiment.workspace, experiment.name, run_id))
 
     @classmethod
-    def _from_records(cls, experiment: "Experiment", records: Sequence[Record]) -> "Run":
-        """A fetched run built from records already read (no second read)."""
+    def from_core(cls, experiment: "Experiment", core: RunCore, submission: Submission | None = None) -> "Run":
+        """The `Run` of a run core: a new run, a run built from records already read, or a
+        submitted run with what its submitting process knows of it."""
         run = cls.__new__(cls)
-        run._setup(experiment, records[0], owned=False)
-        run._absorb_state(records)
+        run._bind(experiment, core, submission)
         return run
 
-    # -- construction -----------------------------------------------------------------------
-    def _setup(self, experiment: "Experiment", info: RunInfo, owned: bool, outputs: str | None = None) -> None:
+    def _bind(self, experiment: "Experiment", core: RunCore, submission: Submission | None = None) -> None:
         self.experiment = experiment
-        self._workspace = experiment.workspace
-        self._info = info
-        self._outputs = outputs
-        self._names: dict[str, _NameState] = {}
-        #: This object's writer id: its records are numbered per name from 0, unique with the id.
-        self._writer = new_writer_id()
-        self._properties: dict[str, str | None] = {}
-        self._file_names: set[str] = set()
-        self._state_loaded = owned  # a run this process created has no earlier state
-        self._buffer = WriteBuffer(self._write)
+        self._core = core
+        self._names = core.names
+        self._buffer = core.buffer
+        self._writer = core.writer
         self._parent: Run | None = None
-        #: What the exit hook does with this run if it is still running: "fail" or "complete".
-        self._exit_policy = "fail"
+        self._submission = submission
 
     @classmethod
     def _start(cls, experiment: "Experiment", display_name: str | None = None, parent: "Run | None" = None,
                outputs: str | None = "./outputs", tags: dict | None = None, run_type: str = "interactive",
                run_id: str | None = None) -> "Run":
         """Create a new Running run on every backend of the experiment's workspace."""
-        if display_name is not None and not isinstance(display_name, str):
-            raise TypeError(f"display_name must be a str or None, got {type(display_name).__name__}")
-        if tags is not None and not isinstance(tags, dict):
-            raise TypeError(f"tags must be a dict, got {type(tags).__name__}")
-        run = cls.__new__(cls)
-        info = RunInfo(run_id=run_id or new_run_id(experiment.name), experiment=experiment.name,
-                       display_name=display_name, parent_id=parent.id if parent else None,
-                       status=RUNNING, start_time=now_us())
-        run._setup(experiment, info, owned=True, outputs=outputs)
+        core = RunCore.start(experiment.workspace, experiment.name, display_name=display_name,
+                             parent_id=parent.id if parent else None, outputs=outputs, tags=tags,
+                             run_type=run_type, run_id=run_id)
+        run = cls.from_core(experiment, core)
         run._parent = parent
-        run._workspace.fan_out.start_run(info)
-        track_unended(run)
-        run._emit([Tag(TYPE_TAG, run_type, info.start_time)] +
-                  [Tag(check_name(k, "tags key"), tag_value(v, f"tags[{k!r}]"), info.start_time)
-                   for k, v in (tags or {}).items()])
         return run
 
     @classmethod
     def get_context(cls, allow_offline: bool = True, **_ignored: Any) -> "Run":
         """The run of this process: the submitted run inside `submit`/`runbridge run`, else a new
         run in the configured workspace named after the script (completed at normal exit)."""
-        from . import context
-
-        return context.get_context(allow_offline)
-
-    def _absorb_state(self, records: Sequence[Record]) -> None:
-        """Learn the names (and their kinds and columns), properties and files already in the run.
-        Sequence numbers are this writer's own: other writers' records do not move them."""
-        for rec in records:
-            kind = type(rec)
-            if kind is Property:
-                self._properties.setdefault(rec.key, rec.value)
-            elif kind is File:
-                self._file_names.add(rec.name)
-            elif kind is RunInfo:
-                self._info = rec
-            else:
-                name = getattr(rec, "name", None)
-                if name is None:
-                    continue
-                if kind is Image:
-                    self._file_names.add(rec.file_name)
-                state = self._names.get(name)
-                if state is None:
-                    state = self._names[name] = _NameState(
-                        _TABLE if kind is Row else _FILE_METRIC if kind is Image else _SCALAR)
-                if rec.writer == self._writer:
-                    state.next_seq = max(state.next_seq, rec.seq + 1)
-                if kind is Row and state.columns is None:
-                    state.columns = frozenset(c for c, _ in rec.cells)
-        self._state_loaded = True
-
-    def _load_state(self) -> None:
-        if not self._state_loaded:
-            self._absorb_state(self._read_records())
+        return context.get_context(allow_offline, _attach_submitted, _start_standalone)
 
     # -- identity ---------------------------------------------------------------------------
     @property
     def id(self) -> str:
-        return self._info.run_id
+        return self._core.info.run_id
 
     @property
     def display_name(self) -> str:
-        return self._info.display_name or self._info.run_id
+        return self._core.info.display_name or self._core.info.run_id
 
     @property
     def status(self) -> str:
-        return self._info.status
+        return self._core.info.status
 
     @property
     def number(self) -> int:
         """1-based position of the run among its experiment's runs, oldest first."""
-        runs = self._workspace.list_runs(self.experiment.name)
+        runs = self.experiment.workspace.list_runs(self.experiment.name)
         ids = [r.run_id for r in sorted(runs, key=lambda r: r.start_time)]
         return ids.index(self.id) + 1 if self.id in ids else 0
 
     @property
     def parent(self) -> "Run | None":
-        if self._info.parent_id is None:
+        if self._core.info.parent_id is None:
             return None
         if self._parent is None:
-            self._parent = Run(self.experiment, self._info.parent_id)
+            self._parent = Run(self.experiment, self._core.info.parent_id)
         return self._parent
 
     def __repr__(self) -> str:
         return f"Run(experiment={self.experiment.name!r}, id={self.id!r}, status={self.status!r})"
 
-    # -- the write path -----------------------------------------------------------------------
-    def _write(self, records: Sequence[Record]) -> None:
-        self._workspace.fan_out.write(self._info, records)
-
-    def _emit(self, records: Sequence[Record]) -> None:
-        """Write records now (after whatever is buffered, keeping the order)."""
-        self._buffer.flush(then=records)
-
-    def _check_open(self) -> None:
-        if self._info.status in FINAL_STATUSES:
-            raise RunEndedError(
-                f"run {self.id} has ended ({self._info.status}); metrics can no longer be logged "
-                "(tags and properties still can)")
-
-    def _claim(self, name: str, kind: str, count: int = 1, columns: frozenset | None = None) -> int:
-        """Reserve `count` sequence numbers of `name` and return the first, refusing a name
-        already used for another kind (or a table's other columns). Nothing is reserved on error."""
-        state = self._names.get(name)
-        if state is None:
-            self._load_state()
-            state = self._names.get(name)
-        if state is None:
-            state = self._names[name] = _NameState(kind, columns)
-        elif state.kind != kind:
-            raise ValueError(f"name {name!r} already holds a {state.kind} metric in run {self.id}; "
-                             f"use another name for this {kind} metric")
-        elif columns is not None and state.columns is None:
-            state.columns = columns
-        elif columns is not None and state.columns != columns:
-            raise ValueError(f"columns of {name!r} must stay {sorted(state.columns)}, got {sorted(columns)} "
-                             "(a table keeps one set of columns)")
-        seq = state.next_seq
-        state.next_seq = seq + count
-        return seq
-
-    def log(self, name: str, value: Any, description: str = "", step: int | None = None) -> None:
-        """Log a scalar; repeating a name appends (the metric becomes a vector)."""
-        kind = type(value)
-        if not (kind is float or kind is int):
-            value = to_scalar(value, "value")
-        if type(name) is not str or not name:
-            check_name(name)
-        if step is not None:
-            step = check_step(step)
-        if self._info.status != RUNNING:
-            self._check_open()
-        state = self._names.get(name)
-        if state is None or state.kind is not _SCALAR:
-            seq = self._claim(name, _SCALAR)
-        else:
-            seq = state.next_seq
-            state.next_seq = seq + 1
-        self._buffer.add_scalar((name, seq, value, step, time.time_ns() // 1000, False, description, self._writer))
-
-    def log_list(self, name: str, value: Iterable[Any], description: str = "") -> None:
-        """Log every value of an iterable under one name (repeated calls concatenate)."""
-        check_name(name)
-        values = to_scalar_list(value)
-        self._check_open()
-        seq = self._claim(name, _SCALAR, len(values))
-        t, writer = now_us(), self._writer
-        self._buffer.add([(name, seq + i, v, None, t, True, description, writer) for i, v in enumerate(values)])
-
-    def log_row(self, name: str, description: str | None = None, **kwargs: Any) -> None:
-        """Log one table row; one column per keyword argument."""
-        check_name(name)
-        if not kwargs:
-            raise ValueError(f"log_row({name!r}) needs at least one column, as keyword arguments")
-        cells = tuple((column, to_scalar(v, f"column {column!r}", "log_table")) for column, v in kwargs.items())
-        self._check_open()
-        seq = self._claim(name, _TABLE, 1, frozenset(kwargs))
-        self._buffer.add([Row(name, seq, cells, now_us(), False, description or "", self._writer)])
-
-    def log_table(self, name: str, value: dict[str, Any], description: str = "") -> None:
-        """Log a dict of equal-length columns (a bare scalar counts as one row)."""
-        check_name(name)
-        if not isinstance(value, dict):
-            raise TypeError(f"value must be a dict of columns, got {type(value).__name__}")
-        if not value:
-            raise ValueError(f"value is an empty dict: log_table({name!r}) needs at least one column")
-        columns: dict[str, list] = {}
-        for column, cells in value.items():
-            check_name(column, "value column name")
-            if isinstance(cells, (str, bytes)) or not isinstance(cells, Iterable) or \
-                    (type(cells).__module__ == "numpy" and getattr(cells, "ndim", 1) == 0):
-                columns[column] = [to_scalar(cells, f"value[{column!r}]", "log_table")]
-            else:
-                columns[column] = [to_scalar(c, f"value[{column!r}][{i}]", "log_table") for i, c in enumerate(cells)]
-        lengths = {c: len(v) for c, v in columns.items()}
-        if len(set(lengths.values())) != 1:
-            raise ValueError(f"value columns of log_table({name!r}) have unequal lengths: {lengths}")
-        n_rows = next(iter(lengths.values()))
-        if n_rows == 0:
-            raise ValueError(f"value columns of log_table({name!r}) are empty: no rows to log")
-        self._check_open()
-        seq = self._claim(name, _TABLE, n_rows, frozenset(columns))
-        t = now_us()
-        self._buffer.add([Row(name, seq + i, tuple((c, columns[c][i]) for c in columns), t, True, description,
-                              self._writer) for i in range(n_rows)])
-
-    # -- file-backed metrics ------------------------------------------------------------------
-    def _unique_file_name(self, wanted: str) -> str:
-        self._load_state()
-        if wanted not in self._file_names:
-            return wanted
-        stem, dot, ext = wanted.rpartition(".")
-        if not dot or "/" in ext:
-            stem, ext = wanted, ""
-        n = 1
-        while True:
-            candidate = f"{stem}_{n}.{ext}" if ext else f"{stem}_{n}"
-            if candidate not in self._file_names:
-                return candidate
-            n += 1
-
-    def _log_file_metric(self, name: str, file_name: str, data: bytes, media_type: str, description: str,
-                         step: int | None = None) -> None:
-        self._check_open()
-        file_name = self._unique_file_name(file_name)
-        seq = self._claim(name, _FILE_METRIC)
-        self._file_names.add(file_name)
-        self._emit([Image(name, seq, file_name, media_type, now_us(), step, data, description, self._writer)])
-
-    def log_image(self, name: str, path: str | os.PathLike | None = None, plot: Any = None,
-                  description: str = "") -> None:
-        """Log a PNG/JPEG file (`path`) or a matplotlib figure / `pyplot` (`plot`) as a run file."""
-        check_name(name)
-        if (path is None) == (plot is None):
-            raise ValueError("log_image needs exactly one of path or plot, "
-                             f"got {'both' if path is not None else 'neither'}")
-        if path is not None:
-            data, media_type = image_from_path(path)
-            given = Path(path)
-            file_name = safe_name(given.as_posix() if not given.is_absolute() and ".." not in given.parts
-                                  else given.name, "path")
-        else:
-            data, media_type = image_from_plot(plot), "image/png"
-            file_name = safe_name(f"{name}_{int(time.time())}.png", "name")
-        self._log_file_metric(name, file_name, data, media_type, description)
-
-    def _log_json(self, name: str, value: Any, description: str) -> None:
-        check_name(name)
-        if isinstance(value, str):
-            try:
-                json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"value of {name!r} is not valid JSON: {exc}") from None
-            data = value.encode("utf-8")
-        elif isinstance(value, (dict, list)):
-            try:
-                data = json.dumps(value, allow_nan=False).encode("utf-8")
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"value of {name!r} cannot be stored as JSON: {exc}") from None
-        else:
-            raise TypeError(f"value must be a dict or a JSON string, got {type(value).__name__}")
-        self._log_file_metric(name, safe_name(name), data, "application/json", description)
-
-    def log_confusion_matrix(self, name: str, value: Any, description: str = "") -> None:
-        """Store a confusion matrix (dict or JSON string) as a JSON run file named `name`."""
-        self._log_json(name, value, description)
-
-    def log_accuracy_table(self, name: str, value: Any, description: str = "") -> None:
-        """Store an accuracy table (dict or JSON string) as a JSON run file named `name`."""
-        self._log_json(name, value, description)
-
-    def log_residuals(self, name: str, value: Any, description: str = "") -> None:
-        """Store residuals (dict or JSON string) as a JSON run file named `name`."""
-        self._log_json(name, value, description)
-
-    def log_predictions(self, name: str, value: Any, description: str = "") -> None:
-        """Store predictions (dict or JSON string) as a JSON run file named `name`."""
-        self._log_json(name, value, description)
-
-    # -- tags and properties --------------------------------------------------------------------
-    def tag(self, key: str, value: Any = None) -> None:
-        """Set a tag (a None value makes a valueless tag). Allowed on ended runs too."""
-        self.set_tags({key: value})
-
-    def set_tags(self, tags: dict[str, Any]) -> None:
-        """Set several tags at once."""
-        if not isinstance(tags, dict):
-            raise TypeError(f"tags must be a dict, got {type(tags).__name__}")
-        t = now_us()
-        records = [Tag(check_name(k, "key"), tag_value(v, f"value of tag {k!r}"), t) for k, v in tags.items()]
-        self._emit(records)
-
-    def remove_tags(self, keys: str | Iterable[str]) -> None:
-        """Remove tags by key (absent keys are ignored)."""
-        if isinstance(keys, str):
-            keys = [keys]
-        t = now_us()
-        self._emit([Tag(check_name(k, "keys"), None, t, True) for k in keys])
-
-    def get_tags(self) -> dict[str, str | None]:
-        return shapes.fold_tags(self._read_records())
-
-    def add_properties(self, properties: dict[str, Any]) -> None:
-        """Add properties; they are add-only, so changing an existing one raises."""
-        if not isinstance(properties, dict):
-            raise TypeError(f"properties must be a dict, got {type(properties).__name__}")
-        self._load_state()
-        t = now_us()
-        records = []
-        for key, value in properties.items():
-            check_name(key, "properties key")
-            value = tag_value(value, f"property {key!r}")
-            if key in self._properties:
-                if self._properties[key] != value:
-                    raise PropertyChangeError(
-                        f"property {key!r} is already {self._properties[key]!r} and properties are add-only; "
-                        f"it cannot become {value!r}")
-                continue
-            records.append(Property(key, value, t))
-        self._emit(records)
-        for rec in records:
-            self._properties[rec.key] = rec.value
-
-    def get_properties(self) -> dict[str, str | None]:
-        return shapes.fold_properties(self._read_records())
-
-    # -- files ----------------------------------------------------------------------------------
-    def _file_record(self, name: str, path_or_stream: Any, argument: str) -> File:
-        if isinstance(path_or_stream, (str, os.PathLike)):
-            path = Path(path_or_stream)
-            if not path.is_file():
-                raise FileNotFoundError(f"{argument} {str(path_or_stream)!r} is not an existing file")
-            size, digest = sha256_of(path=path)
-            return File(name, size, digest, now_us(), source=str(path.resolve()))
-        if hasattr(path_or_stream, "read"):
-            data = read_stream(path_or_stream, argument)
-            size, digest = sha256_of(data=data)
-            return File(name, size, digest, now_us(), data=data)
-        raise TypeError(f"{argument} must be a file path or a binary stream, got {type(path_or_stream).__name__}")
-
-    def _upload(self, pairs: list[tuple[str, Any]]) -> None:
-        """Validate every (name, source) first, then write them; nothing is written on error."""
-        self._load_state()
-        records, seen = [], set()
-        for name, source in pairs:
-            clean = safe_name(name, "name")
-            if clean.startswith(RESERVED_PREFIX):
-                raise ValueError(f"name {name!r} uses the reserved prefix {RESERVED_PREFIX!r}")
-            if clean in self._file_names or clean in seen:
-                raise FileExistsInRunError(
-                    f"name {clean!r} is already a file of run {self.id}; run files are write-once")
-            seen.add(clean)
-            records.append(self._file_record(clean, source, "path_or_stream"))
-        self._emit(records)
-        self._file_names.update(seen)
-
-    def upload_file(self, name: str, path_or_stream: str | os.PathLike | IO[bytes]) -> None:
-        """Store a file (or binary stream) as the run file `name`; names are write-once."""
-        self._upload([(name, path_or_stream)])
-
-    def upload_files(self, names: Sequence[str], paths: Sequence[str | os.PathLike]) -> None:
-        """Upload several files; `names` and `paths` pair up."""
-        names, paths = list(names), list(paths)
-        if len(names) != len(paths):
-            raise ValueError(f"names ({len(names)}) and paths ({len(paths)}) must have the same length")
-        self._upload(list(zip(names, paths)))
-
-    def upload_folder(self, name: str, path: str | os.PathLike) -> None:
-        """Upload every file below folder `path` as `name/<relative path>`."""
-        root = Path(path)
-        if not root.is_dir():
-            raise NotADirectoryError(f"path {str(path)!r} is not an existing folder")
-        prefix = safe_name(name, "name")
-        pairs = [(f"{prefix}/{p.relative_to(root).as_posix()}", p) for p in sorted(root.rglob("*")) if p.is_file()]
-        self._upload(pairs)
-
-    def get_file_names(self) -> list[str]:
-        """Every run file: uploads, outputs/..., images, JSON metrics, user_logs/..."""
-        return shapes.file_names(self._read_records())
-
-    def download_file(self, name: str, output_file_path: str | os.PathLike | None = None) -> str:
-        """Copy run file `name` to `output_file_path` (a file or folder; default: its base name here)."""
-        clean = safe_name(name, "name")
-        target = Path(output_file_path) if output_file_path is not None else Path(Path(clean).name)
-        if target.is_dir():
-            target = target / Path(clean).name
-        self.flush()
-        if not self._workspace.fetch_file(self._info, clean, str(target)):
-            raise FileNotFoundError(f"run {self.id} has no file {clean!r}")
-        return str(target)
-
-    def download_files(self, prefix: str | None = None, output_directory: str | os.PathLike | None = None) -> list[str]:
-        """Copy every run file whose name starts with `prefix` under `output_directory`."""
-        out_dir = Path(output_directory) if output_directory is not None else Path.cwd()
-        names = [n for n in self.get_file_names() if prefix is None or n.startswith(prefix)]
-        return [self.download_file(n, out_dir / n) for n in names]
-
-    # -- reading --------------------------------------------------------------------------------
-    def flush(self) -> None:
-        """Write everything buffered to the backends now."""
-        self._buffer.flush()
-
-    def _read_records(self) -> list[Record]:
-        self.flush()
-        _, records = self._workspace.read_run(self.experiment.name, self.id)
-        return records
-
-    def get_metrics(self, name: str | None = None, recursive: bool = False, **_ignored: Any) -> dict[str, Any]:
-        """The logged metrics in the azureml shapes (docs/metrics-shapes.md); `recursive` keys them by run id."""
-        if recursive:
-            out = {}
-            for run in [self, *self.get_children(recursive=True)]:
-                metrics = run.get_metrics(name=name)
-                if metrics:
-                    out[run.id] = metrics
-            return out
-        folded = shapes.fold(self._read_records())
-        if name is not None:
-            return {name: folded[name]} if name in folded else {}
-        return folded
-
-    def get_metrics_frame(self, name: str | None = None) -> "pandas.DataFrame":
-        """A lossless DataFrame: one row per logged value (name, step, timestamp, value, columns)."""
-        from .frames import metrics_frame
-
-        return metrics_frame(self._read_records(), name)
-
     # -- status ---------------------------------------------------------------------------------
     def get_status(self) -> str:
         """The status now; a Running run is re-read (another process, e.g. a submitted script's
         supervisor, may have ended it)."""
-        if self._info.status == RUNNING:
-            from .submit import current_info
-
+        if self._core.info.status == RUNNING:
             try:
-                self._info = current_info(self)
+                self._core.refresh()
             except RunbridgeError:  # the backends cannot say: what this process knows
                 pass
-        return self._info.status
+        return self._core.info.status
 
     def wait_for_completion(self, show_output: bool = False, wait_post_processing: bool = False,
                             raise_on_error: bool = True) -> dict[str, Any]:
         """Block until the run ends (streaming its output with `show_output`), print a summary,
         and return `get_details()`; raises `RunFailedError` if it failed and `raise_on_error`."""
-        from .submit import wait_for_completion
-
-        return wait_for_completion(self, show_output=show_output, raise_on_error=raise_on_error)
+        return waiting.wait_for_completion(self._core, self.get_details, self._submission,
+                                           show_output=show_output, raise_on_error=raise_on_error)
 
     def restore_snapshot(self, snapshot_id: str | None = None, path: str | os.PathLike | None = None) -> str:
         """Copy the snapshot of a submitted run's source folder (a zip) to `path`; returns its path."""
-        from .submit import restore_snapshot
-
-        return restore_snapshot(self, path)
-
-    def _end(self, status: str, error: str | None = None) -> None:
-        self.flush()
-        if status == COMPLETED and self._outputs:
-            self._upload_outputs()
-        self._info = self._info._replace(status=status, end_time=now_us(), error=error)
-        self._workspace.fan_out.end_run(self._info, status)
-        untrack(self)
-
-    def _upload_outputs(self) -> None:
-        folder = Path(self._outputs)
-        if not folder.is_dir():
-            return
-        self._load_state()
-        pairs = []
-        for path in sorted(folder.rglob("*")):
-            name = f"outputs/{path.relative_to(folder).as_posix()}"
-            if path.is_file() and name not in self._file_names:
-                pairs.append((name, path))
-        if pairs:
-            self._upload(pairs)
+        return restore_snapshot(self._core, path)
 
     def complete(self) -> None:
         """Flush, upload the outputs folder, and mark the run Completed."""
-        if self._info.status == RUNNING:
-            self._end(COMPLETED)
+        self._core.finish(COMPLETED)
 
     def fail(self, error_details: Any = None, error_code: str | None = None) -> None:
         """Mark the run Failed, keeping `error_details` (an exception or a message)."""
-        if self._info.status == RUNNING:
-            if isinstance(error_details, BaseException):
-                error_details = f"{type(error_details).__name__}: {error_details}"
-            self._end(FAILED, None if error_details is None else str(error_details))
+        self._core.finish(FAILED, error_details)
 
     def cancel(self) -> None:
         """Mark the run Canceled."""
-        if self._info.status == RUNNING:
-            self._end(CANCELED)
-
-    def _end_at_exit(self) -> None:
-        """Called by the exit hook for a run this process started and did not end."""
-        if self._exit_policy == "complete" and getattr(sys, "last_value", None) is None:
-            self.complete()
-        elif self._exit_policy in ("complete", "fail"):
-            last = getattr(sys, "last_value", None)
-            self.fail(last if last is not None else "the process exited without ending the run")
-        else:
-            self.flush()
+        self._core.finish(CANCELED)
 
     def __enter__(self) -> "Run":
         return self
@@ -587,8 +152,8 @@ class Run:
 
     def get_details(self) -> dict[str, Any]:
         """runId, status, startTimeUtc, endTimeUtc (once ended), properties, tags, logFiles, error."""
-        records = self._read_records()
-        info = shapes.run_info(records) or self._info
+        records = self._core.read_records()
+        info = shapes.run_info(records) or self._core.info
         details: dict[str, Any] = {"runId": info.run_id, "displayName": info.display_name or info.run_id,
                                    "status": info.status, "startTimeUtc": iso_utc(info.start_time)}
         if info.end_time is not None:
@@ -598,8 +163,6 @@ class Run:
         details["logFiles"] = {n: shapes.locator(info.run_id, n) for n in shapes.file_names(records)
                                if n.startswith(("user_logs/", "logs/", "azureml-logs/"))}
         if info.status == RUNNING:  # a submitted script's output, live, in a local file
-            from .submit import LOG_PATH_PROPERTY, STD_LOG
-
             live = [r.value for r in records if type(r) is Property and r.key == LOG_PATH_PROPERTY]
             if live and os.path.exists(live[0]):
                 details["logFiles"].setdefault(STD_LOG, live[0])
@@ -609,7 +172,7 @@ class Run:
 
     def get_portal_url(self) -> str | None:
         """The first backend's own viewer address for this run."""
-        return self._workspace.run_url(self._info)
+        return self._core.url()
 
     # -- children -------------------------------------------------------------------------------
     def child_run(self, name: str | None = None, run_id: str | None = None, outputs: str | None = None) -> "Run":
@@ -631,7 +194,7 @@ class Run:
 
     def get_children(self, recursive: bool = False, **_ignored: Any) -> list["Run"]:
         """Child runs, oldest first; with `recursive`, every descendant."""
-        runs = self._workspace.list_runs(self.experiment.name)
+        runs = self.experiment.workspace.list_runs(self.experiment.name)
         by_parent: dict[str, list[RunInfo]] = {}
         for info in sorted(runs, key=lambda r: r.start_time):
             if info.parent_id:
@@ -644,3 +207,99 @@ class Run:
                 if recursive:
                     frontier.append(info.run_id)
         return out
+
+
+# -- Run.get_context: how this process's run is made (the per-process logic is `runbridge.context`)
+def _attach_submitted(run_id: str, experiment: str) -> Run:
+    run = Run(Experiment(Workspace.from_config(), experiment), run_id)
+    run._core.exit_policy = ExitPolicy.FLUSH  # the submitting process decides the final status
+    return run
+
+
+def _start_standalone(experiment: str) -> Run:
+    run = Run._start(Experiment(Workspace.from_config(), experiment), run_type="script")
+    run._core.own(ExitPolicy.COMPLETE)
+    # Processes this script starts (multiprocessing workers, launched ranks) attach to it.
+    os.environ.update(run_environment(run.id, experiment, run.experiment.workspace.specs))
+    return run
+
+
+class Workspace(BackendSet):
+    """The backends every run writes to; the first one listed answers reads."""
+
+    @property
+    def experiments(self) -> dict[str, "Experiment"]:
+        """The experiments the first backend holds, by name."""
+        return {name: Experiment(self, name) for name in self.backends[0].list_experiments()}
+
+
+class Experiment:
+    """Runs grouped under a name (get or create)."""
+
+    def __init__(self, workspace: Workspace, name: str, **_ignored: Any):
+        if not isinstance(workspace, Workspace):
+            raise TypeError(f"workspace must be a runbridge Workspace, got {type(workspace).__name__}")
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"name must be a non-empty str, got {name!r}")
+        if len(name) > MAX_EXPERIMENT_NAME:
+            raise ValueError(f"name is {len(name)} characters; experiment names have at most {MAX_EXPERIMENT_NAME}")
+        self.workspace = workspace
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Experiment(name={self.name!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Experiment) and other.name == self.name and other.workspace is self.workspace
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    @staticmethod
+    def list(workspace: Workspace, **_ignored: Any) -> list["Experiment"]:
+        """Every experiment the workspace's first backend holds."""
+        return list(workspace.experiments.values())
+
+    def start_logging(self, *args: Any, display_name: str | None = None, outputs: str | None = "./outputs",
+                      snapshot_directory: str | None = None, tags: dict | None = None, **_ignored: Any) -> Run:
+        """Start an interactive run, already Running."""
+        return Run._start(self, display_name=display_name, outputs=outputs, tags=tags)
+
+    def submit(self, config: Any, tags: dict | None = None, **_ignored: Any) -> Run:
+        """Run a `ScriptRunConfig` as a local subprocess bound to a new run; returns it at once."""
+        submission = submit(self.workspace, self.name, config, tags=tags)
+        return Run.from_core(self, submission.core, submission)
+
+    def get_runs(self, type: str | None = None, tags: Any = None, properties: Any = None,
+                 include_children: bool = False) -> Iterator[Run]:
+        """The experiment's runs, newest first; `tags`/`properties` filter by "key" or {"key": value}."""
+        for info in self.workspace.list_runs(self.name):
+            if info.parent_id and not include_children:
+                continue
+            _, records = self.workspace.read_run(self.name, info.run_id)
+            if type is not None or tags is not None or properties is not None:
+                all_tags = shapes.fold_tags(records, include_reserved=True)
+                if type is not None and all_tags.get(TYPE_TAG) != type:
+                    continue
+                if not _matches(all_tags, tags) or not _matches(shapes.fold_properties(records), properties):
+                    continue
+            yield Run.from_core(self, RunCore.from_records(self.workspace, records))
+
+    def get_runs_frame(self, include_children: bool = True) -> "pandas.DataFrame":
+        """One row per run: status, times, tags, and last/min/max of each numeric metric."""
+        from .frames import runs_frame  # pandas, loaded on first use
+
+        runs = [self.workspace.read_run(self.name, info.run_id)[1]
+                for info in self.workspace.list_runs(self.name)
+                if include_children or not info.parent_id]
+        return runs_frame(runs)
+
+
+def _matches(values: dict[str, Any], wanted: Any) -> bool:
+    if wanted is None:
+        return True
+    if isinstance(wanted, str):
+        return wanted in values
+    if isinstance(wanted, dict):
+        return all(k in values and values[k] == v for k, v in wanted.items())
+    return all(k in values for k in wanted)

@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 import pytest
 
-from . import Experiment, Run, Workspace
+from .run import Experiment, Run, Workspace
 from .errors import PropertyChangeError, RunEndedError, RunNotFoundError, FileExistsInRunError
 from .records import File, Image, Metric, Property, Row, RunInfo, Tag, exactly_equal
 

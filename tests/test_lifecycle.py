@@ -70,8 +70,7 @@ def test_get_context_script_that_raises_ends_failed(tmp_path):
 def test_get_context_without_offline_raises_outside_a_submitted_run():
     from runbridge.errors import RunbridgeError
     with pytest.raises(RunbridgeError, match="allow_offline=False.*outside a submitted run"):
-        from runbridge import context
-        context.get_context(allow_offline=False)
+        Run.get_context(allow_offline=False)
 
 
 def test_with_block_completes_on_system_exit_zero(tmp_path):

@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 
 from mlflow_fixtures import FAST_HTTP_ENV, MlflowServer
 from runbridge import BackendFailedWarning, Experiment, Run, Workspace
-from runbridge.submit import run_environment
+from runbridge.scripts.environment import run_environment
 
 RANKS, POINTS = 4, 2000
 
@@ -41,7 +41,8 @@ def run_ranks(tmp_path: Path, run: Run, extra_env: dict[str, str] | None = None)
     script = tmp_path / "rank.py"
     script.write_text(RANK)
     start = time.time() + 3.0  # every rank imports runbridge before the first point
-    env = {**os.environ, **run_environment(run), **(extra_env or {}), "WORLD_SIZE": str(RANKS)}
+    bound = run_environment(run.id, run.experiment.name, run.experiment.workspace.specs)
+    env = {**os.environ, **bound, **(extra_env or {}), "WORLD_SIZE": str(RANKS)}
     procs = [subprocess.Popen([sys.executable, str(script), repr(start)], cwd=tmp_path,
                               env={**env, "RANK": str(rank)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for rank in range(RANKS)]

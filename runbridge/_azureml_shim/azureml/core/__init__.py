@@ -1,8 +1,7 @@
 """``azureml.core`` resolved to runbridge (``runbridge run`` without the Azure ML SDK installed)."""
 
-from runbridge.experiment import Experiment
-from runbridge.run import Run
-from runbridge.submit import Environment, ScriptRunConfig
+from runbridge.run import Experiment, Run
+from runbridge.scripts.config import Environment, ScriptRunConfig
 
 from .workspace import Workspace
 

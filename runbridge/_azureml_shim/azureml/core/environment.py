@@ -1,5 +1,5 @@
 """``azureml.core.environment`` resolved to runbridge (accepted and ignored: this Python runs)."""
 
-from runbridge.submit import Environment
+from runbridge.scripts.config import Environment
 
 __all__ = ["Environment"]

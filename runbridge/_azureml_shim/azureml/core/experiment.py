@@ -1,5 +1,5 @@
 """``azureml.core.experiment`` resolved to runbridge."""
 
-from runbridge.experiment import Experiment
+from runbridge.run import Experiment
 
 __all__ = ["Experiment"]

@@ -1,5 +1,5 @@
 """``azureml.core.script_run_config`` resolved to runbridge."""
 
-from runbridge.submit import ScriptRunConfig
+from runbridge.scripts.config import ScriptRunConfig
 
 __all__ = ["ScriptRunConfig"]

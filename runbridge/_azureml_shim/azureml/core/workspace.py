@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import runbridge.experiment as _rb
+import runbridge.run as _rb
 
 
 class Workspace(_rb.Workspace):

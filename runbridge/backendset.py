@@ -1,0 +1,118 @@
+"""`BackendSet`: the opened backends of a workspace, as the run core uses them: every write
+fanned out to all of them (`FanOut`), every read asked of the first one that answers.
+
+`runbridge.run.Workspace` is this plus the azureml-shaped extras (`experiments`); the run
+core and the script runner work on a `BackendSet` so that they sit below the azureml classes.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, TypeVar
+
+from .backends import Backend, open_backend
+from .config import resolve_backends
+from .errors import RunNotFoundError, RunbridgeError
+from .fanout import FanOut
+from .records import Record, RunInfo, in_logging_order
+
+T = TypeVar("T")
+S = TypeVar("S", bound="BackendSet")
+# Backends a forked child inherited: never used nor closed there (their connections are the parent's).
+_INHERITED: list = []
+
+
+class BackendSet:
+    """The backends every run writes to; the first one listed answers reads."""
+
+    def __init__(self, backends: list[str] | tuple[str, ...] | str | None = None, **_ignored: Any):
+        self.specs: list[str] = resolve_backends(backends)
+        self.backends: list[Backend] = [open_backend(spec) for spec in self.specs]
+
+    @classmethod
+    def from_config(cls: type[S], path: str | os.PathLike | None = None, **_ignored: Any) -> S:
+        """RUNBRIDGE_BACKENDS, else runbridge.toml / [tool.runbridge] (searched upward from `path`
+        or the working folder), else the built-in SQLite store in .runbridge/."""
+        workspace = cls.__new__(cls)
+        workspace.specs = resolve_backends(None, path)
+        workspace.backends = [open_backend(spec) for spec in workspace.specs]
+        return workspace
+
+    @property
+    def backends(self) -> list[Backend]:
+        """The opened backends; a forked child opens its own (connections do not survive fork)."""
+        if self._pid != os.getpid():
+            _INHERITED.append(self._backends)
+            self.backends = [open_backend(spec) for spec in self.specs]
+        return self._backends
+
+    @backends.setter
+    def backends(self, value: list[Backend]) -> None:
+        self._backends = list(value)
+        self._fan_out = FanOut(self._backends)
+        self._pid = os.getpid()
+
+    @property
+    def fan_out(self) -> FanOut:
+        """Where runs write: every backend, each failure isolated (see `runbridge.fanout`)."""
+        self.backends  # noqa: B018 - reopens them (and a fresh FanOut) in a forked child
+        return self._fan_out
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(backends={self.specs!r})"
+
+    # -- reads shared by the run core, the azureml classes and the command line ------------------
+    def first_answer(self, call: Callable[[Backend], T | None], run_id: str | None = None) -> T | None:
+        """`call(backend)` on each backend in order until one answers (returns non-None). A backend
+        that raises (a server that is down) or was disabled for `run_id` is skipped; if none
+        answers, the first error is raised, else None is returned."""
+        error: RunbridgeError | None = None
+        for backend in self.backends:
+            if run_id is not None and self._fan_out.failure(backend, run_id):
+                continue
+            try:
+                answer = call(backend)
+            except RunbridgeError as exc:
+                error = error or exc
+                continue
+            if answer is not None:
+                return answer
+        if error is not None:
+            raise error
+        return None
+
+    def read_run(self, experiment: str, run_id: str) -> tuple[RunInfo, list[Record]]:
+        """The run's records from the first backend that holds it and answers."""
+        if not isinstance(run_id, str) or not run_id:
+            raise TypeError(f"run_id must be a non-empty str, got {run_id!r}")
+        records = self.first_answer(lambda backend: backend.read(experiment, run_id), run_id)
+        if records is None:
+            raise RunNotFoundError(f"run_id {run_id!r} is not a run of experiment {experiment!r} in "
+                                   f"backends {', '.join(self.specs)}")
+        info = records[0]
+        if type(info) is not RunInfo:
+            raise RunbridgeError(f"a backend of {', '.join(self.specs)} returned records without a RunInfo first")
+        return info, in_logging_order(records)
+
+    def find_run(self, run_id: str) -> RunInfo:
+        """A run by its id alone (its experiment found for you), from the first backend that answers."""
+        info = self.first_answer(lambda backend: next(
+            (info for info in backend.list_runs(None) if info.run_id == run_id), None))
+        if info is None:
+            raise RunNotFoundError(f"no run {run_id!r} in {', '.join(self.specs)} "
+                                   "(list them with: runbridge runs)")
+        return info
+
+    def list_runs(self, experiment: str | None) -> list[RunInfo]:
+        return self.backends[0].list_runs(experiment)
+
+    def run_url(self, run: RunInfo) -> str | None:
+        for backend in self.backends:
+            url = backend.run_url(run)
+            if url:
+                return url
+        return None
+
+    def fetch_file(self, run: RunInfo, name: str, destination: str) -> bool:
+        return any(backend.fetch_file(run, name, destination) for backend in self.backends
+                   if not self._fan_out.failure(backend, run.run_id))
