@@ -1,13 +1,14 @@
 """The `runbridge` command line (click). This module only assembles the commands; their logic
-lives in their own modules (`runbridge.commands`: backends, runs, show, metrics, migrate, sync;
-`runbridge.cli_run`: run)."""
+lives in their own modules (`runbridge.commands`: backends, runs, show, metrics;
+`runbridge.commands_migrate`: migrate, sync; `runbridge.cli_run`: run)."""
 
 from __future__ import annotations
 
 import click
 
 from .cli_run import run_command
-from .commands import COMMANDS
+from .commands import COMMANDS as INSPECT_COMMANDS
+from .commands_migrate import COMMANDS as MIGRATE_COMMANDS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,5 +21,5 @@ def main() -> None:
     """
 
 
-for _command in (run_command, *COMMANDS):
+for _command in (run_command, *INSPECT_COMMANDS, *MIGRATE_COMMANDS):
     main.add_command(_command)

@@ -1,4 +1,5 @@
-"""The inspection and migration commands of the `runbridge` command line (assembled in `cli`).
+"""The inspection commands of the `runbridge` command line: backends, runs, show, metrics
+(assembled in `cli`; migrate and sync are in `commands_migrate`).
 
 Every command takes ``--backend SPEC`` (repeatable or comma-separated; else the configuration:
 RUNBRIDGE_BACKENDS, runbridge.toml / [tool.runbridge], the default store). A run is named by its
@@ -8,96 +9,22 @@ exit with status 1; set RUNBRIDGE_DEBUG=1 to see the traceback instead.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-import os
 import sys
-from datetime import datetime
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Sequence
 
 import click
 
 from . import shapes
 from .backends import describe_installed
-from .fanout import INCOMPLETE_PREFIX
-from .config import split_specs
+from .cliutil import backend_option, fmt, last_numbers, one_line_errors, open_workspace, specs_of, table
+from .config import resolve_backends
+from .fanout import INCOMPLETE_PREFIX, incomplete_labels
 from .records import File, Image, Metric, Record, Row, RunInfo
+from .run import Experiment, Run
+from .spool import files_for
 from .timefmt import duration, short_utc
-
-# ---------------------------------------------------------------------------------------------
-# shared plumbing
-
-
-def one_line_errors(command: Callable) -> Callable:
-    """Turn any error into click's one-line ``Error: ...`` and exit status 1 (no traceback)."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
-            raise
-        except BrokenPipeError:  # `runbridge metrics ... | head`: the reader has enough
-            sys.stderr.close()
-            raise SystemExit(0) from None
-        except Exception as exc:  # noqa: BLE001 - the CLI's contract is one line per error
-            if os.environ.get("RUNBRIDGE_DEBUG"):
-                raise
-            from .errors import RunbridgeError
-
-            text = str(exc) if isinstance(exc, (RunbridgeError, LookupError, ValueError)) and str(exc) \
-                else f"{type(exc).__name__}: {exc}"
-            if isinstance(exc, KeyError) and exc.args:
-                text = str(exc.args[0])
-            raise click.ClickException(" ".join(text.split())) from None
-
-    return wrapper
-
-
-def backend_option(command: Callable) -> Callable:
-    return click.option(
-        "--backend", "-b", "backend", multiple=True, metavar="SPEC",
-        help="Backend spec(s) to use, e.g. sqlite:.runbridge/runs.db or mlflow:http://127.0.0.1:5000 "
-             "(repeat or comma-separate; default: RUNBRIDGE_BACKENDS, runbridge.toml, the default store).",
-    )(command)
-
-
-def specs_of(backend: Sequence[str]) -> list[str] | None:
-    specs = [s for item in backend for s in split_specs(item)]
-    return specs or None
-
-
-def open_workspace(backend: Sequence[str]):
-    from .experiment import Workspace
-
-    return Workspace(backends=specs_of(backend))
-
-
-def fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if value is None:
-        return "None"
-    return str(value)
-
-
-def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    rows = [[str(c) for c in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    return "\n".join(lines)
-
-
-def last_numbers(records: Sequence[Record]) -> dict[str, Any]:
-    """The last value of each numeric scalar metric."""
-    out: dict[str, Any] = {}
-    for rec in records:
-        if type(rec) is Metric and type(rec.value) in (int, float):
-            out[rec.name] = rec.value
-    return out
-
 
 # ---------------------------------------------------------------------------------------------
 # runbridge backends
@@ -125,8 +52,6 @@ def backends_command(backend: tuple[str, ...]) -> None:
     if fixes:
         click.echo("\nNot importable:")
         click.echo("\n".join(fixes))
-    from .config import resolve_backends
-
     click.echo("\nConfigured: " + ", ".join(resolve_backends(specs_of(backend))))
 
 
@@ -206,8 +131,6 @@ def metric_summary(records: Sequence[Record]) -> list[list[str]]:
 
 def backend_states(ws, info: RunInfo) -> list[tuple[str, str]]:
     """(spec, state) of the run in each backend: complete, incomplete (why), missing, unreachable."""
-    from .fanout import incomplete_labels
-
     labels = incomplete_labels(ws.backends)
     marks: dict[str, str] = {}
     held: dict[int, bool] = {}
@@ -223,8 +146,6 @@ def backend_states(ws, info: RunInfo) -> list[tuple[str, str]]:
             for key, value in shapes.fold_tags(records, include_reserved=True).items():
                 if key.startswith(INCOMPLETE_PREFIX):
                     marks[key[len(INCOMPLETE_PREFIX):]] = value or ""
-    from .spool import files_for
-
     out = []
     for i, backend in enumerate(ws.backends):
         if files_for(str(backend.spec), info.run_id):
@@ -300,7 +221,7 @@ def write_csv(records: Sequence[Record], name: str | None, out: Any) -> int:
     stay ints (no float NaN-filling) and floats keep every digit. Returns the number of rows."""
     import csv
 
-    from .frames import METRIC_COLUMNS, metric_rows
+    from .frames import METRIC_COLUMNS, metric_rows  # pandas, loaded only for this command
 
     rows = metric_rows(records, name)
     columns = METRIC_COLUMNS + sorted({c for r in rows for c in r} - set(METRIC_COLUMNS))
@@ -334,86 +255,16 @@ def metrics_command(run_id: str, name: str | None, fmt_: str, as_csv: bool, recu
       runbridge metrics mnist_1732262400_1a2b3c4d
       runbridge metrics mnist_1732262400_1a2b3c4d --name loss --format csv > loss.csv
     """
-    from .experiment import Experiment
-    from .run import Run
-
     ws = open_workspace(backend)
     info = ws.find_run(run_id)
-    run = Run(Experiment(ws, info.experiment), run_id)
     if as_csv or fmt_ == "csv":
-        if not write_csv(run._read_records(), name, sys.stdout):
+        if not write_csv(ws.read_run(info.experiment, run_id)[1], name, sys.stdout):
             raise click.ClickException(f"run {run_id} has no metric {name!r}")
         return
-    metrics = run.get_metrics(name=name, recursive=recursive)
+    metrics = Run(Experiment(ws, info.experiment), run_id).get_metrics(name=name, recursive=recursive)
     if name is not None and not metrics:
         raise click.ClickException(f"run {run_id} has no metric {name!r}")
     click.echo(json.dumps(metrics, indent=2, ensure_ascii=False))
 
 
-# ---------------------------------------------------------------------------------------------
-# runbridge migrate / sync
-
-
-@click.command("migrate")
-@click.argument("specs", nargs=-1, metavar="[SRC] DST", required=True)
-@click.option("--experiment", "-e", "experiments", multiple=True, help="Only this experiment (repeatable).")
-@click.option("--run", "-r", "run_ids", multiple=True, help="Only this run and its children (repeatable).")
-@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]),
-              help="Only runs started at or after this date (UTC), e.g. 2024-05-01.")
-@click.option("--dry-run", is_flag=True, help="List what would be copied; write nothing.")
-@click.option("--no-progress", is_flag=True, help="No progress bars.")
-@backend_option
-@one_line_errors
-def migrate_command(specs: tuple[str, ...], experiments: tuple[str, ...], run_ids: tuple[str, ...],
-                    since: datetime | None, dry_run: bool, no_progress: bool, backend: tuple[str, ...]) -> None:
-    """Copy runs from backend SRC to backend DST: every metric with its steps and times, tags,
-    properties, files, status, times and parent/child links. Runs already copied are skipped and
-    an interrupted migration resumes, so it is safe to run again. With only DST, the source is
-    --backend (or the configured first backend). Ends with a summary, including every value DST
-    could not hold exactly; exits 1 if any run failed.
-
-    \b
-    Examples:
-      runbridge migrate sqlite:.runbridge/runs.db mlflow:http://127.0.0.1:5000
-      runbridge migrate tensorboard:runs/ mlflow:sqlite:///mlflow.db --experiment exp1 --dry-run
-    """
-    from .config import resolve_backends
-    from .migrate import migrate
-
-    if len(specs) == 1:
-        src, dst = resolve_backends(specs_of(backend))[0], specs[0]
-    elif len(specs) == 2:
-        src, dst = specs
-    else:
-        raise click.UsageError("give SRC and DST backend specs (or only DST, with --backend SRC)")
-    report = migrate(src, dst, experiments=list(experiments) or None, run_ids=list(run_ids) or None,
-                     since=since, dry_run=dry_run, progress=not no_progress)
-    click.echo(report.summary())
-    if report.failed:
-        raise click.ClickException(f"{len(report.failed)} run(s) could not be copied (see above)")
-
-
-@click.command("sync")
-@click.option("--run", "-r", "run_ids", multiple=True, help="Only this run (repeatable).")
-@click.option("--dry-run", is_flag=True, help="List what would be repaired; write nothing.")
-@click.option("--no-progress", is_flag=True, help="No progress bars.")
-@backend_option
-@one_line_errors
-def sync_command(run_ids: tuple[str, ...], dry_run: bool, no_progress: bool, backend: tuple[str, ...]) -> None:
-    """Repair the backends a run could not write to: when a backend failed during a run (a server
-    down, a full disk), the others recorded it; once it is back, sync copies to it what it
-    missed, from a backend that holds everything, and clears the mark.
-
-    \b
-    Example:
-      RUNBRIDGE_BACKENDS=sqlite:runs.db,mlflow:http://127.0.0.1:5000 runbridge sync
-    """
-    from .sync import sync
-
-    report = sync(specs_of(backend), run_ids=list(run_ids) or None, dry_run=dry_run, progress=not no_progress)
-    click.echo(report.summary())
-    if report.failed:
-        raise click.ClickException(f"{len(report.failed)} repair(s) could not be completed (see above)")
-
-
-COMMANDS = [backends_command, runs_command, show_command, metrics_command, migrate_command, sync_command]
+COMMANDS = [backends_command, runs_command, show_command, metrics_command]
