@@ -27,7 +27,8 @@ from .config import resolve_backends
 from .errors import RunbridgeError
 from .fanout import INCOMPLETE_PREFIX, incomplete_labels
 from .holdings import lacking
-from .migrate import Difference, Progress, copy_run, is_bookkeeping, parents_first
+from .migrate import Progress, copy_run, parents_first
+from .migrate_report import Difference, is_bookkeeping
 from .records import Record, RunInfo, Tag, now_us
 from .shapes import fold_tags
 
