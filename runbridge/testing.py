@@ -11,6 +11,9 @@ for an empty store (per test, e.g. under `tmp_path`)::
             return f"mybackend:{tmp_path / 'store'}"
 
 A backend is done when the whole class passes. Tests use pytest (``pip install runbridge[test]``).
+
+Longer than 400 lines because it is one test class, the whole contract, kept in one place so a
+backend author reads and subclasses one thing.
 """
 
 from __future__ import annotations
