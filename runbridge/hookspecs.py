@@ -9,12 +9,12 @@ pluggy passes arguments by name, and an implementation may accept fewer argument
 value is never passed: do not give hook arguments defaults.
 
 Required hooks: start_run, write, end_run, read. Optional: list_runs, list_experiments,
-run_url, fetch_file, reconcile. `runbridge.testing.BackendContract` checks a backend against all of it.
+run_url, fetch_file, reconcile, store_location. `runbridge.testing.BackendContract` checks a backend against all of it.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import pluggy
 
@@ -26,6 +26,16 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 #: Hooks every backend must implement (checked when the backend is opened).
 REQUIRED_HOOKS = ("start_run", "write", "end_run", "read")
+
+
+class StoreLocation(NamedTuple):
+    """Where a backend keeps a store, as `store_location` describes it."""
+
+    #: The location in a form that names the same store from any working folder and that two
+    #: spellings of one store share (local paths absolute and resolved).
+    location: str
+    #: Local files and folders the store owns (a script's snapshot never includes them).
+    paths: tuple[str, ...] = ()
 
 
 @hookspec
@@ -99,3 +109,12 @@ def reconcile(run: RunInfo) -> int | None:
     """Make every view the backend derives from the exact records of `run` hold all of them
     (for example a tracker's native metric history after a write that failed half way), without
     duplicating anything. Return the number of entries added. `runbridge sync` calls it."""
+
+
+@hookspec(firstresult=True)
+def store_location(location: str, base: str) -> StoreLocation | None:
+    """Describe the store at `location` (the part after ``name:`` of a spec), relative paths taken
+    from the folder `base`: its absolute form and the local paths it owns. Must not create or
+    open anything. Implement it as a ``@staticmethod``: the core calls it on the backend class,
+    without opening the backend. Without it, a location is used as written and owns no paths.
+    """

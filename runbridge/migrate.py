@@ -42,7 +42,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .backends import Backend, BackendSpec, open_backend
+from .backends import Backend, BackendSpec, absolute_spec, open_backend
 from .errors import RunbridgeError, RunNotFoundError
 from .fanout import INCOMPLETE_PREFIX
 from .holdings import lacking
@@ -66,17 +66,7 @@ def is_bookkeeping(key: str) -> bool:
 
 def canonical_spec(spec: str | BackendSpec | Backend) -> str:
     """A spec with local paths made absolute, so the same store is recognised however named."""
-    if isinstance(spec, Backend):
-        spec = spec.spec
-    parsed = spec if isinstance(spec, BackendSpec) else BackendSpec.parse(spec)
-    location = parsed.location
-    if parsed.name in ("sqlite", "tensorboard", "jsonl") and "://" not in location:
-        location = str(Path(location).expanduser().resolve())
-    elif location.startswith("sqlite:///") and ":memory:" not in location:
-        location = "sqlite:///" + str(Path(location[len("sqlite:///"):]).expanduser().resolve())
-    elif location.startswith("file://"):
-        location = "file://" + str(Path(location[len("file://"):]).expanduser().resolve())
-    return f"{parsed.name}:{location}"
+    return absolute_spec(spec.spec if isinstance(spec, Backend) else spec)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,8 +10,8 @@ run still ends properly when the submitting process exits early, is killed, or i
 Ctrl-C while waiting. The supervisor:
 
 1. zips a **snapshot** of ``source_directory`` (without ``.git``, ``outputs``, ``__pycache__``,
-   virtual environments and the run stores: ``.runbridge``, ``mlruns``, the configured backends'
-   folders) into the hidden run file ``runbridge.snapshot.zip``; ``run.restore_snapshot()``
+   virtual environments and the run stores: ``.runbridge`` and every file or folder the configured
+   backends own, as their ``store_location`` hook says) into the hidden run file ``runbridge.snapshot.zip``; ``run.restore_snapshot()``
    gives it back. Past 2,000 files or 300 MB (Azure ML's limits) the snapshot is skipped and the
    log says so;
 2. starts the script: ``sys.executable SCRIPT ARGS`` with ``cwd=source_directory`` and the
@@ -53,7 +53,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Iterator, Sequence
 
-from .config import ENV_BACKENDS, absolute_spec
+from .backends import absolute_spec, locate
+from .config import ENV_BACKENDS
 from .errors import RunFailedError
 from .records import CANCELED, COMPLETED, FAILED, FINAL_STATUSES, RESERVED_PREFIX, RUNNING, File, Property, RunInfo, Tag, now_us
 from .timefmt import duration
@@ -73,8 +74,7 @@ SUPERVISOR_PROPERTY = RESERVED_PREFIX + "supervisor"
 #: Reserved tag: the script's exit code (a negative number: killed by that signal).
 EXIT_CODE_TAG = RESERVED_PREFIX + "exit_code"
 #: Folder names never put in a snapshot (besides virtual environments and the stores in use).
-SNAPSHOT_EXCLUDED = frozenset({".git", ".hg", ".svn", "outputs", "__pycache__", ".runbridge", "mlruns",
-                               "mlartifacts", ".ipynb_checkpoints", ".venv", ".mypy_cache",
+SNAPSHOT_EXCLUDED = frozenset({".git", ".hg", ".svn", "outputs", "__pycache__", ".runbridge", ".ipynb_checkpoints", ".venv", ".mypy_cache",
                                ".pytest_cache", ".tox", "node_modules"})
 SNAPSHOT_MAX_FILES = 2000
 SNAPSHOT_MAX_BYTES = 300 * 1024 * 1024
@@ -398,19 +398,8 @@ def _supervisor_alive(run: "Run") -> bool:
 
 # -- snapshots -----------------------------------------------------------------------------------
 def _store_paths(specs: Sequence[str]) -> list[Path]:
-    """Local folders/files the configured backends write to (never part of a snapshot)."""
-    paths = []
-    for spec in specs:
-        location = spec.split(":", 1)[1] if ":" in spec else spec
-        for prefix in ("sqlite:///", "file://", "sqlite:"):
-            if location.startswith(prefix):
-                location = location[len(prefix) - (1 if prefix == "sqlite:///" else 0):]
-                break
-        if location.startswith("/"):
-            base = Path(location)
-            paths += [base, Path(f"{base}-artifacts"), Path(f"{base}-wal"), Path(f"{base}-shm"),
-                      Path(f"{base}-journal")]
-    return paths
+    """Local folders/files the configured backends own (never part of a snapshot)."""
+    return [Path(p) for spec in specs for p in locate(spec).paths]
 
 
 def snapshot_files(source: Path, specs: Sequence[str] = ()) -> Iterator[Path]:

@@ -198,11 +198,15 @@ def sync(backends: Sequence[str] | str | None = None, run_ids: Sequence[str] | N
                 report.failed.append((job.info.run_id, str(job.target.spec), str(exc)))
             finally:
                 bars.run_done()
+        copied_from_healthy = {(str(j.target.spec), j.info.run_id) for j in work}
         for (spec, run_id), files in spooled.items():
             try:
-                if (spec, run_id) in repaired:  # a healthy copy already gave it everything
-                    for path, _ in files:
-                        path.unlink(missing_ok=True)
+                if (spec, run_id) in copied_from_healthy:
+                    # a healthy copy is the whole run: its spool is dropped once that repair
+                    # succeeded, and kept (not replayed: same target, same fault) if it failed
+                    if (spec, run_id) in repaired:
+                        for path, _ in files:
+                            path.unlink(missing_ok=True)
                     continue
                 target = next((b for b in opened if str(b.spec) == spec), None) or open_backend(spec)
                 info = _replay_spool(target, files, report)

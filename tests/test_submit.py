@@ -531,3 +531,22 @@ def test_runbridge_run_gives_equal_metrics_in_every_backend(here, spec):
     assert run.get_status() == "Completed"
     assert run.get_metrics() == EXPECTED
     assert "logged" in _read_file(run, "user_logs/std_log.txt", here)
+
+
+def test_a_third_party_store_named_relatively_is_found_by_the_script_and_kept_out_of_its_snapshot(here):
+    """`jsonl:store` (the example third-party plugin) is a path relative to the submitting folder:
+    the script, started in another folder, writes to the same store (its `store_location` hook made
+    it absolute), and the snapshot of the source folder leaves the store out."""
+    source = here / "src"
+    source.mkdir()
+    _script(source, "logs.py", """
+        from runbridge import Run
+        Run.get_context().log("from_the_script", 42)
+    """)
+    workspace = Workspace(backends=[f"jsonl:src/store"])  # inside source_directory, relative to here
+    run = Experiment(workspace, "third-party").submit(ScriptRunConfig(str(source), "logs.py"))
+    run.wait_for_completion()
+    assert run.get_metrics() == {"from_the_script": 42}
+    assert not (source / "src").exists()  # not resolved against the script's folder
+    snapshot = zipfile.ZipFile(run.restore_snapshot(path=here))
+    assert snapshot.namelist() == ["logs.py"]

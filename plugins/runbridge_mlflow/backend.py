@@ -30,7 +30,7 @@ from mlflow.entities import RunTag, ViewType
 from mlflow.exceptions import MlflowException
 
 from runbridge.errors import RunbridgeError
-from runbridge.hookspecs import hookimpl
+from runbridge.hookspecs import StoreLocation, hookimpl
 from runbridge.records import RUNNING, File, Image, Metric, Property, Record, RunInfo, Tag
 
 from . import translate as tr
@@ -70,6 +70,29 @@ def _local_artifact_dir(uri: str) -> str | None:
 
 class MlflowBackend:
     """Runs kept in MLflow: native metrics/params/tags/artifacts plus an exact record stream."""
+
+    @staticmethod
+    @hookimpl
+    def store_location(location: str, base: str) -> StoreLocation:
+        """A tracking URI with a local store made absolute: ``sqlite:///rel.db`` becomes
+        ``sqlite:////abs/rel.db`` (owning the database, its journals and the ``mlartifacts``
+        folder beside it), ``file:rel`` / a bare path becomes ``file:///abs/rel`` / ``/abs/rel``
+        (owning that folder); servers and other schemes are kept as written."""
+        root = Path(base)
+        scheme, sep, rest = location.partition(":")
+        if sep and scheme.lower() == "sqlite" and rest.startswith("///") and ":memory:" not in rest:
+            path = rest[3:]
+            db = (root / path).resolve() if not path.startswith("/") else Path(path)
+            return StoreLocation(f"sqlite:///{db}", (*(f"{db}{s}" for s in ("", "-journal", "-wal", "-shm")),
+                                                     str(db.parent / "mlartifacts")))
+        if sep and scheme.lower() == "file":
+            path = rest[2:] if rest.startswith("//") else rest
+            folder = (root / Path(path).expanduser()).resolve()
+            return StoreLocation(folder.as_uri(), (str(folder),))
+        if not sep and (location.startswith((".", "~", "/")) or "/" in location):  # a bare file-store path
+            folder = (root / Path(location).expanduser()).resolve()
+            return StoreLocation(str(folder), (str(folder),))
+        return StoreLocation(location)
 
     def __init__(self, location: str):
         if not location:

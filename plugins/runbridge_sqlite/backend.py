@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any, Sequence
 
-from runbridge.hookspecs import hookimpl
+from runbridge.hookspecs import StoreLocation, hookimpl
 from runbridge.media import safe_join, write_file_atomically
 from runbridge.records import File, Image, Metric, Property, Record, Row, RunInfo, Tag
 
@@ -61,6 +61,13 @@ def _load_cells(text: str) -> tuple:
 
 class SQLiteBackend:
     """``sqlite:path/runs.db``: runs, metrics and files in one local SQLite database."""
+
+    @staticmethod
+    @hookimpl
+    def store_location(location: str, base: str) -> StoreLocation:
+        """The database path, absolute; the store owns it, its journal files and its artifacts."""
+        db = (Path(base) / Path(location).expanduser()).resolve()
+        return StoreLocation(str(db), tuple(f"{db}{suffix}" for suffix in ("", "-artifacts", "-wal", "-shm", "-journal")))
 
     def __init__(self, location: str):
         if not location:

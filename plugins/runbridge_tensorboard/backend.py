@@ -33,7 +33,7 @@ from urllib.parse import quote
 
 from tensorboard.compat.proto import event_pb2
 
-from runbridge.hookspecs import hookimpl
+from runbridge.hookspecs import StoreLocation, hookimpl
 from runbridge.media import safe_join, write_file_atomically
 from runbridge.records import (
     COMPLETED, File, Image, Property, Record, RunInfo, record_from_dict, record_to_dict,
@@ -223,6 +223,13 @@ def _first_wall_time(path: Path) -> float | None:
 
 class TensorBoardBackend:
     """runbridge backend writing TensorBoard event files (``tensorboard:<logdir>``)."""
+
+    @staticmethod
+    @hookimpl
+    def store_location(location: str, base: str) -> StoreLocation:
+        """The log folder, absolute; the store owns it (a script's snapshot leaves it out)."""
+        folder = (Path(base) / Path(location).expanduser()).resolve()
+        return StoreLocation(str(folder), (str(folder),))
 
     def __init__(self, location: str):
         if not location:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from runbridge import hookimpl
+from runbridge.hookspecs import StoreLocation
 from runbridge.media import safe_join, write_file_atomically
 from runbridge.records import File, Image, Record, RunInfo, record_from_json, record_to_json
 
@@ -27,6 +28,13 @@ class JsonlBackend:
             raise ValueError("the jsonl backend needs a folder, e.g. 'jsonl:runs'")
         self.root = Path(location).expanduser().resolve()
         self._lock = threading.Lock()
+
+    @staticmethod
+    @hookimpl
+    def store_location(location: str, base: str) -> StoreLocation:
+        """The folder, absolute; the store owns it (a script's snapshot leaves it out)."""
+        folder = (Path(base) / Path(location).expanduser()).resolve()
+        return StoreLocation(str(folder), (str(folder),))
 
     def _run_dir(self, experiment: str, run_id: str) -> Path:
         return safe_join(self.root, f"{experiment.replace('/', '_')}/{run_id}")
