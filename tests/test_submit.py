@@ -384,7 +384,7 @@ WORKERS = """
         if mode == "launcher":            # ranks started by a launcher, as torchrun would
             procs = [subprocess.Popen([sys.executable, __file__, "rank"], env={**os.environ, "RANK": str(r)})
                      for r in range(4)]
-            assert all(p.wait() == 0 for p in procs)
+            assert all(p.wait(timeout=300) == 0 for p in procs)
         elif mode == "rank":
             work(int(os.environ["RANK"]))
         else:
