@@ -44,17 +44,22 @@ def _template_db() -> Path:
     """An empty MLflow SQLite database with every migration applied, built once per process."""
     global _template
     if _template is None or not _template.exists():
-        import sqlalchemy
-        from mlflow.store.db.utils import _initialize_tables
-
         home = _template_home or Path(tempfile.mkdtemp(prefix="runbridge-mlflow-template-"))
         home.mkdir(parents=True, exist_ok=True)
         building = home / f"building-{os.getpid()}.db"
-        engine = sqlalchemy.create_engine(f"sqlite:///{building}")
-        try:
-            _initialize_tables(engine)
-        finally:
-            engine.dispose()
+        try:  # the schema only: each copy then adds its own default experiment where it lives
+            import sqlalchemy
+            from mlflow.store.db.utils import _initialize_tables
+        except ImportError:  # MLflow moved its helper: let a client build the store instead
+            from mlflow import MlflowClient
+
+            MlflowClient(f"sqlite:///{building}").search_experiments()
+        else:
+            engine = sqlalchemy.create_engine(f"sqlite:///{building}")
+            try:
+                _initialize_tables(engine)
+            finally:
+                engine.dispose()
         _template = building.replace(home / "template.db")
     return _template
 
