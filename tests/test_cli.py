@@ -7,6 +7,7 @@ import io
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -74,9 +75,18 @@ def test_runs_prints_a_table_with_last_metric_values(store, tmp_path):
     parent = next(r for r in rows if r.startswith(top))
     assert "the parent" in parent and "Completed" in parent
     assert any("grandchild" in r and "Failed" in r for r in rows)
-    # the last value of a metric the runs share
-    columns = header.split()[7:]
-    assert columns, header
+    # the last value of each shown metric under its column, blank where a run has none
+    assert header.split()[7:] == ["acc", "big", "count"], header
+    starts = [m.start() for m in re.finditer(r"\S+", header)][-4:]  # DURATION, acc, big, count
+
+    def last_values(row: str) -> list[str]:
+        return [row[a:b].strip() for a, b in zip(starts[1:], [*starts[2:], None])]
+
+    child = next(r for r in rows if "child one" in r)
+    grandchild = next(r for r in rows if "grandchild" in r)
+    assert last_values(parent) == ["", str(2**62), "3"]
+    assert last_values(child) == ["0.95", "", ""]
+    assert last_values(grandchild) == ["", "", ""]
     by_experiment = runbridge("runs", "--experiment", EXPERIMENT, "--backend", spec, cwd=tmp_path)
     assert by_experiment.stdout == result.stdout
     unknown = runbridge("runs", "--experiment", "nope", "--backend", spec, cwd=tmp_path)

@@ -68,9 +68,12 @@ def test_a_server_stopped_mid_run_loses_nothing_elsewhere_and_sync_repairs_it(tm
     try:
         proc = subprocess.Popen([sys.executable, "script.py", str(ready), str(go)], cwd=tmp_path, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        while not ready.exists() and proc.poll() is None:
+        deadline = time.monotonic() + 300  # a safety limit against a hang, not a timing check
+        while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert ready.exists(), proc.communicate()
+        if not ready.exists():
+            proc.kill()
+            pytest.fail(f"the script did not get ready: {proc.communicate(timeout=60)}")
         run_id = ready.read_text()
         server.stop()
         go.write_text("go")

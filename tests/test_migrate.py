@@ -15,6 +15,7 @@ import pytest
 
 from migration_fixtures import (EXPERIMENT, KINDS, assert_snapshots_equal, make_reference, record_counts,
                                 snapshot, spec_for)
+from mlflow_fixtures import mlflow_sqlite_uri
 from runbridge import Experiment, Run, Workspace
 from runbridge.migrate import MIGRATED_TAG, SOURCE_TAG, canonical_spec, migrate
 from runbridge.records import Metric, Tag
@@ -173,7 +174,7 @@ def test_a_killed_migration_rerun_copies_each_run_once(tmp_path):
     while proc.poll() is None and not (partial_runs() and complete_runs() >= 2):
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL, "the migration finished before it could be killed"
     half = partial_runs()
     done_before = complete_runs()
@@ -239,8 +240,7 @@ def test_a_tensorboardx_folder_migrates_to_mlflow(tmp_path):
 def test_a_plain_mlflow_run_migrates(dst_kind, tmp_path):
     import mlflow
 
-    uri = f"sqlite:///{tmp_path / 'plain' / 'mlflow.db'}"
-    (tmp_path / "plain").mkdir()
+    uri = mlflow_sqlite_uri(tmp_path / "plain")
     mlflow.set_tracking_uri(uri)
     try:
         mlflow.set_experiment("plain-exp")
@@ -268,7 +268,7 @@ def test_a_plain_mlflow_run_migrates(dst_kind, tmp_path):
     assert "note.txt" in dst_run.get_file_names()
     out = dst_run.download_file("note.txt", tmp_path / "got.txt")
     assert Path(out).read_text() == "artifact body"
-    assert plain_id
+    assert run_id == plain_id  # a run plain MLflow wrote keeps its MLflow id
 
 
 def test_runbridge_migrate_is_callable_from_the_package(tmp_path):

@@ -39,7 +39,23 @@ _RUN_ID_OK = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
 _PAGE = 1000
 #: An http tracking server is probed (GET /health, one connect) at most this often before a
 #: call, so a server that went away fails the call in a second instead of after MLflow's retries.
+#: ``RUNBRIDGE_MLFLOW_PROBE_INTERVAL`` (seconds, read when the backend opens) overrides it.
 PROBE_EVERY_S = 5.0
+PROBE_INTERVAL_ENV = "RUNBRIDGE_MLFLOW_PROBE_INTERVAL"
+
+
+def probe_interval() -> float:
+    """Seconds between two probes of an http tracking server: the environment's, else the default."""
+    raw = os.environ.get(PROBE_INTERVAL_ENV, "").strip()
+    if not raw:
+        return PROBE_EVERY_S
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0 or seconds == float("inf"):
+        raise RunbridgeError(f"{PROBE_INTERVAL_ENV}={raw!r} is not a number of seconds >= 0 (e.g. 5)")
+    return seconds
 
 
 class MlflowUnreachableError(RunbridgeError, ConnectionError):
@@ -116,6 +132,7 @@ class MlflowBackend:
         # No "🏃 View run ..." banner on stdout at every run end (a user can set it back to false).
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.is_http = location.startswith(("http://", "https://"))
+        self.probe_every_s = probe_interval() if self.is_http else PROBE_EVERY_S
         self.client = MlflowClient(tracking_uri=self.uri)
         self._lock = threading.RLock()
         self._experiment_ids: dict[str, str] = {}
@@ -134,7 +151,7 @@ class MlflowBackend:
         if not self.is_http:
             return
         now = time.monotonic()
-        if not force and now - self._reachable_at < PROBE_EVERY_S:
+        if not force and now - self._reachable_at < self.probe_every_s:
             return
         try:
             timeout = float(os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", "") or 10)
