@@ -9,6 +9,7 @@ from .backends import Backend, open_backend
 from .config import resolve_backends
 from .errors import RunNotFoundError, RunbridgeError
 from .records import Record, RunInfo
+from .values import check_text
 
 if TYPE_CHECKING:
     import pandas
@@ -100,6 +101,7 @@ class Experiment:
             raise ValueError(f"name must be a non-empty str, got {name!r}")
         if len(name) > MAX_EXPERIMENT_NAME:
             raise ValueError(f"name is {len(name)} characters; experiment names have at most {MAX_EXPERIMENT_NAME}")
+        check_text(name, "name")
         self.workspace = workspace
         self.name = name
 

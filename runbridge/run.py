@@ -14,6 +14,7 @@ import re
 import sys
 import time
 import uuid
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Iterable, Sequence
@@ -25,7 +26,8 @@ from .errors import FileExistsInRunError, PropertyChangeError, RunbridgeError, R
 from .media import image_from_path, image_from_plot, read_stream, safe_name, sha256_of
 from .records import (CANCELED, COMPLETED, FAILED, FINAL_STATUSES, RESERVED_PREFIX, RUNNING, File,
                       Image, Property, Record, Row, RunInfo, Tag, now_us)
-from .values import check_name, check_step, tag_value, to_scalar, to_scalar_list
+from .values import (check_description, check_name, check_run_id, check_step, check_text, tag_value, to_scalar,
+                     to_scalar_list)
 
 if TYPE_CHECKING:
     import pandas
@@ -47,6 +49,22 @@ def new_run_id(experiment_name: str) -> str:
     """An azureml-style id: ``<experiment>_<unix seconds>_<8 hex>``, safe as a folder name."""
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", experiment_name).strip("._")[:64] or "run"
     return f"{slug}_{int(time.time())}_{uuid.uuid4().hex[:8]}"
+
+
+def folder_files(root: Path, argument: str) -> list[tuple[str, Path]]:
+    """(relative POSIX name, path) of every regular file below `root`, sorted. Symbolic links
+    (to files or folders) are skipped with one warning: they could point outside the folder."""
+    files, links = [], []
+    for path in sorted(root.rglob("*")):
+        if path.is_symlink():
+            links.append(path.relative_to(root).as_posix())
+        elif path.is_file():
+            files.append((path.relative_to(root).as_posix(), path))
+    if links:
+        warnings.warn(f"{argument} {str(root)!r}: skipped {len(links)} symbolic link(s), which could point "
+                      f"outside the folder: {', '.join(links[:5])}{' ...' if len(links) > 5 else ''}",
+                      stacklevel=3)
+    return files
 
 
 class Run:
@@ -85,8 +103,12 @@ class Run:
                outputs: str | None = "./outputs", tags: dict | None = None, run_type: str = "interactive",
                run_id: str | None = None) -> "Run":
         """Create a new Running run on every backend of the experiment's workspace."""
-        if display_name is not None and not isinstance(display_name, str):
-            raise TypeError(f"display_name must be a str or None, got {type(display_name).__name__}")
+        if display_name is not None:
+            if not isinstance(display_name, str):
+                raise TypeError(f"display_name must be a str or None, got {type(display_name).__name__}")
+            check_text(display_name, "display_name")
+        if run_id is not None:
+            check_run_id(run_id)
         if tags is not None and not isinstance(tags, dict):
             raise TypeError(f"tags must be a dict, got {type(tags).__name__}")
         run = cls.__new__(cls)
@@ -201,13 +223,14 @@ class Run:
 
     def log(self, name: str, value: Any, description: str = "", step: int | None = None) -> None:
         """Log a scalar; repeating a name appends (the metric becomes a vector)."""
-        kind = type(value)
-        if not (kind is float or kind is int):
+        if type(value) is not float:
             value = to_scalar(value, "value")
-        if type(name) is not str or not name:
+        if type(name) is not str or not name or name not in self._names:
             check_name(name)
         if step is not None:
             step = check_step(step)
+        if type(description) is not str or description:
+            description = check_description(description)
         if self._info.status != RUNNING:
             self._check_open()
         entry = self._names.get(name)
@@ -222,6 +245,7 @@ class Run:
         """Log every value of an iterable under one name (repeated calls concatenate)."""
         check_name(name)
         values = to_scalar_list(value)
+        description = check_description(description)
         self._check_open()
         seq = self._claim(name, _SCALAR)
         self._names[name][1] = seq + len(values)
@@ -233,7 +257,9 @@ class Run:
         check_name(name)
         if not kwargs:
             raise ValueError(f"log_row({name!r}) needs at least one column, as keyword arguments")
-        cells = tuple((column, to_scalar(v, f"column {column!r}", "log_table")) for column, v in kwargs.items())
+        cells = tuple((check_name(column, "column name"), to_scalar(v, f"column {column!r}", "log_table"))
+                      for column, v in kwargs.items())
+        description = check_description(description)
         self._check_open()
         seq = self._claim(name, _TABLE, frozenset(kwargs))
         self._names[name][1] = seq + 1
@@ -260,6 +286,7 @@ class Run:
         n_rows = next(iter(lengths.values()))
         if n_rows == 0:
             raise ValueError(f"value columns of log_table({name!r}) are empty: no rows to log")
+        description = check_description(description)
         self._check_open()
         seq = self._claim(name, _TABLE, frozenset(columns))
         self._names[name][1] = seq + n_rows
@@ -298,6 +325,7 @@ class Run:
         if (path is None) == (plot is None):
             raise ValueError("log_image needs exactly one of path or plot, "
                              f"got {'both' if path is not None else 'neither'}")
+        description = check_description(description)
         if path is not None:
             data, media_type = image_from_path(path)
             given = Path(path)
@@ -310,12 +338,13 @@ class Run:
 
     def _log_json(self, name: str, value: Any, description: str) -> None:
         check_name(name)
+        description = check_description(description)
         if isinstance(value, str):
             try:
                 json.loads(value)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"value of {name!r} is not valid JSON: {exc}") from None
-            data = value.encode("utf-8")
+            data = check_text(value, "value").encode("utf-8")
         elif isinstance(value, (dict, list)):
             try:
                 data = json.dumps(value, allow_nan=False).encode("utf-8")
@@ -435,8 +464,7 @@ class Run:
         if not root.is_dir():
             raise NotADirectoryError(f"path {str(path)!r} is not an existing folder")
         prefix = safe_name(name, "name")
-        pairs = [(f"{prefix}/{p.relative_to(root).as_posix()}", p) for p in sorted(root.rglob("*")) if p.is_file()]
-        self._upload(pairs)
+        self._upload([(f"{prefix}/{rel}", p) for rel, p in folder_files(root, "path")])
 
     def get_file_names(self) -> list[str]:
         """Every run file: uploads, outputs/..., images, JSON metrics, user_logs/..."""
@@ -530,9 +558,9 @@ class Run:
             return
         self._load_state()
         pairs = []
-        for path in sorted(folder.rglob("*")):
-            name = f"outputs/{path.relative_to(folder).as_posix()}"
-            if path.is_file() and name not in self._file_names:
+        for rel, path in folder_files(folder, "outputs"):
+            name = f"outputs/{rel}"
+            if name not in self._file_names:
                 pairs.append((name, path))
         if pairs:
             self._upload(pairs)
