@@ -52,7 +52,7 @@ from typing import Any, Iterable, Sequence
 from .backends import INCOMPLETE_PREFIX, Backend, BackendSpec, incomplete_labels, open_backend
 from .config import resolve_backends
 from .errors import RunbridgeError, RunNotFoundError
-from .media import sha256_of
+from .media import safe_name, sha256_of
 from .records import (RESERVED_PREFIX, RUNNING, File, Image, Metric, Property, Record, Row,
                       RunInfo, Tag, exactly_equal, now_us)
 from .shapes import fold_properties, fold_tags
@@ -390,6 +390,21 @@ class _Progress:
                 bar.close()
 
 
+def check_file_names(source: Backend, run_id: str, records: Sequence[Record]) -> None:
+    """Refuse a run whose records name a file unsafely (an absolute path, '..', ...) before any
+    path is built from it or anything is written: such names come from a store, not a user."""
+    for rec in records:
+        kind = type(rec)
+        name = rec.name if kind is File else rec.file_name if kind is Image else None
+        if name is None:
+            continue
+        try:
+            safe_name(name, "file name")
+        except (TypeError, ValueError) as exc:
+            raise RunbridgeError(f"run {run_id!r} in {source.spec} holds an unsafe file name {name!r} "
+                                 f"({exc}); the run was not copied") from None
+
+
 def _with_bytes(source: Backend, info: RunInfo, rec: Record, scratch: Path) -> tuple[Record, int]:
     """The record with the bytes the destination needs (fetched from the source when absent)."""
     kind = type(rec)
@@ -427,6 +442,7 @@ def copy_run(source: Backend, dest: Backend, info: RunInfo, held: Sequence[Recor
         raise RunNotFoundError(f"run {info.run_id!r} vanished from {source.spec}")
     current = records[0]
     body = [r for r in records[1:] if not (type(r) is Tag and is_bookkeeping(r.key))]
+    check_file_names(source, info.run_id, body)
     todo = remaining(body, held)
     if progress:
         progress.add_records(len(todo))

@@ -288,3 +288,45 @@ def test_a_copy_killed_right_after_it_was_created_is_finished(tmp_path):
     report = migrate(src, dst, progress=False)
     assert top in report.resumed and report.failed == [] and report.differences == []
     assert_snapshots_equal(snapshot(dst, tmp_path), snapshot(src, tmp_path))
+
+
+def _mlflow_run_naming(tmp_path: Path, bad_name: str) -> tuple[str, str, Path]:
+    """An MLflow store whose runbridge run's record stream lists File(bad_name), with a file planted
+    where that name points (outside the run's artifacts); returns (spec, run id, planted path)."""
+    from mlflow import MlflowClient
+    from runbridge.records import File, record_to_json
+
+    src = spec_for("mlflow", tmp_path / "src")
+    ws = Workspace(backends=[src])
+    run = Experiment(ws, "evil").start_logging(outputs=None)
+    run.log("m", 1)
+    run.complete()
+    client = MlflowClient(tracking_uri=src[len("mlflow:"):])
+    native = client.search_runs([client.get_experiment_by_name("evil").experiment_id])[0]
+    chunk = tmp_path / "chunk" / f"{time.time_ns():020d}-1-0.jsonl"
+    chunk.parent.mkdir()
+    chunk.write_text(record_to_json(File(bad_name, 6, "", 1)) + "\n")
+    client.log_artifact(native.info.run_id, str(chunk), "runbridge/records")
+    artifacts = Path(native.info.artifact_uri[len("file://"):])
+    planted = (artifacts / bad_name).resolve()
+    assert tmp_path in planted.parents and artifacts not in planted.parents
+    planted.write_text("SECRET")
+    return src, run.id, planted
+
+
+@pytest.mark.parametrize("dst_kind", ["sqlite", "tensorboard", "mlflow", "jsonl"])
+def test_a_file_name_from_the_source_that_escapes_fails_the_run_and_writes_nothing(dst_kind, tmp_path,
+                                                                                  monkeypatch):
+    import tempfile
+
+    # temporary folders under tmp_path too, so '../../' from one stays inside the test's folder
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    src, run_id, planted = _mlflow_run_naming(tmp_path, "../../escaped.txt")
+    dst = f"jsonl:{tmp_path / 'dst'}" if dst_kind == "jsonl" else spec_for(dst_kind, tmp_path / "dst")
+    report = migrate(src, dst, progress=False)
+    assert not report.ok and report.copied == []
+    [(failed_id, reason)] = report.failed
+    assert failed_id == run_id and "'../../escaped.txt'" in reason and "unsafe file name" in reason
+    assert sorted(tmp_path.rglob("escaped.txt")) == [planted]  # nothing copied anywhere
+    assert Workspace(backends=[dst]).list_runs(None) == []  # nothing written at the destination

@@ -29,6 +29,7 @@ from mlflow.exceptions import MlflowException
 
 from runbridge.errors import RunbridgeError
 from runbridge.hookspecs import hookimpl
+from runbridge.media import safe_join, safe_name
 from runbridge.records import RUNNING, File, Image, Property, Record, RunInfo, Tag
 
 from . import translate as tr
@@ -221,7 +222,7 @@ class MlflowBackend:
             return
         with tempfile.TemporaryDirectory(prefix="runbridge-mlflow-") as tmp:
             for name, source, data in files:
-                target = Path(tmp, *name.split("/"))
+                target = safe_join(tmp, name)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 if data is not None:
                     target.write_bytes(data)
@@ -524,11 +525,12 @@ class MlflowBackend:
         Path(destination).parent.mkdir(parents=True, exist_ok=True)
         if root is not None:
             # read in place: MLflow's local download parses the path as a URI ('?', '#', '%')
-            source = Path(root, *name.split("/"))
+            source = safe_join(root, name)
             if not source.is_file():
                 return None
             shutil.copyfile(source, destination)
             return True
+        name = safe_name(name)
         with tempfile.TemporaryDirectory(prefix="runbridge-mlflow-") as tmp:
             try:
                 path = self.client.download_artifacts(mid, name, tmp)

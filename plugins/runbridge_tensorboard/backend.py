@@ -24,8 +24,8 @@ import json
 import os
 import shutil
 import socket
-import tempfile
 import threading
+import uuid
 import warnings
 from collections import OrderedDict
 from pathlib import Path
@@ -35,6 +35,7 @@ from urllib.parse import quote
 from tensorboard.compat.proto import event_pb2
 
 from runbridge.hookspecs import hookimpl
+from runbridge.media import safe_join
 from runbridge.records import (
     COMPLETED, File, Image, Property, Record, RunInfo, record_from_dict, record_to_dict,
 )
@@ -77,17 +78,16 @@ def _event_files(folder: Path) -> list[Path]:
         return []
 
 
-def _run_relative(name: str) -> Path:
-    """A run file name as a safe relative path (no absolute paths, no '..')."""
-    p = Path(name)
-    if p.is_absolute() or not name or any(part in ("..", "") for part in name.replace("\\", "/").split("/")):
-        raise ValueError(f"run file name {name!r} is absolute or leaves the run folder")
-    return p
+def _run_file(folder: Path, name: str) -> Path:
+    """Where run file `name` of the run in `folder` lives; refuses names that leave the folder."""
+    return safe_join(folder / FILES_DIR, name)
 
 
 def _write_atomic(path: Path, data: bytes | None = None, source: str | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+    # os.open with 0o666 lets the umask decide the mode (mkstemp would force 0600)
+    tmp = str(path.parent / f".tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}.part")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as out:
             if source is not None:
@@ -287,7 +287,7 @@ class TensorBoardBackend:
             candidates = [exp_dir / safe_name(run_id)]
             try:
                 rel = (exp_dir / INDEX_DIR / safe_name(run_id)).read_text(encoding="utf-8").strip()
-                candidates.append(exp_dir / rel)
+                candidates.append(safe_join(exp_dir, rel))  # read from the store: checked like any name
             except (FileNotFoundError, NotADirectoryError):
                 pass
             for folder in candidates:
@@ -378,13 +378,13 @@ class TensorBoardBackend:
         for rec in records:  # bytes first: an event never points at a file that is not there
             kind = type(rec)
             if kind is File:
-                dest = folder / FILES_DIR / _run_relative(rec.name)
+                dest = _run_file(folder, rec.name)
                 if rec.source is not None:
                     _write_atomic(dest, source=rec.source)
                 elif rec.data is not None:
                     _write_atomic(dest, data=rec.data)
             elif kind is Image and rec.data is not None:
-                _write_atomic(folder / FILES_DIR / _run_relative(rec.file_name), data=rec.data)
+                _write_atomic(_run_file(folder, rec.file_name), data=rec.data)
         _writer(folder).append(records)
 
     @hookimpl
@@ -420,7 +420,7 @@ class TensorBoardBackend:
             if kind is RunInfo:
                 current = rec
             elif kind is File:
-                path = folder / FILES_DIR / rec.name
+                path = _run_file(folder, rec.name)
                 records.append(rec._replace(source=str(path)) if path.is_file() else rec)
             else:
                 records.append(rec)
@@ -508,10 +508,7 @@ class TensorBoardBackend:
         folder = self._locate(run.experiment, run.run_id)
         if folder is None:
             return None
-        try:
-            src = folder / FILES_DIR / _run_relative(name)
-        except ValueError:
-            return None
+        src = _run_file(folder, name)
         if src.is_file():
             Path(destination).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, destination)

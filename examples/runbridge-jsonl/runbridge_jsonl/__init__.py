@@ -6,6 +6,7 @@ It shows the whole plugin surface: a class taking the spec's location, methods m
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import threading
@@ -32,7 +33,9 @@ class JsonlBackend:
         return safe_join(self.root, f"{experiment.replace('/', '_')}/{run_id}")
 
     def _find(self, run_id: str) -> Path | None:
-        for candidate in self.root.glob(f"*/{run_id}/records.jsonl"):
+        if "/" in run_id or run_id in (".", ".."):
+            return None  # not a folder name this backend writes: never a path
+        for candidate in self.root.glob(f"*/{glob.escape(run_id)}/records.jsonl"):
             return candidate.parent
         return None
 
