@@ -76,14 +76,18 @@ def open_workspace(backend: Sequence[str]):
 
 def find_run(workspace, run_id: str) -> RunInfo:
     """The run with this id in the first backend that holds it (its experiment found for you)."""
+    errors: list[Exception] = []
     for backend in workspace.backends:
         try:
             runs = backend.list_runs(None)
-        except Exception:  # noqa: BLE001 - try the next backend
+        except Exception as exc:  # noqa: BLE001 - try the next backend
+            errors.append(exc)
             continue
         for info in runs:
             if info.run_id == run_id:
                 return info
+    if errors and len(errors) == len(workspace.backends):
+        raise errors[0]  # no backend could list its runs (a store that does not exist, say)
     raise RunNotFoundError(f"no run {run_id!r} in {', '.join(workspace.specs)} "
                            "(list them with: runbridge runs)")
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from .backends import Backend, open_backend
 from .config import resolve_backends
-from .errors import RunNotFoundError, RunbridgeError
+from .errors import RunNotFoundError, RunbridgeError, StoreNotFoundError
 from .records import Record, RunInfo
 from .values import check_text
 
@@ -56,28 +56,48 @@ class Workspace:
 
     @property
     def experiments(self) -> dict[str, "Experiment"]:
-        """The experiments the first backend holds, by name."""
-        return {name: Experiment(self, name) for name in self.backends[0].list_experiments()}
+        """The experiments the first backend holds, by name (none while its store does not exist)."""
+        try:
+            names = self.backends[0].list_experiments()
+        except StoreNotFoundError:
+            names = []
+        return {name: Experiment(self, name) for name in names}
 
     # -- reads shared by Run and Experiment -------------------------------------------------
     def read_run(self, experiment: str, run_id: str) -> tuple[RunInfo, list[Record]]:
         """The run's records from the first backend that holds it (and is not failing for it)."""
         if not isinstance(run_id, str) or not run_id:
             raise TypeError(f"run_id must be a non-empty str, got {run_id!r}")
+        missing: list[StoreNotFoundError] = []
         for backend in self.backends:
             if backend.failed(run_id):
                 continue
-            records = backend.read(experiment, run_id)
+            try:
+                records = backend.read(experiment, run_id)
+            except StoreNotFoundError as exc:  # another backend may hold the run
+                missing.append(exc)
+                continue
             if records is not None:
                 info = records[0]
                 if type(info) is not RunInfo:
                     raise RunbridgeError(f"backend {backend.spec} returned records without a RunInfo first")
                 return info, records
+        if missing and len(missing) == len(self.backends):
+            raise missing[0]
         raise RunNotFoundError(f"run_id {run_id!r} is not a run of experiment {experiment!r} in "
                                f"backends {', '.join(self.specs)}")
 
     def list_runs(self, experiment: str | None) -> list[RunInfo]:
+        """The first backend's runs; `StoreNotFoundError` if its store does not exist."""
         return self.backends[0].list_runs(experiment)
+
+    def runs_held(self, experiment: str | None) -> list[RunInfo]:
+        """Like `list_runs`, but a store nothing has written to yet holds no runs (the SDK's view:
+        a new experiment has no runs)."""
+        try:
+            return self.list_runs(experiment)
+        except StoreNotFoundError:
+            return []
 
     def run_url(self, run: RunInfo) -> str | None:
         for backend in self.backends:
@@ -138,7 +158,7 @@ class Experiment:
         from .run import TYPE_TAG, Run
         from .shapes import fold_properties, fold_tags
 
-        for info in self.workspace.list_runs(self.name):
+        for info in self.workspace.runs_held(self.name):
             if info.parent_id and not include_children:
                 continue
             _, records = self.workspace.read_run(self.name, info.run_id)
@@ -155,7 +175,7 @@ class Experiment:
         from .frames import runs_frame
 
         runs = [self.workspace.read_run(self.name, info.run_id)[1]
-                for info in self.workspace.list_runs(self.name)
+                for info in self.workspace.runs_held(self.name)
                 if include_children or not info.parent_id]
         return runs_frame(runs)
 

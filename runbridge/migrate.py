@@ -51,7 +51,7 @@ from typing import Any, Iterable, Sequence
 
 from .backends import INCOMPLETE_PREFIX, Backend, BackendSpec, incomplete_labels, open_backend
 from .config import resolve_backends
-from .errors import RunbridgeError, RunNotFoundError
+from .errors import RunbridgeError, RunNotFoundError, StoreNotFoundError
 from .media import safe_name, sha256_of
 from .records import (RESERVED_PREFIX, RUNNING, File, Image, Metric, Property, Record, Row,
                       RunInfo, Tag, exactly_equal, now_us)
@@ -524,7 +524,10 @@ def migrate(src: str | Backend, dst: str | Backend, experiments: Sequence[str] |
         raise RunbridgeError(f"source and destination are the same backend ({src_key})")
     report = MigrationReport(str(source.spec), str(dest.spec), dry_run=dry_run)
     runs = select_runs(source, experiments, run_ids, since)
-    dest_runs = {r.run_id: r for r in dest.list_runs(None)}
+    try:
+        dest_runs = {r.run_id: r for r in dest.list_runs(None)}
+    except StoreNotFoundError:  # created by the first write (never by a dry run)
+        dest_runs = {}
     bars = _Progress(progress and not dry_run, len(runs))
     try:
         for info in runs:
@@ -596,6 +599,22 @@ def _clear_mark(opened: Sequence[Backend], label: str, info: RunInfo) -> None:
             pass
 
 
+def _require_a_store(opened: Sequence[Backend]) -> None:
+    """Raise the first backend's `StoreNotFoundError` when no store of the workspace exists: sync
+    has nothing to repair from, and must not create them (a typo in a path, say)."""
+    missing = []
+    for backend in opened:
+        try:
+            backend.list_experiments()
+            return
+        except StoreNotFoundError as exc:
+            missing.append(exc)
+        except RunbridgeError:
+            return  # exists, but failing: reported per run below
+    if missing:
+        raise missing[0]
+
+
 def sync(backends: Sequence[str] | str | None = None, run_ids: Sequence[str] | None = None,
          dry_run: bool = False, progress: bool = True) -> MigrationReport:
     """Give each backend what it missed while it was failing during a run.
@@ -639,6 +658,8 @@ def sync(backends: Sequence[str] | str | None = None, run_ids: Sequence[str] | N
                     work.append((info, healthy, opened[labels.index(label)]))
     spooled = [(path, header) for path, header in spool.pending()
                if not run_ids or header.get("run_id") in run_ids]
+    if not spooled:
+        _require_a_store(opened)
     bars = _Progress(progress and not dry_run, len(work) + len(spooled))
     repaired: set[tuple[str, str]] = set()
     try:

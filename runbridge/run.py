@@ -175,7 +175,7 @@ class Run:
     @property
     def number(self) -> int:
         """1-based position of the run among its experiment's runs, oldest first."""
-        runs = self._workspace.list_runs(self.experiment.name)
+        runs = self._workspace.runs_held(self.experiment.name)
         ids = [r.run_id for r in sorted(runs, key=lambda r: r.start_time)]
         return ids.index(self.id) + 1 if self.id in ids else 0
 
@@ -648,7 +648,7 @@ class Run:
 
     def get_children(self, recursive: bool = False, **_ignored: Any) -> list["Run"]:
         """Child runs, oldest first; with `recursive`, every descendant."""
-        runs = self._workspace.list_runs(self.experiment.name)
+        runs = self._workspace.runs_held(self.experiment.name)
         by_parent: dict[str, list[RunInfo]] = {}
         for info in sorted(runs, key=lambda r: r.start_time):
             if info.parent_id:

@@ -164,10 +164,16 @@ def test_unknown_backend_lists_the_installed_ones():
         Workspace(backends=["no-colon"])
 
 
-def test_unknown_run_id_names_it(spec):
+def test_unknown_run_id_names_it(spec, tmp_path):
+    from runbridge import Run
+    from runbridge.errors import StoreNotFoundError
+
     experiment = Experiment(Workspace(backends=[spec]), "bad-input")
+    with pytest.raises(StoreNotFoundError, match=f"no runbridge SQLite store at {tmp_path / 'runs.db'}"):
+        Run(experiment, "nope")  # nothing was ever written there
+    assert not (tmp_path / "runs.db").exists()
+    experiment.start_logging(outputs=None).complete()
     with pytest.raises(RunNotFoundError, match="'nope'"):
-        from runbridge import Run
         Run(experiment, "nope")
 
 

@@ -34,6 +34,7 @@ from urllib.parse import quote
 
 from tensorboard.compat.proto import event_pb2
 
+from runbridge.errors import StoreNotFoundError
 from runbridge.hookspecs import hookimpl
 from runbridge.media import safe_join
 from runbridge.records import (
@@ -260,6 +261,12 @@ class TensorBoardBackend:
     def __repr__(self) -> str:
         return f"TensorBoardBackend({str(self.root)!r})"
 
+    def _require_root(self) -> None:
+        """Reads never create the log folder: a missing one is an error naming it."""
+        if not self.root.is_dir():
+            raise StoreNotFoundError(f"no TensorBoard log folder at {self.root} (it is created when a run "
+                                     "writes to it; check the path)")
+
     # --- locating runs ------------------------------------------------------------------------
     def _experiment_dirs(self, experiment: str) -> list[Path]:
         dirs = [self.root / safe_name(experiment)]
@@ -399,6 +406,7 @@ class TensorBoardBackend:
     # --- hooks: reading ----------------------------------------------------------------------
     @hookimpl
     def read(self, experiment: str, run_id: str) -> list[Record] | None:
+        self._require_root()
         folder = self._locate(experiment, run_id)
         if folder is None:
             return None
@@ -478,8 +486,7 @@ class TensorBoardBackend:
     @hookimpl
     def list_runs(self, experiment: str | None) -> list[RunInfo] | None:
         runs: list[RunInfo] = []
-        if not self.root.is_dir():
-            return runs
+        self._require_root()
         for dirpath, dirnames, filenames in os.walk(self.root):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith(".runbridge") and not d.startswith(".tmp-"))
             folder = Path(dirpath)
@@ -498,6 +505,7 @@ class TensorBoardBackend:
 
     @hookimpl
     def run_url(self, run: RunInfo) -> str | None:
+        self._require_root()
         folder = self._locate(run.experiment, run.run_id)
         if folder is None:
             return None
@@ -505,6 +513,7 @@ class TensorBoardBackend:
 
     @hookimpl
     def fetch_file(self, run: RunInfo, name: str, destination: str) -> bool | None:
+        self._require_root()
         folder = self._locate(run.experiment, run.run_id)
         if folder is None:
             return None

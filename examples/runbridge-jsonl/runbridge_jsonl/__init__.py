@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from runbridge import hookimpl
+from runbridge.errors import StoreNotFoundError
 from runbridge.media import safe_join, write_file_atomically
 from runbridge.records import File, Image, Record, RunInfo, record_from_json, record_to_json
 
@@ -31,6 +32,11 @@ class JsonlBackend:
 
     def _run_dir(self, experiment: str, run_id: str) -> Path:
         return safe_join(self.root, f"{experiment.replace('/', '_')}/{run_id}")
+
+    def _require_root(self) -> None:
+        """Read hooks raise this instead of answering "no runs" for a folder that does not exist."""
+        if not self.root.is_dir():
+            raise StoreNotFoundError(f"no jsonl store at {self.root} (created when a run writes to it)")
 
     def _find(self, run_id: str) -> Path | None:
         if "/" in run_id or run_id in (".", ".."):
@@ -78,6 +84,7 @@ class JsonlBackend:
 
     @hookimpl
     def read(self, experiment: str, run_id: str) -> list[Record] | None:
+        self._require_root()
         folder = self._find(run_id)
         if folder is None:
             return None
@@ -87,6 +94,7 @@ class JsonlBackend:
 
     @hookimpl
     def list_runs(self, experiment: str | None) -> list[RunInfo]:
+        self._require_root()
         pattern = "*/*/records.jsonl"
         runs = []
         for path in self.root.glob(pattern):
@@ -103,6 +111,7 @@ class JsonlBackend:
 
     @hookimpl
     def fetch_file(self, run: RunInfo, name: str, destination: str) -> bool | None:
+        self._require_root()
         folder = self._find(run.run_id)
         if folder is None:
             return None
