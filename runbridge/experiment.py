@@ -101,14 +101,24 @@ class Workspace:
 
     def run_url(self, run: RunInfo) -> str | None:
         for backend in self.backends:
-            url = backend.run_url(run)
+            try:
+                url = backend.run_url(run)
+            except StoreNotFoundError:  # a backend that failed before its store was created
+                continue
             if url:
                 return url
         return None
 
     def fetch_file(self, run: RunInfo, name: str, destination: str) -> bool:
-        return any(backend.fetch_file(run, name, destination) for backend in self.backends
-                   if not backend.failed(run.run_id))
+        for backend in self.backends:
+            if backend.failed(run.run_id):
+                continue
+            try:
+                if backend.fetch_file(run, name, destination):
+                    return True
+            except StoreNotFoundError:
+                continue
+        return False
 
 
 class Experiment:

@@ -16,6 +16,7 @@ import pytest
 from migration_fixtures import (EXPERIMENT, KINDS, assert_snapshots_equal, make_reference, record_counts,
                                 snapshot, spec_for)
 from runbridge import Experiment, Run, Workspace
+from runbridge.errors import StoreNotFoundError
 from runbridge.migrate import MIGRATED_TAG, SOURCE_TAG, canonical_spec, migrate
 from runbridge.records import Metric, Tag
 from runbridge.testing import assert_same
@@ -92,7 +93,7 @@ def test_selection_by_experiment_run_and_since(tmp_path):
 
     dry = migrate(src, dst, experiments=["other"], dry_run=True, progress=False)
     assert [(r, e, a) for r, e, a in dry.planned] == [(other.id, "other", "copy")]
-    assert Workspace(backends=[dst]).list_runs(None) == []
+    assert not (tmp_path / "dst").exists()  # a dry run creates nothing
 
     assert migrate(src, dst, experiments=["other"], progress=False).copied == [other.id]
     by_run = migrate(src, dst, run_ids=[top], progress=False)  # a run comes with its descendants
@@ -329,4 +330,5 @@ def test_a_file_name_from_the_source_that_escapes_fails_the_run_and_writes_nothi
     [(failed_id, reason)] = report.failed
     assert failed_id == run_id and "'../../escaped.txt'" in reason and "unsafe file name" in reason
     assert sorted(tmp_path.rglob("escaped.txt")) == [planted]  # nothing copied anywhere
-    assert Workspace(backends=[dst]).list_runs(None) == []  # nothing written at the destination
+    with pytest.raises(StoreNotFoundError):  # nothing written at the destination, not even a store
+        Workspace(backends=[dst]).list_runs(None)
