@@ -26,8 +26,8 @@ from .errors import FileExistsInRunError, PropertyChangeError, RunbridgeError, R
 from .media import image_from_path, image_from_plot, read_stream, safe_name, sha256_of
 from .records import (CANCELED, COMPLETED, FAILED, FINAL_STATUSES, RESERVED_PREFIX, RUNNING, File,
                       Image, Property, Record, Row, RunInfo, Tag, now_us)
-from .values import (check_description, check_name, check_run_id, check_step, check_text, tag_value, to_scalar,
-                     to_scalar_list)
+from .values import (INT64_MAX, INT64_MIN, SMALL_INT, check_description, check_name, check_run_id, check_step,
+                     check_text, tag_value, to_scalar, to_scalar_list)
 
 if TYPE_CHECKING:
     import pandas
@@ -223,11 +223,12 @@ class Run:
 
     def log(self, name: str, value: Any, description: str = "", step: int | None = None) -> None:
         """Log a scalar; repeating a name appends (the metric becomes a vector)."""
-        if type(value) is not float:
+        kind = type(value)
+        if kind is not float and (kind is not int or not -SMALL_INT < value < SMALL_INT):
             value = to_scalar(value, "value")
         if type(name) is not str or not name or name not in self._names:
             check_name(name)
-        if step is not None:
+        if step is not None and (type(step) is not int or not INT64_MIN <= step <= INT64_MAX):
             step = check_step(step)
         if type(description) is not str or description:
             description = check_description(description)

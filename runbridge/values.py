@@ -14,7 +14,7 @@ _SEQUENCE_TYPES = (list, tuple, range, set, frozenset, types.GeneratorType)
 
 #: Steps are stored as 64-bit signed ints by SQLite, MLflow and TensorBoard.
 INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
-_SMALL_INT = 2 ** 1000  # below this, an int surely has a float copy (MLflow and TensorBoard plot one)
+SMALL_INT = 2 ** 1000  # below this, an int surely has a float copy (MLflow and TensorBoard plot one)
 #: Metric, column, tag and property names: at most this many characters.
 MAX_NAME_LENGTH = 1024
 #: Run ids are folder names in the file backends: these characters only, at most 255 of them.
@@ -38,7 +38,7 @@ def check_text(value: str, argument: str) -> str:
 
 def check_int(value: int, argument: str) -> int:
     """An int that every backend can hold (exactly, with a float copy for plots)."""
-    if -_SMALL_INT < value < _SMALL_INT:
+    if -SMALL_INT < value < SMALL_INT:
         return value
     try:
         float(value)
