@@ -332,3 +332,41 @@ def test_a_file_name_from_the_source_that_escapes_fails_the_run_and_writes_nothi
     assert sorted(tmp_path.rglob("escaped.txt")) == [planted]  # nothing copied anywhere
     with pytest.raises(StoreNotFoundError):  # nothing written at the destination, not even a store
         Workspace(backends=[dst]).list_runs(None)
+
+
+def test_names_read_back_from_a_store_are_checked_before_any_path_is_built(tmp_path, monkeypatch):
+    """A tampered store (a file row, an index entry, a record stream naming '../..') fails the read
+    or fetch of that run with a message naming the bad name; nothing outside the store is read."""
+    import io
+    import sqlite3 as sql
+
+    from runbridge.backends import open_backend
+    from runbridge.errors import RunbridgeError
+
+    sqlite_spec = spec_for("sqlite", tmp_path / "s")
+    run = Experiment(Workspace(backends=[sqlite_spec]), "tampered").start_logging(outputs=None)
+    run.upload_file("a.txt", io.BytesIO(b"a"))
+    run.complete()
+    with sql.connect(tmp_path / "s" / "sqlite" / "runs.db") as conn:
+        conn.execute("UPDATE files SET name = '../../outside.txt'")
+    with pytest.raises(RunbridgeError, match="'../../outside.txt' contains '..'"):
+        Run(Experiment(Workspace(backends=[sqlite_spec]), "tampered"), run.id)
+
+    tb_spec = spec_for("tensorboard", tmp_path / "t")
+    parent = Experiment(Workspace(backends=[tb_spec]), "tampered").start_logging(outputs=None)
+    child = parent.child_run()
+    child.complete()
+    parent.complete()
+    index = next((tmp_path / "t" / "tb").rglob(f".runbridge-index/{child.id}"))
+    index.write_text("../../..")
+    with pytest.raises(RunbridgeError, match="'../../..' contains '..'"):
+        Run(Experiment(Workspace(backends=[tb_spec]), "tampered"), child.id)
+
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(__import__("tempfile"), "tempdir", str(tmp_path / "tmp"))
+    src, run_id, planted = _mlflow_run_naming(tmp_path / "m", "../../escaped.txt")
+    backend = open_backend(src)
+    info = backend.list_runs("evil")[0]
+    with pytest.raises(RunbridgeError, match="'../../escaped.txt' contains '..'"):
+        backend.fetch_file(info, "../../escaped.txt", str(tmp_path / "fetched"))
+    assert not (tmp_path / "fetched").exists()
