@@ -15,7 +15,7 @@ from typing import Sequence
 
 from runbridge import hookimpl
 from runbridge.errors import StoreNotFoundError
-from runbridge.media import safe_join, write_file_atomically
+from runbridge.media import safe_join, safe_name, write_file_atomically
 from runbridge.records import File, Image, Record, RunInfo, record_from_json, record_to_json
 
 __all__ = ["JsonlBackend"]
@@ -39,8 +39,10 @@ class JsonlBackend:
             raise StoreNotFoundError(f"no jsonl store at {self.root} (created when a run writes to it)")
 
     def _find(self, run_id: str) -> Path | None:
-        if "/" in run_id or run_id in (".", ".."):
-            return None  # not a folder name this backend writes: never a path
+        try:
+            safe_name(run_id)
+        except ValueError:
+            return None  # not a run folder this backend writes: never a path out of the store
         for candidate in self.root.glob(f"*/{glob.escape(run_id)}/records.jsonl"):
             return candidate.parent
         return None
