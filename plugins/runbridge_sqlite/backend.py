@@ -13,6 +13,7 @@ connection (creating the folder and database, migrating the schema), which then 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import threading
@@ -102,6 +103,8 @@ class SQLiteBackend:
                                    isolation_level=None, check_same_thread=False)
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlite3.OperationalError:
+            if os.access(self.path.parent, os.W_OK):
+                raise
             # A WAL database in a folder this user cannot write, its -shm/-wal files gone: no one
             # can be writing it, so read the file as it is.
             conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None,
