@@ -134,7 +134,8 @@ def check_run_id(run_id: Any, argument: str = "run_id") -> str:
     if not isinstance(run_id, str):
         raise TypeError(f"{argument} must be a str, got {type(run_id).__name__}")
     if not RUN_ID_PATTERN.fullmatch(run_id) or run_id in (".", ".."):
-        raise ValueError(f"{argument} {run_id!r} is not a valid run id: use 1 to 255 letters, digits, "
+        shown = run_id if len(run_id) <= 80 else run_id[:80] + "..."
+        raise ValueError(f"{argument} {shown!r} is not a valid run id: use 1 to 255 letters, digits, "
                          "'_', '.' or '-' (not '.' or '..'), so it is a safe folder name in every backend")
     return run_id
 
