@@ -74,6 +74,7 @@ def open_workspace(backend: Sequence[str]):
     return Workspace(backends=specs_of(backend))
 
 
+
 def fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"

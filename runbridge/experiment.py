@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 from .backends import Backend, open_backend
 from .fanout import FanOut
 from .config import resolve_backends
-from .errors import RunNotFoundError, RunbridgeError
+from .errors import RunNotFoundError, RunbridgeError, StoreNotFoundError
 from .records import Record, RunInfo, in_logging_order
+from .values import check_text
 
 if TYPE_CHECKING:
     import pandas
@@ -63,8 +64,12 @@ class Workspace:
 
     @property
     def experiments(self) -> dict[str, "Experiment"]:
-        """The experiments the first backend holds, by name."""
-        return {name: Experiment(self, name) for name in self.backends[0].list_experiments()}
+        """The experiments the first backend holds, by name (none while its store does not exist)."""
+        try:
+            names = self.backends[0].list_experiments()
+        except StoreNotFoundError:
+            names = []
+        return {name: Experiment(self, name) for name in names}
 
     # -- reads shared by Run, Experiment and the command line --------------------------------
     def first_answer(self, call: Callable[[Backend], T | None], run_id: str | None = None) -> T | None:
@@ -109,18 +114,37 @@ class Workspace:
         return info
 
     def list_runs(self, experiment: str | None) -> list[RunInfo]:
+        """The first backend's runs; `StoreNotFoundError` if its store does not exist."""
         return self.backends[0].list_runs(experiment)
+
+    def runs_held(self, experiment: str | None) -> list[RunInfo]:
+        """Like `list_runs`, but a store nothing has written to yet holds no runs (the SDK's view:
+        a new experiment has no runs)."""
+        try:
+            return self.list_runs(experiment)
+        except StoreNotFoundError:
+            return []
 
     def run_url(self, run: RunInfo) -> str | None:
         for backend in self.backends:
-            url = backend.run_url(run)
+            try:
+                url = backend.run_url(run)
+            except StoreNotFoundError:  # a backend that failed before its store was created
+                continue
             if url:
                 return url
         return None
 
     def fetch_file(self, run: RunInfo, name: str, destination: str) -> bool:
-        return any(backend.fetch_file(run, name, destination) for backend in self.backends
-                   if not self._fan_out.failure(backend, run.run_id))
+        for backend in self.backends:
+            if self._fan_out.failure(backend, run.run_id):
+                continue
+            try:
+                if backend.fetch_file(run, name, destination):
+                    return True
+            except StoreNotFoundError:
+                continue
+        return False
 
 
 class Experiment:
@@ -133,6 +157,7 @@ class Experiment:
             raise ValueError(f"name must be a non-empty str, got {name!r}")
         if len(name) > MAX_EXPERIMENT_NAME:
             raise ValueError(f"name is {len(name)} characters; experiment names have at most {MAX_EXPERIMENT_NAME}")
+        check_text(name, "name")
         self.workspace = workspace
         self.name = name
 
@@ -169,7 +194,7 @@ class Experiment:
         from .run import TYPE_TAG, Run
         from .shapes import fold_properties, fold_tags
 
-        for info in self.workspace.list_runs(self.name):
+        for info in self.workspace.runs_held(self.name):
             if info.parent_id and not include_children:
                 continue
             _, records = self.workspace.read_run(self.name, info.run_id)
@@ -186,7 +211,7 @@ class Experiment:
         from .frames import runs_frame
 
         runs = [self.workspace.read_run(self.name, info.run_id)[1]
-                for info in self.workspace.list_runs(self.name)
+                for info in self.workspace.runs_held(self.name)
                 if include_children or not info.parent_id]
         return runs_frame(runs)
 

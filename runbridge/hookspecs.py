@@ -9,7 +9,14 @@ pluggy passes arguments by name, and an implementation may accept fewer argument
 value is never passed: do not give hook arguments defaults.
 
 Required hooks: start_run, write, end_run, read. Optional: list_runs, list_experiments,
-run_url, fetch_file, reconcile, store_location. `runbridge.testing.BackendContract` checks a backend against all of it.
+run_url, fetch_file, reconcile, store_location. `runbridge.testing.BackendContract` checks a backend
+against all of it.
+
+Stores are created by writes only. The constructor must not create anything; the read hooks
+(read, list_runs, list_experiments, run_url, fetch_file) raise `runbridge.errors.StoreNotFoundError`
+naming the location when no store exists there, and must work on a store the user cannot
+write. Every path built from a run file name, including names read back from a store, goes
+through `runbridge.media.safe_join`.
 """
 
 from __future__ import annotations
@@ -72,7 +79,8 @@ def end_run(run: RunInfo, status: str) -> None:
 def read(experiment: str, run_id: str) -> list[Record] | None:
     """Every record of the run in write order, the current `RunInfo` first; None if not held.
 
-    Must work from a fresh instance in a new process (no in-memory state). `Image.data` and
+    Must work from a fresh instance in a new process (no in-memory state), without writing (a
+    read-only store); raises `StoreNotFoundError` if the store does not exist. `Image.data` and
     file bytes may be left None: the core fetches them with `fetch_file` when needed. Runs other
     tools wrote (plain MLflow runs, TensorBoard event folders) are read as well as the backend
     can.
@@ -83,7 +91,8 @@ def read(experiment: str, run_id: str) -> list[Record] | None:
 def list_runs(experiment: str | None) -> list[RunInfo] | None:
     """The runs held for `experiment` (all experiments if None), newest first.
 
-    Includes child runs (their `parent_id` set) and runs other tools wrote.
+    Includes child runs (their `parent_id` set) and runs other tools wrote. Raises
+    `StoreNotFoundError` if the store does not exist (never "no runs", never creating it).
     """
 
 

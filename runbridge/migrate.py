@@ -43,10 +43,10 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from .backends import Backend, BackendSpec, absolute_spec, open_backend
-from .errors import RunbridgeError, RunNotFoundError
+from .errors import RunbridgeError, RunNotFoundError, StoreNotFoundError
 from .fanout import INCOMPLETE_PREFIX
 from .holdings import lacking
-from .media import sha256_of
+from .media import safe_name, sha256_of
 from .records import (RESERVED_PREFIX, RUNNING, STREAM_TYPES, File, Image, Record, RunInfo, Tag,
                       exactly_equal, now_us)
 from .shapes import fold_properties, fold_tags
@@ -307,6 +307,21 @@ class Progress:
                 bar.close()
 
 
+def check_file_names(source: Backend, run_id: str, records: Sequence[Record]) -> None:
+    """Refuse a run whose records name a file unsafely (an absolute path, '..', ...) before any
+    path is built from it or anything is written: such names come from a store, not a user."""
+    for rec in records:
+        kind = type(rec)
+        name = rec.name if kind is File else rec.file_name if kind is Image else None
+        if name is None:
+            continue
+        try:
+            safe_name(name, "file name")
+        except (TypeError, ValueError) as exc:
+            raise RunbridgeError(f"run {run_id!r} in {source.spec} holds an unsafe file name {name!r} "
+                                 f"({exc}); the run was not copied") from None
+
+
 def _with_bytes(source: Backend, info: RunInfo, rec: Record, scratch: Path) -> tuple[Record, int]:
     """The record with the bytes the destination needs (fetched from the source when absent)."""
     kind = type(rec)
@@ -344,6 +359,7 @@ def copy_run(source: Backend, dest: Backend, info: RunInfo, held: Sequence[Recor
         raise RunNotFoundError(f"run {info.run_id!r} vanished from {source.spec}")
     current = records[0]
     body = [r for r in records[1:] if not (type(r) is Tag and is_bookkeeping(r.key))]
+    check_file_names(source, info.run_id, body)
     todo = lacking(body, held)
     if progress:
         progress.add_records(len(todo))
@@ -425,7 +441,10 @@ def migrate(src: str | Backend, dst: str | Backend, experiments: Sequence[str] |
         raise RunbridgeError(f"source and destination are the same backend ({src_key})")
     report = MigrationReport(str(source.spec), str(dest.spec), dry_run=dry_run)
     runs = select_runs(source, experiments, run_ids, since)
-    dest_runs = {r.run_id: r for r in dest.list_runs(None)}
+    try:
+        dest_runs = {r.run_id: r for r in dest.list_runs(None)}
+    except StoreNotFoundError:  # created by the first write (never by a dry run)
+        dest_runs = {}
     bars = Progress(progress and not dry_run, len(runs))
     try:
         for info in runs:

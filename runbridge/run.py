@@ -14,6 +14,7 @@ import re
 import sys
 import time
 import uuid
+import warnings
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Iterable, Sequence
 
@@ -24,7 +25,8 @@ from .media import image_from_path, image_from_plot, read_stream, safe_name, sha
 from .records import (CANCELED, COMPLETED, FAILED, FINAL_STATUSES, RESERVED_PREFIX, RUNNING, File,
                       Image, Property, Record, Row, RunInfo, Tag, new_writer_id, now_us)
 from .timefmt import iso_utc
-from .values import check_name, check_step, tag_value, to_scalar, to_scalar_list
+from .values import (INT64_MAX, INT64_MIN, SMALL_INT, check_description, check_name, check_run_id, check_step,
+                     check_text, tag_value, to_scalar, to_scalar_list)
 
 if TYPE_CHECKING:
     import pandas
@@ -52,6 +54,22 @@ def new_run_id(experiment_name: str) -> str:
     """An azureml-style id: ``<experiment>_<unix seconds>_<8 hex>``, safe as a folder name."""
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", experiment_name).strip("._")[:64] or "run"
     return f"{slug}_{int(time.time())}_{uuid.uuid4().hex[:8]}"
+
+
+def folder_files(root: Path, argument: str) -> list[tuple[str, Path]]:
+    """(relative POSIX name, path) of every regular file below `root`, sorted. Symbolic links
+    (to files or folders) are skipped with one warning: they could point outside the folder."""
+    files, links = [], []
+    for path in sorted(root.rglob("*")):
+        if path.is_symlink():
+            links.append(path.relative_to(root).as_posix())
+        elif path.is_file():
+            files.append((path.relative_to(root).as_posix(), path))
+    if links:
+        warnings.warn(f"{argument} {str(root)!r}: skipped {len(links)} symbolic link(s), which could point "
+                      f"outside the folder: {', '.join(links[:5])}{' ...' if len(links) > 5 else ''}",
+                      stacklevel=3)
+    return files
 
 
 class Run:
@@ -92,8 +110,12 @@ class Run:
                outputs: str | None = "./outputs", tags: dict | None = None, run_type: str = "interactive",
                run_id: str | None = None) -> "Run":
         """Create a new Running run on every backend of the experiment's workspace."""
-        if display_name is not None and not isinstance(display_name, str):
-            raise TypeError(f"display_name must be a str or None, got {type(display_name).__name__}")
+        if display_name is not None:
+            if not isinstance(display_name, str):
+                raise TypeError(f"display_name must be a str or None, got {type(display_name).__name__}")
+            check_text(display_name, "display_name")
+        if run_id is not None:
+            check_run_id(run_id)
         if tags is not None and not isinstance(tags, dict):
             raise TypeError(f"tags must be a dict, got {type(tags).__name__}")
         run = cls.__new__(cls)
@@ -164,7 +186,7 @@ class Run:
     @property
     def number(self) -> int:
         """1-based position of the run among its experiment's runs, oldest first."""
-        runs = self._workspace.list_runs(self.experiment.name)
+        runs = self._workspace.runs_held(self.experiment.name)
         ids = [r.run_id for r in sorted(runs, key=lambda r: r.start_time)]
         return ids.index(self.id) + 1 if self.id in ids else 0
 
@@ -217,12 +239,14 @@ class Run:
     def log(self, name: str, value: Any, description: str = "", step: int | None = None) -> None:
         """Log a scalar; repeating a name appends (the metric becomes a vector)."""
         kind = type(value)
-        if not (kind is float or kind is int):
+        if kind is not float and (kind is not int or not -SMALL_INT < value < SMALL_INT):
             value = to_scalar(value, "value")
-        if type(name) is not str or not name:
+        if type(name) is not str or not name or name not in self._names:
             check_name(name)
-        if step is not None:
+        if step is not None and (type(step) is not int or not INT64_MIN <= step <= INT64_MAX):
             step = check_step(step)
+        if type(description) is not str or description:
+            description = check_description(description)
         if self._info.status != RUNNING:
             self._check_open()
         state = self._names.get(name)
@@ -237,6 +261,7 @@ class Run:
         """Log every value of an iterable under one name (repeated calls concatenate)."""
         check_name(name)
         values = to_scalar_list(value)
+        description = check_description(description)
         self._check_open()
         seq = self._claim(name, _SCALAR, len(values))
         t, writer = now_us(), self._writer
@@ -247,7 +272,9 @@ class Run:
         check_name(name)
         if not kwargs:
             raise ValueError(f"log_row({name!r}) needs at least one column, as keyword arguments")
-        cells = tuple((column, to_scalar(v, f"column {column!r}", "log_table")) for column, v in kwargs.items())
+        cells = tuple((check_name(column, "column name"), to_scalar(v, f"column {column!r}", "log_table"))
+                      for column, v in kwargs.items())
+        description = check_description(description)
         self._check_open()
         seq = self._claim(name, _TABLE, 1, frozenset(kwargs))
         self._buffer.add([Row(name, seq, cells, now_us(), False, description or "", self._writer)])
@@ -273,6 +300,7 @@ class Run:
         n_rows = next(iter(lengths.values()))
         if n_rows == 0:
             raise ValueError(f"value columns of log_table({name!r}) are empty: no rows to log")
+        description = check_description(description)
         self._check_open()
         seq = self._claim(name, _TABLE, n_rows, frozenset(columns))
         t = now_us()
@@ -309,6 +337,7 @@ class Run:
         if (path is None) == (plot is None):
             raise ValueError("log_image needs exactly one of path or plot, "
                              f"got {'both' if path is not None else 'neither'}")
+        description = check_description(description)
         if path is not None:
             data, media_type = image_from_path(path)
             given = Path(path)
@@ -321,12 +350,13 @@ class Run:
 
     def _log_json(self, name: str, value: Any, description: str) -> None:
         check_name(name)
+        description = check_description(description)
         if isinstance(value, str):
             try:
                 json.loads(value)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"value of {name!r} is not valid JSON: {exc}") from None
-            data = value.encode("utf-8")
+            data = check_text(value, "value").encode("utf-8")
         elif isinstance(value, (dict, list)):
             try:
                 data = json.dumps(value, allow_nan=False).encode("utf-8")
@@ -446,8 +476,7 @@ class Run:
         if not root.is_dir():
             raise NotADirectoryError(f"path {str(path)!r} is not an existing folder")
         prefix = safe_name(name, "name")
-        pairs = [(f"{prefix}/{p.relative_to(root).as_posix()}", p) for p in sorted(root.rglob("*")) if p.is_file()]
-        self._upload(pairs)
+        self._upload([(f"{prefix}/{rel}", p) for rel, p in folder_files(root, "path")])
 
     def get_file_names(self) -> list[str]:
         """Every run file: uploads, outputs/..., images, JSON metrics, user_logs/..."""
@@ -541,9 +570,9 @@ class Run:
             return
         self._load_state()
         pairs = []
-        for path in sorted(folder.rglob("*")):
-            name = f"outputs/{path.relative_to(folder).as_posix()}"
-            if path.is_file() and name not in self._file_names:
+        for rel, path in folder_files(folder, "outputs"):
+            name = f"outputs/{rel}"
+            if name not in self._file_names:
                 pairs.append((name, path))
         if pairs:
             self._upload(pairs)
@@ -631,7 +660,7 @@ class Run:
 
     def get_children(self, recursive: bool = False, **_ignored: Any) -> list["Run"]:
         """Child runs, oldest first; with `recursive`, every descendant."""
-        runs = self._workspace.list_runs(self.experiment.name)
+        runs = self._workspace.runs_held(self.experiment.name)
         by_parent: dict[str, list[RunInfo]] = {}
         for info in sorted(runs, key=lambda r: r.start_time):
             if info.parent_id:

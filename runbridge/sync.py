@@ -24,7 +24,7 @@ from typing import Sequence
 from . import spool
 from .backends import Backend, open_backend
 from .config import resolve_backends
-from .errors import RunbridgeError
+from .errors import RunbridgeError, StoreNotFoundError
 from .fanout import INCOMPLETE_PREFIX, incomplete_labels
 from .holdings import lacking
 from .migrate import Difference, Progress, copy_run, is_bookkeeping, parents_first
@@ -171,6 +171,22 @@ def _replay_spool(target: Backend, files: list[tuple[Path, dict]], report: SyncR
     return info
 
 
+def _require_a_store(opened: Sequence[Backend]) -> None:
+    """Raise the first backend's `StoreNotFoundError` when no store of the workspace exists: sync
+    has nothing to repair from, and must not create them (a typo in a path, say)."""
+    missing = []
+    for backend in opened:
+        try:
+            backend.list_experiments()
+            return
+        except StoreNotFoundError as exc:
+            missing.append(exc)
+        except RunbridgeError:
+            return  # exists, but failing: reported per run below
+    if missing:
+        raise missing[0]
+
+
 def sync(backends: Sequence[str] | str | None = None, run_ids: Sequence[str] | None = None,
          dry_run: bool = False, progress: bool = True) -> SyncReport:
     """Repair every backend of the workspace (`backends`, else the configuration) that missed
@@ -178,8 +194,10 @@ def sync(backends: Sequence[str] | str | None = None, run_ids: Sequence[str] | N
     opened = [open_backend(s) for s in resolve_backends(backends)]
     labels = incomplete_labels(opened)
     report = SyncReport(dry_run=dry_run)
-    work = _marked_runs(opened, labels, run_ids)
     spooled = _spooled_runs(run_ids)
+    if not spooled:
+        _require_a_store(opened)
+    work = _marked_runs(opened, labels, run_ids)
     if dry_run:
         report.planned += [(j.info.run_id, str(j.target.spec), f"copy from {j.healthy.spec}") for j in work]
         repaired_first = {(str(j.target.spec), j.info.run_id) for j in work}

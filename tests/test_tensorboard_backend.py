@@ -529,3 +529,30 @@ def test_tensorboardx_folders_migrate_to_sqlite_and_back(tbx_logdir, tmp_path):
     assert again.get_metrics() == single.get_metrics()
     assert Path(again.download_file("pic/3.png", tmp_path / "p.png")).read_bytes() == \
         Path(single.download_file("pic/3.png", tmp_path / "q.png")).read_bytes()
+
+
+def test_files_follow_the_umask_so_other_users_can_read_them(tmp_path):
+    """With umask 022 every file runbridge writes is 0644 (a TensorBoard server running as another
+    user reads them), folders 0755."""
+    import io
+
+    old = os.umask(0o022)
+    try:
+        ws = Workspace(backends=[f"tensorboard:{tmp_path / 'tb'}"])
+        run = Experiment(ws, "modes").start_logging(outputs=None)
+        run.log("m", 1)
+        run.upload_file("notes/a.txt", io.BytesIO(b"a"))
+        png = tmp_path / "i.png"
+        png.write_bytes(make_png())
+        run.log_image("img", path=str(png))
+        run.child_run().complete()
+        run.complete()
+    finally:
+        os.umask(old)
+    paths = list((tmp_path / "tb").rglob("*"))
+    files = {p.relative_to(tmp_path / "tb").as_posix(): oct(p.stat().st_mode & 0o777)
+             for p in paths if p.is_file()}
+    kinds = {"runbridge.run.json", ".runbridge-index", "files/notes/a.txt", "files/i.png", "tfevents"}
+    assert all(any(k in f for f in files) for k in kinds), files
+    assert set(files.values()) == {"0o644"}, files
+    assert {oct(p.stat().st_mode & 0o777) for p in paths if p.is_dir()} == {"0o755"}

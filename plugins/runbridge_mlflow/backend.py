@@ -29,8 +29,9 @@ from mlflow.entities import Metric as MlflowMetric
 from mlflow.entities import RunTag, ViewType
 from mlflow.exceptions import MlflowException
 
-from runbridge.errors import RunbridgeError
+from runbridge.errors import RunbridgeError, StoreNotFoundError
 from runbridge.hookspecs import StoreLocation, hookimpl
+from runbridge.media import safe_join, safe_name
 from runbridge.records import RUNNING, File, Image, Metric, Property, Record, RunInfo, Tag
 
 from . import translate as tr
@@ -116,10 +117,13 @@ class MlflowBackend:
                              "'mlflow:sqlite:///mlflow.db' or 'mlflow:http://127.0.0.1:5000'")
         self.uri = location
         self._artifact_root: str | None = None
+        #: The local database or folder the store lives in (None for servers): reads check it
+        #: exists, since MLflow's client would create it.
+        self.local_store: Path | None = None
         if location.startswith("sqlite:///") and ":memory:" not in location:
             db = Path(location[len("sqlite:///"):]).expanduser()
             db = db if db.is_absolute() else Path.cwd() / db
-            db.parent.mkdir(parents=True, exist_ok=True)
+            self.local_store = db
             self.uri = "sqlite:///" + str(db)
             # MLflow's default would be ./mlruns of whatever folder the process runs in:
             # keep a database's artifacts beside it instead.
@@ -128,12 +132,18 @@ class MlflowBackend:
             # The file store is in maintenance mode in MLflow 3 and refuses to open unless
             # allowed; naming it in the backend spec is that explicit choice.
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+            if location.startswith("file:"):
+                from mlflow.utils.file_utils import local_file_uri_to_path
+
+                self.local_store = Path(local_file_uri_to_path(location)).expanduser().absolute()
+            elif location and location.split(":")[0] not in ("databricks", "databricks-uc", "uc"):
+                self.local_store = Path(location).expanduser().absolute()
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bars in scripts
         # No "🏃 View run ..." banner on stdout at every run end (a user can set it back to false).
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.is_http = location.startswith(("http://", "https://"))
         self.probe_every_s = probe_interval() if self.is_http else PROBE_EVERY_S
-        self.client = MlflowClient(tracking_uri=self.uri)
+        self._client: MlflowClient | None = None
         self._lock = threading.RLock()
         self._experiment_ids: dict[str, str] = {}
         self._mids: dict[tuple[str, str], str] = {}
@@ -145,7 +155,20 @@ class MlflowBackend:
     def __repr__(self) -> str:
         return f"MlflowBackend({self.uri!r})"
 
+    @property
+    def client(self) -> MlflowClient:
+        """MLflow's client, made on first use: making it creates a local store that is missing."""
+        if self._client is None:
+            self._client = MlflowClient(tracking_uri=self.uri)
+        return self._client
+
     # -- helpers ---------------------------------------------------------------------------------
+    def _require_store(self) -> None:
+        """Read hooks: a local store that does not exist is an error (MLflow would create it)."""
+        if self.local_store is not None and not self.local_store.exists():
+            raise StoreNotFoundError(f"no MLflow store at {self.local_store} (it is created when a run "
+                                     "writes to it; check the tracking URI)")
+
     def _check_reachable(self, force: bool = False) -> None:
         """Fail fast, naming the URI, when an http tracking server does not answer."""
         if not self.is_http:
@@ -294,7 +317,7 @@ class MlflowBackend:
             return
         with tempfile.TemporaryDirectory(prefix="runbridge-mlflow-") as tmp:
             for name, source, data in files:
-                target = Path(tmp, *name.split("/"))
+                target = safe_join(tmp, name)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 if data is not None:
                     target.write_bytes(data)
@@ -377,6 +400,8 @@ class MlflowBackend:
     def start_run(self, run: RunInfo) -> None:
         with self._lock:
             self._check_reachable(force=True)
+            if self.local_store is not None and self.uri.startswith("sqlite:///"):
+                self.local_store.parent.mkdir(parents=True, exist_ok=True)
             eid = self._experiment_id(run.experiment, create=True)
             existing = self._search_by_id(eid, run.run_id)
             if existing is not None:
@@ -513,6 +538,7 @@ class MlflowBackend:
     @hookimpl
     def read(self, experiment: str, run_id: str) -> list[Record] | None:
         with self._lock:
+            self._require_store()
             self._check_reachable()
             run = self._find_run(experiment, run_id)
             if run is None:
@@ -562,6 +588,7 @@ class MlflowBackend:
     @hookimpl
     def list_runs(self, experiment: str | None) -> list[RunInfo]:
         with self._lock:
+            self._require_store()
             self._check_reachable()
             if experiment is None:
                 exps = {e.experiment_id: e.name for e in self._all_experiments()}
@@ -605,6 +632,7 @@ class MlflowBackend:
     @hookimpl
     def list_experiments(self) -> list[str]:
         with self._lock:
+            self._require_store()
             self._check_reachable()
             names = []
             for exp in self._all_experiments():
@@ -616,6 +644,7 @@ class MlflowBackend:
     @hookimpl
     def run_url(self, run: RunInfo) -> str | None:
         with self._lock:
+            self._require_store()
             found = self._find_run(run.experiment, run.run_id)
             if found is None:
                 return None
@@ -627,6 +656,7 @@ class MlflowBackend:
     @hookimpl
     def fetch_file(self, run: RunInfo, name: str, destination: str) -> bool | None:
         with self._lock:
+            self._require_store()
             found = self._find_run(run.experiment, run.run_id)
         if found is None:
             return None
@@ -635,11 +665,12 @@ class MlflowBackend:
         Path(destination).parent.mkdir(parents=True, exist_ok=True)
         if root is not None:
             # read in place: MLflow's local download parses the path as a URI ('?', '#', '%')
-            source = Path(root, *name.split("/"))
+            source = safe_join(root, name)
             if not source.is_file():
                 return None
             shutil.copyfile(source, destination)
             return True
+        name = safe_name(name)
         with tempfile.TemporaryDirectory(prefix="runbridge-mlflow-") as tmp:
             try:
                 path = self.client.download_artifacts(mid, name, tmp)

@@ -33,6 +33,7 @@ from urllib.parse import quote
 
 from tensorboard.compat.proto import event_pb2
 
+from runbridge.errors import StoreNotFoundError
 from runbridge.hookspecs import StoreLocation, hookimpl
 from runbridge.media import safe_join, write_file_atomically
 from runbridge.records import (
@@ -75,6 +76,11 @@ def _event_files(folder: Path) -> list[Path]:
         return sorted(p for p in folder.iterdir() if _is_event_file(p.name) and p.is_file())
     except (FileNotFoundError, NotADirectoryError):
         return []
+
+
+def _run_file(folder: Path, name: str) -> Path:
+    """Where run file `name` of the run in `folder` lives; refuses names that leave the folder."""
+    return safe_join(folder / FILES_DIR, name)
 
 
 # --- one event file per run per process --------------------------------------------------------
@@ -240,6 +246,12 @@ class TensorBoardBackend:
     def __repr__(self) -> str:
         return f"TensorBoardBackend({str(self.root)!r})"
 
+    def _require_root(self) -> None:
+        """Reads never create the log folder: a missing one is an error naming it."""
+        if not self.root.is_dir():
+            raise StoreNotFoundError(f"no TensorBoard log folder at {self.root} (it is created when a run "
+                                     "writes to it; check the path)")
+
     # --- locating runs ------------------------------------------------------------------------
     def _experiment_dirs(self, experiment: str) -> list[Path]:
         dirs = [self.root / safe_name(experiment)]
@@ -267,7 +279,7 @@ class TensorBoardBackend:
             candidates = [exp_dir / safe_name(run_id)]
             try:
                 rel = (exp_dir / INDEX_DIR / safe_name(run_id)).read_text(encoding="utf-8").strip()
-                candidates.append(exp_dir / rel)
+                candidates.append(safe_join(exp_dir, rel))  # read from the store: checked like any name
             except (FileNotFoundError, NotADirectoryError):
                 pass
             for folder in candidates:
@@ -360,9 +372,9 @@ class TensorBoardBackend:
             kind = type(rec)
             if kind is File:
                 if rec.source is not None or rec.data is not None:
-                    write_file_atomically(safe_join(folder / FILES_DIR, rec.name), data=rec.data, source=rec.source)
+                    write_file_atomically(_run_file(folder, rec.name), data=rec.data, source=rec.source)
             elif kind is Image and rec.data is not None:
-                write_file_atomically(safe_join(folder / FILES_DIR, rec.file_name), data=rec.data)
+                write_file_atomically(_run_file(folder, rec.file_name), data=rec.data)
         _writer(folder).append(records)
 
     @hookimpl
@@ -377,6 +389,7 @@ class TensorBoardBackend:
     # --- hooks: reading ----------------------------------------------------------------------
     @hookimpl
     def read(self, experiment: str, run_id: str) -> list[Record] | None:
+        self._require_root()
         folder = self._locate(experiment, run_id)
         if folder is None:
             return None
@@ -398,7 +411,7 @@ class TensorBoardBackend:
             if kind is RunInfo:
                 current = rec
             elif kind is File:
-                path = folder / FILES_DIR / rec.name
+                path = _run_file(folder, rec.name)
                 records.append(rec._replace(source=str(path)) if path.is_file() else rec)
             else:
                 records.append(rec)
@@ -456,8 +469,7 @@ class TensorBoardBackend:
     @hookimpl
     def list_runs(self, experiment: str | None) -> list[RunInfo] | None:
         runs: list[RunInfo] = []
-        if not self.root.is_dir():
-            return runs
+        self._require_root()
         for dirpath, dirnames, filenames in os.walk(self.root):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith(".runbridge") and not d.startswith(".tmp-"))
             folder = Path(dirpath)
@@ -476,6 +488,7 @@ class TensorBoardBackend:
 
     @hookimpl
     def run_url(self, run: RunInfo) -> str | None:
+        self._require_root()
         folder = self._locate(run.experiment, run.run_id)
         if folder is None:
             return None
@@ -483,13 +496,11 @@ class TensorBoardBackend:
 
     @hookimpl
     def fetch_file(self, run: RunInfo, name: str, destination: str) -> bool | None:
+        self._require_root()
         folder = self._locate(run.experiment, run.run_id)
         if folder is None:
             return None
-        try:
-            src = safe_join(folder / FILES_DIR, name)
-        except ValueError:
-            return None
+        src = _run_file(folder, name)
         if src.is_file():
             Path(destination).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, destination)
