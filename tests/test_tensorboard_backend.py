@@ -26,7 +26,7 @@ from runbridge.backends import open_backend
 from runbridge.records import Image, Metric, RunInfo
 from runbridge.testing import make_png
 from runbridge_tensorboard import EventFileDamageWarning, ForeignRunWarning
-from runbridge_tensorboard.backend import safe_name
+from runbridge_tensorboard.backend import path_component
 from tensorboard.backend.event_processing import event_accumulator as ea
 
 F32 = lambda v: struct.unpack("<f", struct.pack("<f", v))[0]  # noqa: E731 - what float32 shows
@@ -83,7 +83,7 @@ def logged(tmp_path_factory):
     child.complete()
     run.complete()
     return {"logdir": logdir, "run": run, "child": child, "losses": losses, "png": png,
-            "tb_run": f"live/{safe_name(run.id)}", "tb_child": f"live/{safe_name(run.id)}/{safe_name(child.id)}"}
+            "tb_run": f"live/{path_component(run.id)}", "tb_child": f"live/{path_component(run.id)}/{path_component(child.id)}"}
 
 
 @pytest.fixture(scope="module", params=["default", "legacy-loader"])
@@ -165,7 +165,7 @@ def test_exact_values_come_back_through_runbridge(logged):
     metrics = fresh.get_metrics()
     assert metrics["loss"] == logged["losses"] and type(metrics["count"][1]) is int
     assert metrics["count"] == [7, 2**40 + 1]
-    assert fresh.get_portal_url() == f"tensorboard --logdir {logged['logdir'] / 'live' / safe_name(fresh.id)}"
+    assert fresh.get_portal_url() == f"tensorboard --logdir {logged['logdir'] / 'live' / path_component(fresh.id)}"
     assert [c.id for c in fresh.get_children()] == [logged["child"].id]
 
 
@@ -404,7 +404,7 @@ def test_100k_points_under_one_name_read_back_as_100k(tmp_path):
     fresh = Run(Experiment(Workspace(backends=[f"tensorboard:{logdir}"]), "big"), run.id)
     assert fresh.get_metrics()["loss"] == values
     # TensorBoard's own loader, with sampling off, sees every display point too
-    tensors = accumulator(logdir / "big" / safe_name(run.id)).Tensors("loss")
+    tensors = accumulator(logdir / "big" / path_component(run.id)).Tensors("loss")
     assert len(tensors) == 100_000
 
 
@@ -416,7 +416,7 @@ def test_logged_values_reach_another_reader_while_the_run_is_still_running(tmp_p
     run = Experiment(Workspace(backends=[f"tensorboard:{logdir}"]), "live").start_logging(outputs=None)
     run.log("first", 1)
     run.log("live", 0.5)
-    folder = logdir / "live" / safe_name(run.id)
+    folder = logdir / "live" / path_component(run.id)
     seen_runbridge = seen_tensorboard = False
     deadline = time.monotonic() + 60
     while not (seen_runbridge and seen_tensorboard) and time.monotonic() < deadline:
@@ -477,7 +477,7 @@ def test_a_run_is_found_by_id_from_a_fresh_process(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["3", run.id]
     # TensorBoard sees the nesting: grandchild folder inside child folder inside the parent's
-    folder = logdir / safe_name(run.experiment.name) / safe_name(run.id) / safe_name(child.id) / safe_name(grandchild.id)
+    folder = logdir / path_component(run.experiment.name) / path_component(run.id) / path_component(child.id) / path_component(grandchild.id)
     assert event_files(folder)
 
 

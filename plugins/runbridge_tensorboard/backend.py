@@ -54,7 +54,7 @@ class ForeignRunWarning(UserWarning):
     """Parts of an event folder another tool wrote that runbridge cannot represent."""
 
 
-def safe_name(name: str) -> str:
+def path_component(name: str) -> str:
     """A single path component for `name` (percent-encoded; long names shortened with a hash)."""
     out = quote(name, safe=" -_.,=+@()[]{}~!$&;")
     if out.startswith("."):
@@ -254,8 +254,8 @@ class TensorBoardBackend:
 
     # --- locating runs ------------------------------------------------------------------------
     def _experiment_dirs(self, experiment: str) -> list[Path]:
-        dirs = [self.root / safe_name(experiment)]
-        if experiment and "/" not in experiment and experiment not in (".", "..") and experiment != safe_name(experiment):
+        dirs = [self.root / path_component(experiment)]
+        if experiment and "/" not in experiment and experiment not in (".", "..") and experiment != path_component(experiment):
             dirs.append(self.root / experiment)
         return dirs
 
@@ -276,9 +276,9 @@ class TensorBoardBackend:
         if cached is not None and (cached / STATE_FILE).exists():
             return cached
         for exp_dir in self._experiment_dirs(experiment):
-            candidates = [exp_dir / safe_name(run_id)]
+            candidates = [exp_dir / path_component(run_id)]
             try:
-                rel = (exp_dir / INDEX_DIR / safe_name(run_id)).read_text(encoding="utf-8").strip()
+                rel = (exp_dir / INDEX_DIR / path_component(run_id)).read_text(encoding="utf-8").strip()
                 candidates.append(safe_join(exp_dir, rel))  # read from the store: checked like any name
             except (FileNotFoundError, NotADirectoryError):
                 pass
@@ -324,15 +324,15 @@ class TensorBoardBackend:
         return None
 
     def _create_folder(self, run: RunInfo) -> Path:
-        exp_dir = self.root / safe_name(run.experiment)
+        exp_dir = self.root / path_component(run.experiment)
         parent = None
         if run.parent_id:
             parent = self._locate(run.experiment, run.parent_id)
             if parent is None or not (parent / STATE_FILE).exists():
-                parent = exp_dir / safe_name(run.parent_id)
-        folder = (parent if parent is not None else exp_dir) / safe_name(run.run_id)
+                parent = exp_dir / path_component(run.parent_id)
+        folder = (parent if parent is not None else exp_dir) / path_component(run.run_id)
         folder.mkdir(parents=True, exist_ok=True)
-        index = exp_dir / INDEX_DIR / safe_name(run.run_id)
+        index = exp_dir / INDEX_DIR / path_component(run.run_id)
         write_file_atomically(index, data= folder.relative_to(exp_dir).as_posix().encode("utf-8"))
         return folder
 
