@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 from . import spool
 from .backends import Backend
-from .errors import BackendFailedWarning
+from .errors import BackendFailedWarning, RunbridgeError
 from .records import RESERVED_PREFIX, Record, RunInfo, Tag, now_us
 
 #: Reserved tag set on a run, in the healthy backends, for each backend that failed during it.
@@ -41,6 +41,18 @@ class FanOut:
     def failure(self, backend: Backend, run_id: str) -> BaseException | None:
         """The error that disabled `backend` for `run_id` in this process, if any."""
         return self._failures.get((id(backend), run_id))
+
+    def require_one_started(self, run: RunInfo) -> None:
+        """Raise if no backend took the run (nowhere to log it): the run does not start, and
+        nothing is left in the spool for `runbridge sync` to replay."""
+        errors = [self.failure(b, run.run_id) for b in self.backends]
+        if any(e is None for e in errors):
+            return
+        for backend in self.backends:
+            for path in spool.files_for(str(backend.spec), run.run_id):
+                path.unlink(missing_ok=True)
+        reasons = "; ".join(f"{b.spec}: {e}" for b, e in zip(self.backends, errors))
+        raise RunbridgeError(f"run {run.run_id} could not start: no backend accepted it ({reasons})")
 
     def start_run(self, run: RunInfo) -> None:
         self._each(run, "start_run", {}, lambda b: b.start_run(run))

@@ -125,6 +125,7 @@ class Run:
         run._setup(experiment, info, owned=True, outputs=outputs)
         run._parent = parent
         run._workspace.fan_out.start_run(info)
+        run._workspace.fan_out.require_one_started(info)
         track_unended(run)
         run._emit([Tag(TYPE_TAG, run_type, info.start_time)] +
                   [Tag(check_name(k, "tags key"), tag_value(v, f"tags[{k!r}]"), info.start_time)
