@@ -95,13 +95,20 @@ def image_from_path(path: str | os.PathLike) -> tuple[bytes, str]:
     return data, media_type
 
 
-def image_from_plot(plot: Any) -> bytes:
-    """PNG bytes of a matplotlib Figure, or of the current figure of the `pyplot` module."""
+def is_plot(value: Any) -> bool:
+    """Whether `value` is something `image_from_plot` draws: a matplotlib Figure, the `pyplot`
+    module, or Axes (drawn as their figure)."""
+    return callable(getattr(value, "savefig", None)) or callable(getattr(getattr(value, "figure", None), "savefig", None))
+
+
+def image_from_plot(plot: Any, argument: str = "plot") -> bytes:
+    """PNG bytes of a matplotlib Figure, of Axes' figure, or of the current figure of `pyplot`."""
+    if not is_plot(plot):
+        raise TypeError(f"{argument} must be a matplotlib Figure, Axes or the matplotlib.pyplot module, "
+                        f"got {type(plot).__name__}")
     savefig = getattr(plot, "savefig", None)
-    if savefig is None:
-        raise TypeError(
-            f"plot must be a matplotlib Figure or the matplotlib.pyplot module, got {type(plot).__name__}"
-        )
+    if not callable(savefig):
+        savefig = plot.figure.savefig
     buffer = io.BytesIO()
     savefig(buffer, format="png")
     data = buffer.getvalue()

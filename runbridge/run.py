@@ -21,7 +21,7 @@ from typing import IO, TYPE_CHECKING, Any, Iterable, Sequence
 from . import shapes
 from .buffer import WriteBuffer, track_unended, untrack
 from .errors import FileExistsInRunError, PropertyChangeError, RunbridgeError, RunEndedError
-from .media import image_from_path, image_from_plot, read_stream, safe_name, sha256_of
+from .media import image_from_path, image_from_plot, is_plot, read_stream, safe_name, sha256_of
 from .records import (CANCELED, COMPLETED, FAILED, FINAL_STATUSES, RESERVED_PREFIX, RUNNING, File,
                       Image, Property, Record, Row, RunInfo, Tag, new_writer_id, now_us)
 from .timefmt import iso_utc
@@ -333,8 +333,14 @@ class Run:
 
     def log_image(self, name: str, path: str | os.PathLike | None = None, plot: Any = None,
                   description: str = "") -> None:
-        """Log a PNG/JPEG file (`path`) or a matplotlib figure / `pyplot` (`plot`) as a run file."""
+        """Log a PNG/JPEG file (`path`) or a matplotlib figure / axes / `pyplot` (`plot`) as a run
+        file. A plot given positionally (``log_image("ROC", plt)``, as azureml allowed) is a plot."""
         check_name(name)
+        if plot is None and path is not None and not isinstance(path, (str, os.PathLike)):
+            if not is_plot(path):
+                raise TypeError(f"path must be a file path (str or os.PathLike), or give a matplotlib Figure, "
+                                f"Axes or pyplot as plot; got {type(path).__name__}")
+            path, plot = None, path
         if (path is None) == (plot is None):
             raise ValueError("log_image needs exactly one of path or plot, "
                              f"got {'both' if path is not None else 'neither'}")

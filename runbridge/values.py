@@ -57,11 +57,26 @@ def check_description(description: Any, argument: str = "description") -> str:
     return check_text(description, argument) if description else description
 
 
+def _element_count(value: Any) -> int | None:
+    """How many values an array-like holds (numpy, pandas, torch: anything with `shape` and
+    `item()`), or None for other objects."""
+    if not (hasattr(value, "shape") and callable(getattr(value, "item", None))):
+        return None
+    size = getattr(value, "size", None)
+    if callable(size):  # torch: size() is the shape; numel() the count
+        numel = getattr(value, "numel", None)
+        return int(numel()) if callable(numel) else None
+    if isinstance(size, int):
+        return size
+    return None
+
+
 def to_scalar(value: Any, argument: str, list_hint: str = "log_list") -> Scalar:
     """Convert a value to the stored scalar type, or raise a clear error naming `argument`.
 
-    numpy scalars become Python ones (np.int64 stays an int); lists and generators are refused
-    (with a pointer to `list_hint`); other objects are stored as their repr, with a warning.
+    numpy scalars become Python ones (np.int64 stays an int), and so does an array, pandas Series
+    or tensor holding one value; longer ones, lists and generators are refused (with a pointer to
+    `list_hint`); other objects are stored as their repr, with a warning.
     """
     kind = type(value)
     if kind is float or kind is bool or value is None:
@@ -70,11 +85,12 @@ def to_scalar(value: Any, argument: str, list_hint: str = "log_list") -> Scalar:
         return check_int(value, argument)
     if kind is str:
         return check_text(value, argument)
-    if _is_numpy(value):
-        if getattr(value, "ndim", 0) == 0 and hasattr(value, "item"):
+    count = _element_count(value)
+    if count is not None:  # a numpy array or scalar, a pandas Series, a torch tensor, ...
+        if count == 1:
             return to_scalar(value.item(), argument, list_hint)
-        raise TypeError(f"{argument} is a numpy array of shape {getattr(value, 'shape', '?')}; "
-                        f"log a sequence with {list_hint}")
+        raise TypeError(f"{argument} is a {kind.__name__} of {count} values (shape "
+                        f"{tuple(getattr(value, 'shape', ()))}), not a scalar; log a sequence with {list_hint}")
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, int):
