@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from collections import Counter
@@ -280,9 +281,12 @@ def compare(run_id: str, written: Sequence[Record], back: Sequence[Record]) -> l
 
 
 class Progress:
+    """Progress bars for a long copy: runs and records, drawn only on a terminal (never into a
+    log file or a pipe)."""
+
     def __init__(self, enabled: bool, runs: int):
         self.runs = self.records = None
-        if enabled:
+        if enabled and sys.stderr.isatty():
             from tqdm import tqdm
 
             self.runs = tqdm(total=runs, unit="run", desc="runs", position=0, leave=True)
