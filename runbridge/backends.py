@@ -12,13 +12,16 @@ from typing import Any, Sequence
 import pluggy
 
 from . import hookspecs, spool
-from .errors import BackendFailedWarning, BackendUnavailableError, RunbridgeError
+from .errors import BackendFailedWarning, BackendUnavailableError, RunbridgeError, SpoolFailedWarning
 from .records import RESERVED_PREFIX, Record, RunInfo, Tag, now_us
 
 ENTRY_POINT_GROUP = "runbridge"
 #: Reserved tag set on a run, in the healthy backends, for each backend that failed during it:
 #: ``runbridge.incomplete.<label>`` = "<spec>: <error>". `runbridge sync` repairs and clears it.
 INCOMPLETE_PREFIX = RESERVED_PREFIX + "incomplete."
+#: Reserved tag set on a run, in the healthy backends, when the spool could not keep what a failed
+#: backend missed: ``runbridge.spool_lost.<label>`` = "<spec>: <error>". Sync cannot clear it.
+SPOOL_LOST_PREFIX = RESERVED_PREFIX + "spool_lost."
 _MAX_ERROR_TEXT = 1000
 
 
@@ -134,6 +137,7 @@ class Backend:
         if missing:
             raise RunbridgeError(f"backend {spec.name!r} does not implement the required hooks: {', '.join(missing)}")
         self._failed: dict[str, BaseException] = {}
+        self._spool_lost: dict[str, BaseException] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -148,15 +152,32 @@ class Backend:
         """The error that disabled this backend for `run_id`, if any."""
         return self._failed.get(run_id)
 
+    def spool_lost(self, run_id: str) -> BaseException | None:
+        """The error that kept the spool from keeping what this backend missed in `run_id`."""
+        return self._spool_lost.get(run_id)
+
+    def _keep(self, call: str, run: RunInfo, kwargs: dict[str, Any]) -> None:
+        """Spool a missed call; a spool that cannot keep it says so, once per run."""
+        try:
+            spool.keep(str(self.spec), call, run, kwargs)  # kept for `runbridge sync`
+        except spool.SpoolError as exc:
+            with self._lock:
+                first = run.run_id not in self._spool_lost
+                self._spool_lost.setdefault(run.run_id, exc)
+            if first:
+                warnings.warn(SpoolFailedWarning(
+                    f"backend {self.spec} missed records of run {run.run_id} and the local spool "
+                    f"could not keep them, so `runbridge sync` cannot restore them: {exc}"), stacklevel=3)
+
     def _isolated(self, call: str, run: RunInfo, **kwargs: Any) -> bool:
         if run.run_id in self._failed:
-            spool.keep(str(self.spec), call, run, kwargs)  # kept for `runbridge sync`
+            self._keep(call, run, kwargs)
             return False
         try:
             getattr(self.pm.hook, call)(run=run, **kwargs)
             return True
         except Exception as exc:  # noqa: BLE001 - any backend failure must not stop training
-            spool.keep(str(self.spec), call, run, kwargs)
+            self._keep(call, run, kwargs)
             with self._lock:
                 first = run.run_id not in self._failed
                 self._failed[run.run_id] = exc
@@ -219,8 +240,10 @@ def fan_out(backends: Sequence["Backend"], call: str, run: RunInfo, **kwargs: An
     that fails for the first time in this run is recorded on the run in the others as a reserved
     tag ``runbridge.incomplete.<label>`` (so `runbridge show` reports it, `runbridge sync` repairs)."""
     before = [b.failed(run.run_id) is not None for b in backends]
+    lost_before = [b.spool_lost(run.run_id) is not None for b in backends]
     for backend in backends:
         getattr(backend, call)(run, **kwargs)
+    _note_spool_losses(backends, run, lost_before)
     labels = None
     for _ in range(len(backends)):
         newly = [i for i, b in enumerate(backends) if not before[i] and b.failed(run.run_id) is not None]
@@ -239,3 +262,21 @@ def fan_out(backends: Sequence["Backend"], call: str, run: RunInfo, **kwargs: An
         for b in backends:
             if b.failed(run.run_id) is None:
                 b.write(run, notes)
+
+
+def _note_spool_losses(backends: Sequence["Backend"], run: RunInfo, lost_before: list[bool]) -> None:
+    """Mark the run, in the backends still healthy, for each backend whose spool lost records."""
+    newly = [i for i, b in enumerate(backends) if not lost_before[i] and b.spool_lost(run.run_id) is not None]
+    if not newly:
+        return
+    labels = incomplete_labels(backends)
+    notes = []
+    for i in newly:
+        text = (f"{backends[i].spec}: the local spool lost records ({backends[i].spool_lost(run.run_id)}); "
+                "runbridge sync cannot restore them")
+        if len(text) > _MAX_ERROR_TEXT:
+            text = text[:_MAX_ERROR_TEXT - 1] + "…"
+        notes.append(Tag(SPOOL_LOST_PREFIX + labels[i], text, now_us()))
+    for b in backends:
+        if b.failed(run.run_id) is None:
+            b.write(run, notes)

@@ -38,6 +38,12 @@ _PAGE = 1000
 #: An http tracking server is probed (GET /health, one connect) at most this often before a
 #: call, so a server that went away fails the call in a second instead of after MLflow's retries.
 PROBE_EVERY_S = 5.0
+#: MLflow's HTTP client retries a failing request for minutes by default (7 retries, backoff factor
+#: 2, 120 s timeout). For an http tracking URI these bounds apply instead, so a server that dies
+#: mid-run is given up within seconds (and its calls spooled); a value the user set is kept.
+#: They are environment variables, so they also apply to the script's own MLflow calls.
+HTTP_BOUNDS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+               "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
 
 
 class MlflowUnreachableError(RunbridgeError, ConnectionError):
@@ -89,6 +95,9 @@ class MlflowBackend:
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bars in scripts
         self.is_http = location.startswith(("http://", "https://"))
+        if self.is_http:
+            for name, value in HTTP_BOUNDS.items():
+                os.environ.setdefault(name, value)
         self.client = MlflowClient(tracking_uri=self.uri)
         self._lock = threading.RLock()
         self._experiment_ids: dict[str, str] = {}
