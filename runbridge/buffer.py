@@ -54,8 +54,9 @@ class WriteBuffer:
             elif n >= MAX_BACKLOG:
                 self.flush()  # back-pressure: the backends are slower than the script
 
-    def add(self, records: Sequence[Record]) -> None:
-        """Queue records (typed, or plain Metric field tuples)."""
+    def add(self, records: Sequence[Record], wake: bool = False) -> None:
+        """Queue records (typed, or plain Metric field tuples); `wake`: write them soon, not
+        within FLUSH_INTERVAL."""
         with self._lock:
             before = len(self._pending)
             self._pending.extend(records)
@@ -64,7 +65,7 @@ class WriteBuffer:
             _WRITER.watch(self)
         if n >= MAX_BACKLOG:
             self.flush()
-        elif n >= MAX_PENDING:
+        elif wake or n >= MAX_PENDING:
             _WRITER.wake()
 
     def __len__(self) -> int:

@@ -173,8 +173,12 @@ class Run:
         fan_out(self._workspace.backends, "write", self._info, records=records)
 
     def _emit(self, records: Sequence[Record]) -> None:
-        """Write records now (after whatever is buffered, keeping the order)."""
-        self._buffer.flush(then=records)
+        """Queue records after whatever is buffered (keeping the order) and wake the writer; wait
+        for the write only for files read from a path (the file may change once the call returns)."""
+        if any(type(r) is File for r in records):
+            self._buffer.flush(then=records)
+        else:
+            self._buffer.add(records, wake=True)
 
     def _check_open(self) -> None:
         if self._info.status in FINAL_STATUSES:
