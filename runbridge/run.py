@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Iterable, Sequence
 
-from . import shapes
+from . import liveness, shapes
 from .backends import fan_out
 from .buffer import WriteBuffer, track_unended, untrack
 from .errors import FileExistsInRunError, PropertyChangeError, RunbridgeError, RunEndedError
@@ -97,7 +97,7 @@ class Run:
         run._parent = parent
         fan_out(run._workspace.backends, "start_run", info)
         track_unended(run)
-        run._emit([Tag(TYPE_TAG, run_type, info.start_time)] +
+        run._emit([Tag(TYPE_TAG, run_type, info.start_time), liveness.heartbeat()] +
                   [Tag(check_name(k, "tags key"), tag_value(v, f"tags[{k!r}]"), info.start_time)
                    for k, v in (tags or {}).items()])
         return run
@@ -502,9 +502,20 @@ class Run:
 
             try:
                 self._info = current_info(self)
+                if self._info.status == RUNNING and self._presumed_dead(self._read_records()):
+                    return FAILED
             except RunbridgeError:  # the backends cannot say: what this process knows
                 pass
         return self._info.status
+
+    def _presumed_dead(self, records: Sequence[Record]) -> str | None:
+        """Why a Running run another process writes is presumed dead (stale heartbeat), or None."""
+        from .buffer import unended
+
+        if any(run is self for run in unended()):
+            return None
+        info = shapes.run_info(records) or self._info
+        return liveness.presumed_dead(info, records)
 
     def wait_for_completion(self, show_output: bool = False, wait_post_processing: bool = False,
                             raise_on_error: bool = True) -> dict[str, Any]:
@@ -582,6 +593,9 @@ class Run:
         """runId, status, startTimeUtc, endTimeUtc (once ended), properties, tags, logFiles, error."""
         records = self._read_records()
         info = shapes.run_info(records) or self._info
+        dead = self._presumed_dead(records)
+        if dead:  # shown, not written: the store keeps what the process left
+            info = info._replace(status=FAILED, error=dead)
         details: dict[str, Any] = {"runId": info.run_id, "displayName": info.display_name or info.run_id,
                                    "status": info.status, "startTimeUtc": _iso(info.start_time)}
         if info.end_time is not None:

@@ -43,7 +43,7 @@ PROBE_EVERY_S = 5.0
 #: mid-run is given up within seconds (and its calls spooled); a value the user set is kept.
 #: They are environment variables, so they also apply to the script's own MLflow calls.
 HTTP_BOUNDS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-               "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+               "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 
 
 class MlflowUnreachableError(RunbridgeError, ConnectionError):
