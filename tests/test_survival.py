@@ -42,6 +42,16 @@ def wait_for(path: Path, process: subprocess.Popen, timeout: float = 60) -> None
         time.sleep(0.02)
 
 
+def finish(process: subprocess.Popen, timeout: float) -> tuple[str, str]:
+    """Wait for the script; kill it if it overruns `timeout` (then the test fails)."""
+    try:
+        return process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+        raise AssertionError(f"the script did not finish within {timeout:.0f} s:\n{err[-3000:]}") from None
+
+
 def only_run(tmp_path: Path, experiment: str, db: str = ".runbridge/runs.db") -> Run:
     [run] = list(Experiment(Workspace(backends=[f"sqlite:{tmp_path / db}"]), experiment).get_runs())
     return run
@@ -69,7 +79,7 @@ def test_run_log_returns_while_a_backend_blocks_every_write(tmp_path):
     # Every run.log call returned while the gate backend could not write anything.
     wait_for(tmp_path / "logged", process)
     (gate / "closed").unlink()
-    out, err = process.communicate(timeout=120)
+    out, err = finish(process, 120)
     assert process.returncode == 0, err
     assert stored(only_run(tmp_path, "blocked", "runs.db")) == list(range(35_000))
     writes = [json.loads(line) for line in (gate / "writes.jsonl").read_text().splitlines()]
@@ -99,7 +109,7 @@ def test_ctrl_c_inside_a_flush_keeps_every_point_logged_before_it(tmp_path, tria
     wait_for(tmp_path / "started", process)
     time.sleep(1.0 + 0.3 * trial)
     process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=120)
+    out, err = finish(process, 120)
     assert "KeyboardInterrupt" in err
     n = int((tmp_path / "count").read_text())
     run = only_run(tmp_path, "ctrlc")
@@ -129,7 +139,7 @@ def test_sigterm_flushes_marks_the_run_failed_and_the_process_dies_of_sigterm(tm
     time.sleep(0.5)
     reached = int((tmp_path / "progress").read_text())
     process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=120)
+    out, err = finish(process, 120)
     assert process.returncode == -signal.SIGTERM, err  # the exit status still says SIGTERM
     run = only_run(tmp_path, "train_script")
     values = stored(run)
@@ -152,7 +162,7 @@ def test_a_script_that_handles_sigterm_itself_keeps_its_handler(tmp_path):
     """)
     wait_for(tmp_path / "started", process)
     process.send_signal(signal.SIGTERM)
-    process.communicate(timeout=120)
+    finish(process, 120)
     assert process.returncode == 3
     run = only_run(tmp_path, "train_script")
     assert stored(run) == [1]
@@ -170,7 +180,7 @@ def test_a_spool_that_cannot_keep_records_on_a_full_disk_says_so(tmp_path):
             run.log("x", i * 0.5)
         run.complete()
     """)
-    out, err = process.communicate(timeout=300)
+    out, err = finish(process, 300)
     assert process.returncode == 0, err
     assert "BackendFailedWarning" in err  # the store hit the limit
     assert "SpoolFailedWarning" in err and "could not keep them" in err  # and so did the spool
@@ -180,7 +190,8 @@ def test_a_spool_that_cannot_keep_records_on_a_full_disk_says_so(tmp_path):
     assert incomplete  # so `runbridge sync` cannot report the run repaired from this spool
 
 
-def test_a_tracking_server_that_hangs_mid_run_never_stalls_the_script(tmp_path):
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGSTOP], ids=["dies", "hangs"])
+def test_a_tracking_server_that_dies_or_hangs_mid_run_never_stalls_the_script(tmp_path, how):
     from mlflow_fixtures import MlflowServer
 
     server = MlflowServer(tmp_path / "server").start()
@@ -206,12 +217,15 @@ def test_a_tracking_server_that_hangs_mid_run_never_stalls_the_script(tmp_path):
             run.complete()
         """, env)
         wait_for(tmp_path / "started", process)
-        os.killpg(server.process.pid, signal.SIGSTOP)  # the server hangs: connections open, no answer
+        os.killpg(server.process.pid, how)  # refused connections, or open ones nobody answers
         time.sleep(5)  # the script keeps logging while runbridge finds out
         (tmp_path / "stop").touch()
-        out, err = process.communicate(timeout=240)  # MLflow's own retries took minutes here
+        out, err = finish(process, 240)  # MLflow's own retries took minutes here
     finally:
-        os.killpg(server.process.pid, signal.SIGKILL)
+        try:
+            os.killpg(server.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         server.process.wait(timeout=60)
     assert process.returncode == 0, err
     assert "BackendFailedWarning" in err and server.url in err
@@ -241,7 +255,7 @@ def test_a_run_whose_process_was_killed_is_shown_failed_once_its_heartbeat_is_st
     run = only_run(tmp_path, "train_script")
     assert run.get_status() == "Running"  # alive: its heartbeat is fresh
     process.kill()  # SIGKILL: no handler, no exit flush
-    process.communicate(timeout=60)
+    finish(process, 60)
     monkeypatch.setenv("RUNBRIDGE_STALE_AFTER", "1")
     time.sleep(2.5)
     run = only_run(tmp_path, "train_script")
