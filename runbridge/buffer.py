@@ -120,13 +120,34 @@ def _record(entry: object) -> Record:
     return _new(Metric, entry) if type(entry) is tuple else entry  # type: ignore[return-value]
 
 
+# The script's thread hands work to the writer and waits on plain locks, never on
+# threading.Event/Condition: their Python-level code can be cut by a Ctrl-C or SIGTERM between
+# taking their inner lock and the `with` that releases it, leaving the writer blocked for good.
 class _Request:
     __slots__ = ("buffer", "done", "error")
 
     def __init__(self, buffer: WriteBuffer):
         self.buffer = buffer
-        self.done = threading.Event()
+        self.done = threading.Lock()  # held until the writer has written the buffer
+        self.done.acquire()
         self.error: BaseException | None = None
+
+
+class _Wake:
+    """A binary semaphore on a plain lock: `set` from any thread, `wait` by the writer."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        try:
+            self._lock.release()
+        except RuntimeError:  # already set
+            pass
+
+    def wait(self, timeout: float) -> None:
+        self._lock.acquire(timeout=timeout)  # re-armed when it returns by a set
 
 
 class _Writer:
@@ -136,7 +157,7 @@ class _Writer:
         self._buffers: set[WriteBuffer] = set()  # strong: a dropped Run still gets written
         self._requests: collections.deque[_Request] = collections.deque()
         self._lock = threading.Lock()
-        self._wake = threading.Event()
+        self._wake = _Wake()
         self._thread: threading.Thread | None = None
         self.ticks: list[Callable[[], None]] = []  # called by the writer about once a FLUSH_INTERVAL
 
@@ -173,7 +194,7 @@ class _Writer:
         request = _Request(buffer)
         self._requests.append(request)
         self._wake.set()
-        while not request.done.wait(1.0):
+        while not request.done.acquire(timeout=1.0):
             if not (self._thread is not None and self._thread.is_alive()):  # it died: write here
                 buffer._write_pending()
                 return
@@ -183,7 +204,6 @@ class _Writer:
     def _loop(self) -> None:
         while True:
             self._wake.wait(FLUSH_INTERVAL)
-            self._wake.clear()
             self._serve_requests()
             with self._lock:
                 buffers = list(self._buffers)
@@ -207,7 +227,7 @@ class _Writer:
                 request.buffer._write_pending()
             except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
                 request.error = exc
-            request.done.set()
+            request.done.release()
 
     def write_all(self) -> None:
         """Write every buffer now and wait (exit, signals)."""

@@ -88,6 +88,8 @@ def test_run_log_returns_while_a_backend_blocks_every_write(tmp_path):
 
 
 CTRL_C_SCRIPT = """
+    import faulthandler
+    faulthandler.dump_traceback_later(60, exit=True)  # a hang shows every thread's stack
     from runbridge import Workspace, Experiment
     run = Experiment(Workspace.from_config(), "ctrlc").start_logging(outputs=None)
     n = 0
