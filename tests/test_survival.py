@@ -266,3 +266,24 @@ def test_a_run_whose_process_was_killed_is_shown_failed_once_its_heartbeat_is_st
     assert details["status"] == "Failed"
     assert "stopped without ending it (killed?)" in details["error"]["error"]["message"]
     assert stored(run) == list(range(1000))  # what it wrote before is kept
+
+
+def test_a_spool_past_its_bound_warns_and_marks_the_run_in_the_healthy_backends(tmp_path, monkeypatch):
+    from runbridge.errors import SpoolFailedWarning
+    from runbridge.shapes import fold_tags
+
+    monkeypatch.setattr(spool, "MAX_SPOOL_BYTES", 20_000)
+    (tmp_path / "not-a-folder").write_text("a file where the jsonl backend wants its folder")
+    spec = f"sqlite:{tmp_path / 'runs.db'}"
+    run = Experiment(Workspace(backends=[spec, f"jsonl:{tmp_path / 'not-a-folder'}"]), "bound").start_logging(
+        outputs=None)
+    with pytest.warns(SpoolFailedWarning, match="could not keep them"):
+        for i in range(2000):
+            run.log("x", i)
+        run.complete()
+    _, records = Workspace(backends=[spec]).read_run("bound", run.id)
+    tags = fold_tags(records, include_reserved=True)
+    assert "the local spool lost records" in tags["runbridge.spool_lost.jsonl"]
+    assert [r.value for r in records if type(r) is Metric] == list(range(2000))  # the healthy one has all
+    [(path, _)] = list(spool.pending(tmp_path / "spool"))
+    assert spool.load(path)[1]  # incomplete
