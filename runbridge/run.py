@@ -502,17 +502,22 @@ class Run:
 
             try:
                 self._info = current_info(self)
-                if self._info.status == RUNNING and self._presumed_dead(self._read_records()):
+                if self._info.status == RUNNING and not self._owned_here() and \
+                        self._presumed_dead(self._read_records()):
                     return FAILED
             except RunbridgeError:  # the backends cannot say: what this process knows
                 pass
         return self._info.status
 
-    def _presumed_dead(self, records: Sequence[Record]) -> str | None:
-        """Why a Running run another process writes is presumed dead (stale heartbeat), or None."""
+    def _owned_here(self) -> bool:
+        """True while this process started the run and has not ended it (it is alive, then)."""
         from .buffer import unended
 
-        if any(run is self for run in unended()):
+        return any(run is self for run in unended())
+
+    def _presumed_dead(self, records: Sequence[Record]) -> str | None:
+        """Why a Running run another process writes is presumed dead (stale heartbeat), or None."""
+        if self._owned_here():
             return None
         info = shapes.run_info(records) or self._info
         return liveness.presumed_dead(info, records)
