@@ -166,6 +166,7 @@ class Backend:
         if missing:
             raise RunbridgeError(f"backend {spec.name!r} does not implement the required hooks: {', '.join(missing)}")
 
+
     def __repr__(self) -> str:
         return f"<Backend {self.spec}>"
 

@@ -42,6 +42,9 @@ def _attach_submitted() -> "Run | None":
     workspace = Workspace.from_config()
     run = Run(Experiment(workspace, os.environ.get(ENV_EXPERIMENT) or script_experiment_name()), run_id)
     run._exit_policy = "flush"  # the submitting process decides the final status
+    from .signals import install_sigterm
+
+    install_sigterm()  # on SIGTERM (run.cancel()), what is buffered is written before the process dies
     return run
 
 

@@ -45,3 +45,7 @@ class RunFailedError(RunbridgeError):
 
 class BackendFailedWarning(RuntimeWarning):
     """A backend failed and was disabled for a run; the others carry on."""
+
+
+class SpoolFailedWarning(BackendFailedWarning):
+    """The local spool could not keep what a failed backend missed: those records are lost to it."""

@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Iterable, Sequence
 
-from . import shapes
+from . import liveness, shapes
 from .buffer import WriteBuffer, track_unended, untrack
 from .errors import FileExistsInRunError, PropertyChangeError, RunbridgeError, RunEndedError
 from .media import image_from_path, image_from_plot, is_plot, read_stream, safe_name, sha256_of
@@ -127,7 +127,7 @@ class Run:
         run._workspace.fan_out.start_run(info)
         run._workspace.fan_out.require_one_started(info)
         track_unended(run)
-        run._emit([Tag(TYPE_TAG, run_type, info.start_time)] +
+        run._emit([Tag(TYPE_TAG, run_type, info.start_time), liveness.heartbeat()] +
                   [Tag(check_name(k, "tags key"), tag_value(v, f"tags[{k!r}]"), info.start_time)
                    for k, v in (tags or {}).items()])
         return run
@@ -207,8 +207,12 @@ class Run:
         self._workspace.fan_out.write(self._info, records)
 
     def _emit(self, records: Sequence[Record]) -> None:
-        """Write records now (after whatever is buffered, keeping the order)."""
-        self._buffer.flush(then=records)
+        """Queue records after whatever is buffered (keeping the order) and wake the writer; wait
+        for the write only for files read from a path (the file may change once the call returns)."""
+        if any(type(r) is File for r in records):
+            self._buffer.flush(then=records)
+        else:
+            self._buffer.add(records, wake=True)
 
     def _check_open(self) -> None:
         if self._info.status in FINAL_STATUSES:
@@ -545,9 +549,25 @@ class Run:
 
             try:
                 self._info = current_info(self)
+                if self._info.status == RUNNING and not self._owned_here() and \
+                        self._presumed_dead(self._read_records()):
+                    return FAILED
             except RunbridgeError:  # the backends cannot say: what this process knows
                 pass
         return self._info.status
+
+    def _owned_here(self) -> bool:
+        """True while this process started the run and has not ended it (it is alive, then)."""
+        from .buffer import unended
+
+        return any(run is self for run in unended())
+
+    def _presumed_dead(self, records: Sequence[Record]) -> str | None:
+        """Why a Running run another process writes is presumed dead (stale heartbeat), or None."""
+        if self._owned_here():
+            return None
+        info = shapes.run_info(records) or self._info
+        return liveness.presumed_dead(info, records)
 
     def wait_for_completion(self, show_output: bool = False, wait_post_processing: bool = False,
                             raise_on_error: bool = True) -> dict[str, Any]:
@@ -625,6 +645,9 @@ class Run:
         """runId, status, startTimeUtc, endTimeUtc (once ended), properties, tags, logFiles, error."""
         records = self._read_records()
         info = shapes.run_info(records) or self._info
+        dead = self._presumed_dead(records)
+        if dead:  # shown, not written: the store keeps what the process left
+            info = info._replace(status=FAILED, error=dead)
         details: dict[str, Any] = {"runId": info.run_id, "displayName": info.display_name or info.run_id,
                                    "status": info.status, "startTimeUtc": iso_utc(info.start_time)}
         if info.end_time is not None:

@@ -57,6 +57,12 @@ def probe_interval() -> float:
     if not seconds >= 0 or seconds == float("inf"):
         raise RunbridgeError(f"{PROBE_INTERVAL_ENV}={raw!r} is not a number of seconds >= 0 (e.g. 5)")
     return seconds
+#: MLflow's HTTP client retries a failing request for minutes by default (7 retries, backoff factor
+#: 2, 120 s timeout). For an http tracking URI these bounds apply instead, so a server that dies
+#: mid-run is given up within seconds (and its calls spooled); a value the user set is kept.
+#: They are environment variables, so they also apply to the script's own MLflow calls.
+HTTP_BOUNDS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+               "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 
 
 class MlflowUnreachableError(RunbridgeError, ConnectionError):
@@ -142,6 +148,9 @@ class MlflowBackend:
         # No "🏃 View run ..." banner on stdout at every run end (a user can set it back to false).
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.is_http = location.startswith(("http://", "https://"))
+        if self.is_http:
+            for name, value in HTTP_BOUNDS.items():
+                os.environ.setdefault(name, value)
         self.probe_every_s = probe_interval() if self.is_http else PROBE_EVERY_S
         self._client: MlflowClient | None = None
         self._lock = threading.RLock()
