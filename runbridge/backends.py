@@ -7,7 +7,9 @@ by writing through `runbridge.fanout.FanOut` instead of a `Backend` directly."""
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from importlib import metadata
 from typing import Any, Sequence
 
@@ -103,6 +105,38 @@ def load_backend_class(name: str) -> type:
             f"backend {name!r} ({ep.value}) is broken: {type(exc).__name__}: {exc}") from exc
 
 
+_CLASS_HOOKS: dict[type, pluggy.PluginManager] = {}
+
+
+def _class_hooks(cls: type) -> pluggy.PluginManager:
+    """A plugin manager holding a backend *class* (not an instance), for the hooks a backend
+    implements as static methods: answered without opening the backend."""
+    pm = _CLASS_HOOKS.get(cls)
+    if pm is None:
+        pm = pluggy.PluginManager(hookspecs.PROJECT)
+        pm.add_hookspecs(hookspecs)
+        pm.register(cls, name=f"{cls.__module__}.{cls.__qualname__}")
+        _CLASS_HOOKS[cls] = pm
+    return pm
+
+
+def locate(spec: str | BackendSpec, base: str | os.PathLike | None = None) -> hookspecs.StoreLocation:
+    """Where the store a spec names lives: the spec's location made absolute (relative paths
+    taken from `base`, default the working folder) and the local paths the store owns, as the
+    backend's `store_location` hook says (as written, owning nothing, if it does not say)."""
+    parsed = spec if isinstance(spec, BackendSpec) else BackendSpec.parse(spec)
+    pm = _class_hooks(load_backend_class(parsed.name))
+    found = pm.hook.store_location(location=parsed.location, base=str(Path(base or Path.cwd()).resolve()))
+    return found if found is not None else hookspecs.StoreLocation(parsed.location)
+
+
+def absolute_spec(spec: str | BackendSpec, base: str | os.PathLike | None = None) -> str:
+    """The spec with its location made absolute: the same store from any working folder, and
+    one spelling for two specs naming the same store."""
+    parsed = spec if isinstance(spec, BackendSpec) else BackendSpec.parse(spec)
+    return f"{parsed.name}:{locate(parsed, base).location}"
+
+
 def open_backend(spec: str | BackendSpec) -> "Backend":
     """Instantiate the backend a spec names, in its own plugin manager, validated."""
     parsed = spec if isinstance(spec, BackendSpec) else BackendSpec.parse(spec)
@@ -131,6 +165,7 @@ class Backend:
         missing = [h for h in hookspecs.REQUIRED_HOOKS if not getattr(self.pm.hook, h).get_hookimpls()]
         if missing:
             raise RunbridgeError(f"backend {spec.name!r} does not implement the required hooks: {', '.join(missing)}")
+
 
     def __repr__(self) -> str:
         return f"<Backend {self.spec}>"

@@ -12,7 +12,7 @@ from typing import Any, Callable, TypeVar
 
 from .backends import Backend, open_backend
 from .config import resolve_backends
-from .errors import RunNotFoundError, RunbridgeError
+from .errors import RunNotFoundError, RunbridgeError, StoreNotFoundError
 from .fanout import FanOut
 from .records import Record, RunInfo, in_logging_order
 
@@ -104,15 +104,34 @@ class BackendSet:
         return info
 
     def list_runs(self, experiment: str | None) -> list[RunInfo]:
+        """The first backend's runs; `StoreNotFoundError` if its store does not exist."""
         return self.backends[0].list_runs(experiment)
+
+    def runs_held(self, experiment: str | None) -> list[RunInfo]:
+        """Like `list_runs`, but a store nothing has written to yet holds no runs (the SDK's view:
+        a new experiment has no runs)."""
+        try:
+            return self.list_runs(experiment)
+        except StoreNotFoundError:
+            return []
 
     def run_url(self, run: RunInfo) -> str | None:
         for backend in self.backends:
-            url = backend.run_url(run)
+            try:
+                url = backend.run_url(run)
+            except StoreNotFoundError:  # a backend that failed before its store was created
+                continue
             if url:
                 return url
         return None
 
     def fetch_file(self, run: RunInfo, name: str, destination: str) -> bool:
-        return any(backend.fetch_file(run, name, destination) for backend in self.backends
-                   if not self._fan_out.failure(backend, run.run_id))
+        for backend in self.backends:
+            if self._fan_out.failure(backend, run.run_id):
+                continue
+            try:
+                if backend.fetch_file(run, name, destination):
+                    return True
+            except StoreNotFoundError:
+                continue
+        return False

@@ -1,22 +1,30 @@
-"""The bounded write buffer between the front end and the backends.
+"""The write buffer between the front end and the backends, written by one background thread.
 
 Logging calls append to a run's buffer (a plain tuple for a scalar, the cheapest thing to make);
-the buffer is written to every backend as one batch when it holds `MAX_PENDING` records, at most
-`FLUSH_INTERVAL` seconds after a call (one background thread for the process), on every read,
-`flush()`, end of the run, and at interpreter exit. Memory stays bounded by `MAX_PENDING`.
+one writer thread per process writes each buffer to every backend as one batch, when
+`MAX_PENDING` records are pending or `FLUSH_INTERVAL` seconds after a call. The script's thread
+never writes: `flush()` (called by reads, `run.flush()`, the end of a run and interpreter exit)
+asks the writer and waits for it, so a Ctrl-C that lands in the wait leaves the batch in flight
+to finish. Back-pressure: a logging call waits for the writer when `MAX_BACKLOG` records are
+pending, so memory stays bounded (`MAX_BACKLOG` pending plus the batch in flight) when a backend
+is slower than the script.
 """
 
 from __future__ import annotations
 
 import atexit
+import collections
 import os
 import threading
 import weakref
-from typing import Callable, Sequence
+from collections.abc import Sequence
+from typing import Callable, Iterator
 
+from .liveness import Beats
 from .records import Metric, Record
 
 MAX_PENDING = 10_000
+MAX_BACKLOG = 50_000
 FLUSH_INTERVAL = 0.5
 
 _new = tuple.__new__
@@ -29,7 +37,7 @@ class WriteBuffer:
 
     def __init__(self, sink: Callable[[Sequence[Record]], None]):
         self._pending: list = []
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _pending (held only to append or swap)
         self._flush_lock = threading.Lock()  # one batch in flight per run keeps the order
         self._sink = sink
         _ALL_BUFFERS.add(self)
@@ -39,70 +47,197 @@ class WriteBuffer:
         with self._lock:
             pending = self._pending
             pending.append(entry)
-            full = len(pending) >= MAX_PENDING
-            first = len(pending) == 1
-        if first:
-            _FLUSHER.watch(self)
-        if full:
-            self.flush()
+            n = len(pending)
+        if n == 1:
+            _WRITER.watch(self)
+        elif n >= MAX_PENDING:
+            if n == MAX_PENDING:
+                _WRITER.wake()
+            elif n >= MAX_BACKLOG:
+                self.flush()  # back-pressure: the backends are slower than the script
 
-    def add(self, records: Sequence[Record]) -> None:
-        """Queue typed records."""
+    def add(self, records: Sequence[Record], wake: bool = False) -> None:
+        """Queue records (typed, or plain Metric field tuples); `wake`: write them soon, not
+        within FLUSH_INTERVAL."""
         with self._lock:
-            first = not self._pending
+            before = len(self._pending)
             self._pending.extend(records)
-            full = len(self._pending) >= MAX_PENDING
-        if first:
-            _FLUSHER.watch(self)
-        if full:
+            n = len(self._pending)
+        if before == 0 and n:
+            _WRITER.watch(self)
+        if n >= MAX_BACKLOG:
             self.flush()
+        elif wake or n >= MAX_PENDING:
+            _WRITER.wake()
 
     def __len__(self) -> int:
         return len(self._pending)
 
     def flush(self, then: Sequence[Record] = ()) -> None:
-        """Write everything pending (and then `then`, in the same order) to the sink."""
+        """Write everything pending (and then `then`, in the same order) and wait until written."""
+        if then:
+            with self._lock:
+                self._pending.extend(then)
+        _WRITER.write_and_wait(self)
+
+    def _write_pending(self) -> None:
+        """Take everything pending and write it (on the writer thread, or inline as a fallback)."""
         with self._flush_lock:
             with self._lock:
                 batch, self._pending = self._pending, []
             if batch:
-                self._sink([_new(Metric, r) if type(r) is tuple else r for r in batch])
-            if then:
-                self._sink(list(then))
+                self._sink(Batch(batch))
 
 
-class _Flusher:
-    """One daemon thread that flushes every non-empty buffer at most FLUSH_INTERVAL after a call."""
+class Batch(Sequence):
+    """A batch as a read-only sequence of records, made on access from the buffered entries: the
+    `Metric` of a plain tuple lives only while a backend looks at it, so a large batch does not
+    fill the garbage collector's old generation (plain tuples of numbers and strings are untracked
+    at its first pass; `Metric` objects, a tuple subclass, never are)."""
+
+    __slots__ = ("_entries",)
+
+    def __init__(self, entries: list):
+        self._entries = entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [_record(e) for e in self._entries[index]]
+        return _record(self._entries[index])
+
+    def __iter__(self) -> Iterator[Record]:
+        for entry in self._entries:
+            yield _new(Metric, entry) if type(entry) is tuple else entry
+
+    def __repr__(self) -> str:
+        return f"Batch({len(self._entries)} records)"
+
+
+def _record(entry: object) -> Record:
+    return _new(Metric, entry) if type(entry) is tuple else entry  # type: ignore[return-value]
+
+
+# The script's thread hands work to the writer and waits on plain locks, never on
+# threading.Event/Condition: their Python-level code can be cut by a Ctrl-C or SIGTERM between
+# taking their inner lock and the `with` that releases it, leaving the writer blocked for good.
+class _Request:
+    __slots__ = ("buffer", "done", "error")
+
+    def __init__(self, buffer: WriteBuffer):
+        self.buffer = buffer
+        self.done = threading.Lock()  # held until the writer has written the buffer
+        self.done.acquire()
+        self.error: BaseException | None = None
+
+
+class _Wake:
+    """A binary semaphore on a plain lock: `set` from any thread, `wait` by the writer."""
 
     def __init__(self) -> None:
-        self._buffers: set[WriteBuffer] = set()  # strong: a dropped Run still gets flushed
         self._lock = threading.Lock()
-        self._wake = threading.Event()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        try:
+            self._lock.release()
+        except RuntimeError:  # already set
+            pass
+
+    def wait(self, timeout: float) -> None:
+        self._lock.acquire(timeout=timeout)  # re-armed when it returns by a set
+
+
+class _Writer:
+    """The one thread that writes buffers: asked-for flushes first, then every watched buffer."""
+
+    def __init__(self) -> None:
+        self._buffers: set[WriteBuffer] = set()  # strong: a dropped Run still gets written
+        self._requests: collections.deque[_Request] = collections.deque()
+        self._lock = threading.Lock()
+        self._wake = _Wake()
         self._thread: threading.Thread | None = None
+        self.ticks: list[Callable[[], None]] = []  # called by the writer about once a FLUSH_INTERVAL
+
+    def _ensure_thread(self) -> bool:
+        """Start the writer if needed; False when no thread can run (interpreter shutdown)."""
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            return True
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                _install_multiprocessing_exit()
+                thread = threading.Thread(target=self._loop, name="runbridge-writer", daemon=True)
+                try:
+                    thread.start()
+                except RuntimeError:  # "can't create new thread at interpreter shutdown"
+                    return False
+                self._thread = thread
+        return True
 
     def watch(self, buffer: WriteBuffer) -> None:
         with self._lock:
             self._buffers.add(buffer)
-            if self._thread is None or not self._thread.is_alive():
-                _install_multiprocessing_exit()
-                self._thread = threading.Thread(target=self._loop, name="runbridge-flusher", daemon=True)
-                self._thread.start()
+        self._ensure_thread()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def write_and_wait(self, buffer: WriteBuffer) -> None:
+        """Have the writer write `buffer` now and wait; inline on the writer itself or when no
+        writer thread can run."""
+        if threading.current_thread() is self._thread or not self._ensure_thread():
+            buffer._write_pending()
+            return
+        request = _Request(buffer)
+        self._requests.append(request)
+        self._wake.set()
+        while not request.done.acquire(timeout=1.0):
+            if not (self._thread is not None and self._thread.is_alive()):  # it died: write here
+                buffer._write_pending()
+                return
+        if request.error is not None:
+            raise request.error
 
     def _loop(self) -> None:
-        while not self._wake.wait(FLUSH_INTERVAL):
-            self.flush_all()
+        while True:
+            self._wake.wait(FLUSH_INTERVAL)
+            self._serve_requests()
+            with self._lock:
+                buffers = list(self._buffers)
+                self._buffers.clear()
+            for buffer in buffers:
+                self._serve_requests()  # an asked-for flush does not wait behind the sweep
+                try:
+                    buffer._write_pending()
+                except Exception:  # noqa: BLE001 - the writer must outlive a failing batch
+                    pass
+            for tick in list(self.ticks):
+                try:
+                    tick()
+                except Exception:  # noqa: BLE001
+                    pass
 
-    def flush_all(self) -> None:
-        with self._lock:
-            buffers = list(self._buffers)
-            self._buffers.clear()
-        for buffer in buffers:
+    def _serve_requests(self) -> None:
+        while self._requests:
+            request = self._requests.popleft()
+            try:
+                request.buffer._write_pending()
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+                request.error = exc
+            request.done.release()
+
+    def write_all(self) -> None:
+        """Write every buffer now and wait (exit, signals)."""
+        for buffer in list(_ALL_BUFFERS):
             if len(buffer):
-                buffer.flush()
+                self.write_and_wait(buffer)
 
 
-_FLUSHER = _Flusher()
-# Every live buffer, so exit can wait for a batch in flight and a forked child can empty its copies.
+_WRITER = _Writer()
+# Every live buffer, so exit can write them all and a forked child can empty its copies.
 _ALL_BUFFERS: "weakref.WeakSet[WriteBuffer]" = weakref.WeakSet()
 
 # Runs this process owns and has not ended (run cores): at exit they are flushed and ended.
@@ -112,39 +247,55 @@ _EXIT_LOCK = threading.Lock()
 
 def track_unended(run: object) -> None:
     _UNENDED[id(run)] = run
+    from .signals import install_sigterm
+
+    install_sigterm()
 
 
 def untrack(run: object) -> None:
     _UNENDED.pop(id(run), None)
 
 
+def unended() -> list:
+    """Runs this process owns and has not ended (run cores)."""
+    return list(_UNENDED.values())
+
+
+_WRITER.ticks.append(Beats(unended))  # the heartbeats of this process's unended runs
+
+
 @atexit.register
 def _at_exit() -> None:
+    from .signals import exit_as_signalled, exiting
+
+    exiting()
     with _EXIT_LOCK:
-        _FLUSHER.flush_all()
+        _WRITER.write_all()
         for run in list(_UNENDED.values()):
             try:
                 run.end_at_exit()  # type: ignore[attr-defined]
             except Exception:  # noqa: BLE001 - never mask the interpreter's own exit
                 pass
-        _FLUSHER.flush_all()
-        for buffer in list(_ALL_BUFFERS):  # waits for a batch the flusher thread has in flight
+        for buffer in list(_ALL_BUFFERS):  # also waits for a batch the writer has in flight
             try:
-                buffer.flush()
+                _WRITER.write_and_wait(buffer)
             except Exception:  # noqa: BLE001
                 pass
+    exit_as_signalled()
 
 
 # -- several processes, one run ------------------------------------------------------------------
 # A forked child (multiprocessing "fork", os.fork) inherits copies of the parent's buffers: what
 # they hold is the parent's to write, so the child empties them (no record is written twice) and
-# takes fresh locks (a copied lock may be held forever). Runs the parent started are the parent's
-# to end. multiprocessing children leave with os._exit, which skips atexit, so the exit flush is
-# also registered as a multiprocessing finalizer (run by every multiprocessing child at its end).
+# takes fresh locks (a copied lock may be held forever); the writer thread is not copied, a new
+# one starts on the child's first write. Runs the parent started are the parent's to end.
+# multiprocessing children leave with os._exit, which skips atexit, so the exit flush is also
+# registered as a multiprocessing finalizer (run by every multiprocessing child at its end).
 # A worker killed by a signal (Pool.terminate(), which `with Pool()` calls on exit, sends SIGTERM)
 # runs neither: what it logged in its last FLUSH_INTERVAL may be lost. Use pool.close() and
-# pool.join(), or run.flush() at the end of each task. (A Python SIGTERM handler was tried: it can
-# miss a signal that lands just before the worker blocks on the pool's queue lock, hanging it.)
+# pool.join(), or run.flush() at the end of each task. (No SIGTERM handler is installed in
+# multiprocessing children: it can miss a signal that lands just before a pool worker blocks on
+# the pool's queue lock, hanging it.)
 class _Anchor:
     """A weak-referenceable object that keeps the multiprocessing after-fork entry alive."""
 
@@ -168,7 +319,9 @@ def _install_multiprocessing_exit(_anchor: object = None) -> None:
 
 def _after_fork_in_child() -> None:
     global _EXIT_LOCK
-    _FLUSHER.__init__()  # type: ignore[misc]
+    ticks = _WRITER.ticks
+    _WRITER.__init__()  # type: ignore[misc]
+    _WRITER.ticks = ticks
     for buffer in list(_ALL_BUFFERS):
         buffer._pending = []
         buffer._lock = threading.Lock()

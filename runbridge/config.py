@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from pathlib import Path
 
@@ -66,48 +65,3 @@ def resolve_backends(explicit: list[str] | tuple[str, ...] | str | None = None,
     if found:
         return found[1]
     return list(DEFAULT_BACKENDS)
-
-
-_URI = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):(.*)$")  # two letters at least: "C:\..." is a path
-
-
-def absolute_location(location: str, base: str | os.PathLike | None = None, plain_is_path: bool = True) -> str:
-    """A backend location with a relative file path made absolute against `base` (default: the
-    working folder), so another process with another working folder finds the same store.
-
-    ``.runbridge/runs.db`` -> ``/abs/.runbridge/runs.db``; ``sqlite:///rel.db`` (a relative
-    SQLAlchemy URI) -> ``sqlite:////abs/rel.db``; ``file:rel`` -> ``file:///abs/rel``; network
-    addresses (``http://...``) and absolute paths are returned unchanged.
-    """
-    root = Path(base) if base is not None else Path.cwd()
-    match = _URI.match(location)
-    if match is None:  # a plain path, or a bare word such as mlflow's "databricks"
-        if not location or not (plain_is_path or location.startswith((".", "~")) or "/" in location):
-            return location
-        return str((root / Path(location).expanduser()).resolve())
-    scheme, rest = match.group(1), match.group(2)
-    if "://" not in location:  # a nested spec such as mlflow's "sqlite:///..." is handled below
-        if scheme.lower() in ("file",):
-            return "file://" + str((root / rest).resolve())
-        return f"{scheme}:{absolute_location(rest, root)}" if scheme.lower() == "sqlite" else location
-    after = location.split("://", 1)[1]
-    if scheme.lower().startswith("sqlite"):  # sqlite:///relative.db vs sqlite:////abs.db
-        path = after[1:] if after.startswith("/") else None
-        if path and not path.startswith("/") and not path.startswith(":memory:"):
-            return f"{scheme}:///{(root / path).resolve()}"
-        return location
-    if scheme.lower() == "file":
-        if after and not after.startswith("/"):  # file://rel (non-standard, seen in the wild)
-            return "file://" + str((root / after).resolve())
-        return location
-    return location
-
-
-def absolute_spec(spec: str, base: str | os.PathLike | None = None) -> str:
-    """A ``name:location`` spec whose location is made absolute (see `absolute_location`)."""
-    if ":" not in spec:
-        return spec
-    name, location = spec.split(":", 1)
-    # Built-in file backends take a bare path; others (mlflow) may take a bare word ("databricks").
-    plain_is_path = name.strip().lower() in ("sqlite", "tensorboard")
-    return f"{name}:{absolute_location(location.strip(), base, plain_is_path)}"

@@ -15,6 +15,14 @@ class RunNotFoundError(RunbridgeError, LookupError):
     """No configured backend holds a run with that id."""
 
 
+class StoreNotFoundError(RunbridgeError):
+    """A read found no store at a backend's location (a typo, or nothing written there yet).
+
+    Backends raise it from their read hooks instead of creating the store: a store is created
+    only when a run writes to it. The message names the location.
+    """
+
+
 class RunEndedError(RunbridgeError):
     """A metric was logged to a run that has already ended (tags and properties still work)."""
 
@@ -37,3 +45,7 @@ class RunFailedError(RunbridgeError):
 
 class BackendFailedWarning(RuntimeWarning):
     """A backend failed and was disabled for a run; the others carry on."""
+
+
+class SpoolFailedWarning(BackendFailedWarning):
+    """The local spool could not keep what a failed backend missed: those records are lost to it."""

@@ -9,12 +9,19 @@ pluggy passes arguments by name, and an implementation may accept fewer argument
 value is never passed: do not give hook arguments defaults.
 
 Required hooks: start_run, write, end_run, read. Optional: list_runs, list_experiments,
-run_url, fetch_file, reconcile. `runbridge.testing.BackendContract` checks a backend against all of it.
+run_url, fetch_file, reconcile, store_location. `runbridge.testing.BackendContract` checks a backend
+against all of it.
+
+Stores are created by writes only. The constructor must not create anything; the read hooks
+(read, list_runs, list_experiments, run_url, fetch_file) raise `runbridge.errors.StoreNotFoundError`
+naming the location when no store exists there, and must work on a store the user cannot
+write. Every path built from a run file name, including names read back from a store, goes
+through `runbridge.media.safe_join`.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import pluggy
 
@@ -26,6 +33,16 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 #: Hooks every backend must implement (checked when the backend is opened).
 REQUIRED_HOOKS = ("start_run", "write", "end_run", "read")
+
+
+class StoreLocation(NamedTuple):
+    """Where a backend keeps a store, as `store_location` describes it."""
+
+    #: The location in a form that names the same store from any working folder and that two
+    #: spellings of one store share (local paths absolute and resolved).
+    location: str
+    #: Local files and folders the store owns (a script's snapshot never includes them).
+    paths: tuple[str, ...] = ()
 
 
 @hookspec
@@ -62,7 +79,8 @@ def end_run(run: RunInfo, status: str) -> None:
 def read(experiment: str, run_id: str) -> list[Record] | None:
     """Every record of the run in write order, the current `RunInfo` first; None if not held.
 
-    Must work from a fresh instance in a new process (no in-memory state). `Image.data` and
+    Must work from a fresh instance in a new process (no in-memory state), without writing (a
+    read-only store); raises `StoreNotFoundError` if the store does not exist. `Image.data` and
     file bytes may be left None: the core fetches them with `fetch_file` when needed. Runs other
     tools wrote (plain MLflow runs, TensorBoard event folders) are read as well as the backend
     can.
@@ -73,7 +91,8 @@ def read(experiment: str, run_id: str) -> list[Record] | None:
 def list_runs(experiment: str | None) -> list[RunInfo] | None:
     """The runs held for `experiment` (all experiments if None), newest first.
 
-    Includes child runs (their `parent_id` set) and runs other tools wrote.
+    Includes child runs (their `parent_id` set) and runs other tools wrote. Raises
+    `StoreNotFoundError` if the store does not exist (never "no runs", never creating it).
     """
 
 
@@ -99,3 +118,12 @@ def reconcile(run: RunInfo) -> int | None:
     """Make every view the backend derives from the exact records of `run` hold all of them
     (for example a tracker's native metric history after a write that failed half way), without
     duplicating anything. Return the number of entries added. `runbridge sync` calls it."""
+
+
+@hookspec(firstresult=True)
+def store_location(location: str, base: str) -> StoreLocation | None:
+    """Describe the store at `location` (the part after ``name:`` of a spec), relative paths taken
+    from the folder `base`: its absolute form and the local paths it owns. Must not create or
+    open anything. Implement it as a ``@staticmethod``: the core calls it on the backend class,
+    without opening the backend. Without it, a location is used as written and owns no paths.
+    """

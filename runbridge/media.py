@@ -7,9 +7,14 @@ import io
 import os
 import posixpath
 import shutil
-import threading
+import uuid
+import warnings
 from pathlib import Path
 from typing import Any, BinaryIO
+
+#: A file system keeps at most 255 bytes per path component; a run file name at most this many characters.
+MAX_COMPONENT_BYTES = 255
+MAX_NAME_LENGTH = 1024
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -19,13 +24,22 @@ GIF_MAGICS = (b"GIF87a", b"GIF89a")
 def safe_name(name: Any, argument: str = "name") -> str:
     """Validate a run-relative file name; return it normalised (POSIX, no './').
 
-    Refuses what could escape the run's artifact root or be ambiguous across backends:
-    absolute paths, '..' components, NUL, backslashes, empty names.
+    Refuses what could escape the run's artifact root, be ambiguous across backends or fail to
+    be stored: absolute paths, '..' components, NUL, backslashes, empty names, lone surrogates,
+    components over 255 bytes (UTF-8) and names over 1024 characters. The one check for every
+    run-relative name, whether a user gave it or it was read from a store.
     """
     if not isinstance(name, str):
         raise TypeError(f"{argument} must be a str run-relative file name, got {type(name).__name__}")
     if not name or not name.strip():
         raise ValueError(f"{argument} must not be empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ValueError(f"{argument} is {len(name)} characters; run file names have at most {MAX_NAME_LENGTH}")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{argument} {name!r} contains a lone surrogate ({name[exc.start]!r}) that cannot "
+                         "be stored as UTF-8") from None
     if "\x00" in name:
         raise ValueError(f"{argument} {name!r} contains a NUL character")
     if "\\" in name:
@@ -37,6 +51,10 @@ def safe_name(name: Any, argument: str = "name") -> str:
         raise ValueError(f"{argument} {name!r} contains '..' and would escape the run's files")
     if not parts:
         raise ValueError(f"{argument} {name!r} names no file")
+    for part in parts:
+        if len(part.encode("utf-8")) > MAX_COMPONENT_BYTES:
+            raise ValueError(f"{argument} has a path component of {len(part.encode('utf-8'))} bytes "
+                             f"({part[:40]!r}...); file systems allow at most {MAX_COMPONENT_BYTES}")
     return posixpath.join(*parts)
 
 
@@ -78,13 +96,20 @@ def image_from_path(path: str | os.PathLike) -> tuple[bytes, str]:
     return data, media_type
 
 
-def image_from_plot(plot: Any) -> bytes:
-    """PNG bytes of a matplotlib Figure, or of the current figure of the `pyplot` module."""
+def is_plot(value: Any) -> bool:
+    """Whether `value` is something `image_from_plot` draws: a matplotlib Figure, the `pyplot`
+    module, or Axes (drawn as their figure)."""
+    return callable(getattr(value, "savefig", None)) or callable(getattr(getattr(value, "figure", None), "savefig", None))
+
+
+def image_from_plot(plot: Any, argument: str = "plot") -> bytes:
+    """PNG bytes of a matplotlib Figure, of Axes' figure, or of the current figure of `pyplot`."""
+    if not is_plot(plot):
+        raise TypeError(f"{argument} must be a matplotlib Figure, Axes or the matplotlib.pyplot module, "
+                        f"got {type(plot).__name__}")
     savefig = getattr(plot, "savefig", None)
-    if savefig is None:
-        raise TypeError(
-            f"plot must be a matplotlib Figure or the matplotlib.pyplot module, got {type(plot).__name__}"
-        )
+    if not callable(savefig):
+        savefig = plot.figure.savefig
     buffer = io.BytesIO()
     savefig(buffer, format="png")
     data = buffer.getvalue()
@@ -124,7 +149,9 @@ def write_file_atomically(destination: Path, *, data: bytes | None = None, sourc
     if data is None and source is None:
         raise ValueError("a file record needs data or source")
     destination.parent.mkdir(parents=True, exist_ok=True)
-    tmp = destination.with_name(f".{destination.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    # a short temporary name (a 255-byte file name plus a suffix would be too long), unique per
+    # process and thread
+    tmp = destination.with_name(f".tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}")
     try:
         if data is not None:
             tmp.write_bytes(data)
@@ -134,3 +161,19 @@ def write_file_atomically(destination: Path, *, data: bytes | None = None, sourc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def folder_files(root: Path, argument: str) -> list[tuple[str, Path]]:
+    """(relative POSIX name, path) of every regular file below `root`, sorted. Symbolic links
+    (to files or folders) are skipped with one warning: they could point outside the folder."""
+    files, links = [], []
+    for path in sorted(root.rglob("*")):
+        if path.is_symlink():
+            links.append(path.relative_to(root).as_posix())
+        elif path.is_file():
+            files.append((path.relative_to(root).as_posix(), path))
+    if links:
+        warnings.warn(f"{argument} {str(root)!r}: skipped {len(links)} symbolic link(s), which could point "
+                      f"outside the folder: {', '.join(links[:5])}{' ...' if len(links) > 5 else ''}",
+                      stacklevel=3)
+    return files

@@ -35,16 +35,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .backends import Backend, BackendSpec, open_backend
-from .errors import RunbridgeError, RunNotFoundError
+from .backends import Backend, BackendSpec, absolute_spec, open_backend
+from .errors import RunbridgeError, RunNotFoundError, StoreNotFoundError
 from .holdings import lacking
-from .media import sha256_of
+from .media import safe_name, sha256_of
 from .migrate_report import (COMPLETE, MIGRATED_TAG, SOURCE_TAG, Difference, MigrationReport, compare,
                              is_bookkeeping)
 from .records import RUNNING, File, Image, Record, RunInfo, Tag, now_us
@@ -57,17 +58,7 @@ BATCH_BYTES = 64 * 1024 * 1024
 
 def canonical_spec(spec: str | BackendSpec | Backend) -> str:
     """A spec with local paths made absolute, so the same store is recognised however named."""
-    if isinstance(spec, Backend):
-        spec = spec.spec
-    parsed = spec if isinstance(spec, BackendSpec) else BackendSpec.parse(spec)
-    location = parsed.location
-    if parsed.name in ("sqlite", "tensorboard", "jsonl") and "://" not in location:
-        location = str(Path(location).expanduser().resolve())
-    elif location.startswith("sqlite:///") and ":memory:" not in location:
-        location = "sqlite:///" + str(Path(location[len("sqlite:///"):]).expanduser().resolve())
-    elif location.startswith("file://"):
-        location = "file://" + str(Path(location[len("file://"):]).expanduser().resolve())
-    return f"{parsed.name}:{location}"
+    return absolute_spec(spec.spec if isinstance(spec, Backend) else spec)
 
 
 def _open(spec: str | BackendSpec | Backend) -> Backend:
@@ -147,9 +138,12 @@ def select_runs(source: Backend, experiments: Sequence[str] | None = None,
 
 
 class Progress:
+    """Progress bars for a long copy: runs and records, drawn only on a terminal (never into a
+    log file or a pipe)."""
+
     def __init__(self, enabled: bool, runs: int):
         self.runs = self.records = None
-        if enabled:
+        if enabled and sys.stderr.isatty():
             from tqdm import tqdm
 
             self.runs = tqdm(total=runs, unit="run", desc="runs", position=0, leave=True)
@@ -172,6 +166,21 @@ class Progress:
         for bar in (self.records, self.runs):
             if bar is not None:
                 bar.close()
+
+
+def check_file_names(source: Backend, run_id: str, records: Sequence[Record]) -> None:
+    """Refuse a run whose records name a file unsafely (an absolute path, '..', ...) before any
+    path is built from it or anything is written: such names come from a store, not a user."""
+    for rec in records:
+        kind = type(rec)
+        name = rec.name if kind is File else rec.file_name if kind is Image else None
+        if name is None:
+            continue
+        try:
+            safe_name(name, "file name")
+        except (TypeError, ValueError) as exc:
+            raise RunbridgeError(f"run {run_id!r} in {source.spec} holds an unsafe file name {name!r} "
+                                 f"({exc}); the run was not copied") from None
 
 
 def _with_bytes(source: Backend, info: RunInfo, rec: Record, scratch: Path) -> tuple[Record, int]:
@@ -211,6 +220,7 @@ def copy_run(source: Backend, dest: Backend, info: RunInfo, held: Sequence[Recor
         raise RunNotFoundError(f"run {info.run_id!r} vanished from {source.spec}")
     current = records[0]
     body = [r for r in records[1:] if not (type(r) is Tag and is_bookkeeping(r.key))]
+    check_file_names(source, info.run_id, body)
     todo = lacking(body, held)
     if progress:
         progress.add_records(len(todo))
@@ -292,7 +302,10 @@ def migrate(src: str | Backend, dst: str | Backend, experiments: Sequence[str] |
         raise RunbridgeError(f"source and destination are the same backend ({src_key})")
     report = MigrationReport(str(source.spec), str(dest.spec), dry_run=dry_run)
     runs = select_runs(source, experiments, run_ids, since)
-    dest_runs = {r.run_id: r for r in dest.list_runs(None)}
+    try:
+        dest_runs = {r.run_id: r for r in dest.list_runs(None)}
+    except StoreNotFoundError:  # created by the first write (never by a dry run)
+        dest_runs = {}
     bars = Progress(progress and not dry_run, len(runs))
     try:
         for info in runs:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from . import context, shapes
 from .backendset import BackendSet
-from .errors import RunbridgeError
+from .errors import RunbridgeError, StoreNotFoundError
 from .records import CANCELED, COMPLETED, FAILED, RUNNING, Property, RunInfo
 from .run_files import RunFiles
 from .run_metrics import RunMetrics
@@ -24,7 +24,9 @@ from .scripts.environment import run_environment
 from .scripts.names import LOG_PATH_PROPERTY, STD_LOG
 from .scripts.snapshot import restore_snapshot
 from .scripts.submit import Submission, submit
+from .signals import install_sigterm
 from .timefmt import iso_utc
+from .values import check_text
 
 if TYPE_CHECKING:
     import pandas
@@ -91,7 +93,7 @@ class Run(RunMetrics, RunFiles):
     @property
     def number(self) -> int:
         """1-based position of the run among its experiment's runs, oldest first."""
-        runs = self.experiment.workspace.list_runs(self.experiment.name)
+        runs = self.experiment.workspace.runs_held(self.experiment.name)
         ids = [r.run_id for r in sorted(runs, key=lambda r: r.start_time)]
         return ids.index(self.id) + 1 if self.id in ids else 0
 
@@ -110,12 +112,15 @@ class Run(RunMetrics, RunFiles):
     def get_status(self) -> str:
         """The status now; a Running run is re-read (another process, e.g. a submitted script's
         supervisor, may have ended it)."""
-        if self._core.info.status == RUNNING:
+        core = self._core
+        if core.info.status == RUNNING:
             try:
-                self._core.refresh()
+                if core.refresh().status == RUNNING and not core.owned_here() and \
+                        core.presumed_dead(core.read_records()):
+                    return FAILED
             except RunbridgeError:  # the backends cannot say: what this process knows
                 pass
-        return self._core.info.status
+        return core.info.status
 
     def wait_for_completion(self, show_output: bool = False, wait_post_processing: bool = False,
                             raise_on_error: bool = True) -> dict[str, Any]:
@@ -154,6 +159,9 @@ class Run(RunMetrics, RunFiles):
         """runId, status, startTimeUtc, endTimeUtc (once ended), properties, tags, logFiles, error."""
         records = self._core.read_records()
         info = shapes.run_info(records) or self._core.info
+        dead = self._core.presumed_dead(records)
+        if dead:  # shown, not written: the store keeps what the process left
+            info = info._replace(status=FAILED, error=dead)
         details: dict[str, Any] = {"runId": info.run_id, "displayName": info.display_name or info.run_id,
                                    "status": info.status, "startTimeUtc": iso_utc(info.start_time)}
         if info.end_time is not None:
@@ -194,7 +202,7 @@ class Run(RunMetrics, RunFiles):
 
     def get_children(self, recursive: bool = False, **_ignored: Any) -> list["Run"]:
         """Child runs, oldest first; with `recursive`, every descendant."""
-        runs = self.experiment.workspace.list_runs(self.experiment.name)
+        runs = self.experiment.workspace.runs_held(self.experiment.name)
         by_parent: dict[str, list[RunInfo]] = {}
         for info in sorted(runs, key=lambda r: r.start_time):
             if info.parent_id:
@@ -213,6 +221,7 @@ class Run(RunMetrics, RunFiles):
 def _attach_submitted(run_id: str, experiment: str) -> Run:
     run = Run(Experiment(Workspace.from_config(), experiment), run_id)
     run._core.exit_policy = ExitPolicy.FLUSH  # the submitting process decides the final status
+    install_sigterm()  # on SIGTERM (run.cancel()), what is buffered is written before the process dies
     return run
 
 
@@ -229,8 +238,12 @@ class Workspace(BackendSet):
 
     @property
     def experiments(self) -> dict[str, "Experiment"]:
-        """The experiments the first backend holds, by name."""
-        return {name: Experiment(self, name) for name in self.backends[0].list_experiments()}
+        """The experiments the first backend holds, by name (none while its store does not exist)."""
+        try:
+            names = self.backends[0].list_experiments()
+        except StoreNotFoundError:
+            names = []
+        return {name: Experiment(self, name) for name in names}
 
 
 class Experiment:
@@ -243,6 +256,7 @@ class Experiment:
             raise ValueError(f"name must be a non-empty str, got {name!r}")
         if len(name) > MAX_EXPERIMENT_NAME:
             raise ValueError(f"name is {len(name)} characters; experiment names have at most {MAX_EXPERIMENT_NAME}")
+        check_text(name, "name")
         self.workspace = workspace
         self.name = name
 
@@ -273,7 +287,7 @@ class Experiment:
     def get_runs(self, type: str | None = None, tags: Any = None, properties: Any = None,
                  include_children: bool = False) -> Iterator[Run]:
         """The experiment's runs, newest first; `tags`/`properties` filter by "key" or {"key": value}."""
-        for info in self.workspace.list_runs(self.name):
+        for info in self.workspace.runs_held(self.name):
             if info.parent_id and not include_children:
                 continue
             _, records = self.workspace.read_run(self.name, info.run_id)
@@ -290,7 +304,7 @@ class Experiment:
         from .frames import runs_frame  # pandas, loaded on first use
 
         runs = [self.workspace.read_run(self.name, info.run_id)[1]
-                for info in self.workspace.list_runs(self.name)
+                for info in self.workspace.runs_held(self.name)
                 if include_children or not info.parent_id]
         return runs_frame(runs)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import IO, Any, Iterable, Sequence
 
 from . import shapes
-from .media import safe_name
+from .media import folder_files, safe_name
 from .records import Tag, now_us
 from .runcore import RunCore
 from .values import check_name, tag_value
@@ -76,8 +76,7 @@ class RunFiles:
         if not root.is_dir():
             raise NotADirectoryError(f"path {str(path)!r} is not an existing folder")
         prefix = safe_name(name, "name")
-        pairs = [(f"{prefix}/{p.relative_to(root).as_posix()}", p) for p in sorted(root.rglob("*")) if p.is_file()]
-        self._core.upload(pairs)
+        self._core.upload([(f"{prefix}/{rel}", p) for rel, p in folder_files(root, "path")])
 
     def get_file_names(self) -> list[str]:
         """Every run file: uploads, outputs/..., images, JSON metrics, user_logs/..."""

@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from . import shapes
 from .buffer import WriteBuffer
-from .media import image_from_path, image_from_plot, safe_name
+from .media import image_from_path, image_from_plot, is_plot, safe_name
 from .records import RUNNING, Row, now_us
 from .runcore import SCALAR, TABLE, NameState, RunCore
-from .values import check_name, check_step, to_scalar, to_scalar_list
+from .values import (INT64_MAX, INT64_MIN, SMALL_INT, check_description, check_name, check_step, check_text,
+                     to_scalar, to_scalar_list)
 
 if TYPE_CHECKING:
     import pandas
@@ -37,12 +38,14 @@ class RunMetrics:
     def log(self, name: str, value: Any, description: str = "", step: int | None = None) -> None:
         """Log a scalar; repeating a name appends (the metric becomes a vector)."""
         kind = type(value)
-        if not (kind is float or kind is int):
+        if kind is not float and (kind is not int or not -SMALL_INT < value < SMALL_INT):
             value = to_scalar(value, "value")
-        if type(name) is not str or not name:
+        if type(name) is not str or not name or name not in self._names:
             check_name(name)
-        if step is not None:
+        if step is not None and (type(step) is not int or not INT64_MIN <= step <= INT64_MAX):
             step = check_step(step)
+        if type(description) is not str or description:
+            description = check_description(description)
         if self._core.info.status != RUNNING:
             self._core.check_open()
         state = self._names.get(name)
@@ -57,6 +60,7 @@ class RunMetrics:
         """Log every value of an iterable under one name (repeated calls concatenate)."""
         check_name(name)
         values = to_scalar_list(value)
+        description = check_description(description)
         self._core.check_open()
         seq = self._core.claim(name, SCALAR, len(values))
         t, writer = now_us(), self._writer
@@ -67,7 +71,9 @@ class RunMetrics:
         check_name(name)
         if not kwargs:
             raise ValueError(f"log_row({name!r}) needs at least one column, as keyword arguments")
-        cells = tuple((column, to_scalar(v, f"column {column!r}", "log_table")) for column, v in kwargs.items())
+        cells = tuple((check_name(column, "column name"), to_scalar(v, f"column {column!r}", "log_table"))
+                      for column, v in kwargs.items())
+        description = check_description(description)
         self._core.check_open()
         seq = self._core.claim(name, TABLE, 1, frozenset(kwargs))
         self._buffer.add([Row(name, seq, cells, now_us(), False, description or "", self._writer)])
@@ -93,6 +99,7 @@ class RunMetrics:
         n_rows = next(iter(lengths.values()))
         if n_rows == 0:
             raise ValueError(f"value columns of log_table({name!r}) are empty: no rows to log")
+        description = check_description(description)
         self._core.check_open()
         seq = self._core.claim(name, TABLE, n_rows, frozenset(columns))
         t = now_us()
@@ -101,11 +108,18 @@ class RunMetrics:
 
     def log_image(self, name: str, path: str | os.PathLike | None = None, plot: Any = None,
                   description: str = "") -> None:
-        """Log a PNG/JPEG file (`path`) or a matplotlib figure / `pyplot` (`plot`) as a run file."""
+        """Log a PNG/JPEG file (`path`) or a matplotlib figure / axes / `pyplot` (`plot`) as a run
+        file. A plot given positionally (``log_image("ROC", plt)``, as azureml allowed) is a plot."""
         check_name(name)
+        if plot is None and path is not None and not isinstance(path, (str, os.PathLike)):
+            if not is_plot(path):
+                raise TypeError(f"path must be a file path (str or os.PathLike), or give a matplotlib Figure, "
+                                f"Axes or pyplot as plot; got {type(path).__name__}")
+            path, plot = None, path
         if (path is None) == (plot is None):
             raise ValueError("log_image needs exactly one of path or plot, "
                              f"got {'both' if path is not None else 'neither'}")
+        description = check_description(description)
         if path is not None:
             data, media_type = image_from_path(path)
             given = Path(path)
@@ -118,12 +132,13 @@ class RunMetrics:
 
     def _log_json(self, name: str, value: Any, description: str) -> None:
         check_name(name)
+        description = check_description(description)
         if isinstance(value, str):
             try:
                 json.loads(value)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"value of {name!r} is not valid JSON: {exc}") from None
-            data = value.encode("utf-8")
+            data = check_text(value, "value").encode("utf-8")
         elif isinstance(value, (dict, list)):
             try:
                 data = json.dumps(value, allow_nan=False).encode("utf-8")

@@ -22,13 +22,14 @@ import uuid
 from pathlib import Path
 from typing import Any, Sequence
 
+from . import liveness, shapes
 from .backendset import BackendSet
-from .buffer import WriteBuffer, track_unended, untrack
+from .buffer import WriteBuffer, track_unended, unended, untrack
 from .errors import FileExistsInRunError, PropertyChangeError, RunEndedError
-from .media import read_stream, safe_name, sha256_of
+from .media import folder_files, read_stream, safe_name, sha256_of
 from .records import (COMPLETED, FAILED, FINAL_STATUSES, RESERVED_PREFIX, RUNNING, File, Image, Property,
                       Record, Row, RunInfo, Tag, new_writer_id, now_us)
-from .values import check_name, tag_value
+from .values import check_name, check_run_id, check_text, tag_value
 
 #: The kinds of metric a name can hold (one kind per name).
 SCALAR, TABLE, FILE_METRIC = "scalar", "table", "file"
@@ -116,16 +117,21 @@ class RunCore:
               parent_id: str | None = None, outputs: str | None = None, tags: dict | None = None,
               run_type: str = "interactive", run_id: str | None = None) -> "RunCore":
         """Create a new Running run on every backend; this process owns it (ended at exit)."""
-        if display_name is not None and not isinstance(display_name, str):
-            raise TypeError(f"display_name must be a str or None, got {type(display_name).__name__}")
+        if display_name is not None:
+            if not isinstance(display_name, str):
+                raise TypeError(f"display_name must be a str or None, got {type(display_name).__name__}")
+            check_text(display_name, "display_name")
+        if run_id is not None:
+            check_run_id(run_id)
         t = now_us()
         tagged = tag_records(tags, t)
         info = RunInfo(run_id=run_id or new_run_id(experiment), experiment=experiment, display_name=display_name,
                        parent_id=parent_id, status=RUNNING, start_time=t)
         core = cls(store, info, owned=True, outputs=outputs)
         store.fan_out.start_run(info)
+        store.fan_out.require_one_started(info)
         core.own(ExitPolicy.FAIL)
-        core.emit([Tag(TYPE_TAG, run_type, t)] + tagged)
+        core.emit([Tag(TYPE_TAG, run_type, t), liveness.heartbeat()] + tagged)
         return core
 
     @classmethod
@@ -223,8 +229,12 @@ class RunCore:
         self.store.fan_out.write(self.info, records)
 
     def emit(self, records: Sequence[Record]) -> None:
-        """Write records now (after whatever is buffered, keeping the order)."""
-        self.buffer.flush(then=records)
+        """Queue records after whatever is buffered (keeping the order) and wake the writer; wait
+        for the write only for files read from a path (the file may change once the call returns)."""
+        if any(type(r) is File for r in records):
+            self.buffer.flush(then=records)
+        else:
+            self.buffer.add(records, wake=True)
 
     def flush(self) -> None:
         """Write everything buffered to the backends now."""
@@ -320,6 +330,16 @@ class RunCore:
         self.flush()
         return self.store.fetch_file(self.info, name, str(destination))
 
+    def owned_here(self) -> bool:
+        """True while this process started the run and has not ended it (it is alive, then)."""
+        return any(run is self for run in unended())
+
+    def presumed_dead(self, records: Sequence[Record]) -> str | None:
+        """Why a Running run another process writes is presumed dead (stale heartbeat), or None."""
+        if self.owned_here():
+            return None
+        return liveness.presumed_dead(shapes.run_info(records) or self.info, records)
+
     def url(self) -> str | None:
         """The first backend's own viewer address for this run."""
         return self.store.run_url(self.info)
@@ -345,9 +365,9 @@ class RunCore:
             return
         self.load_state()
         pairs = []
-        for path in sorted(folder.rglob("*")):
-            name = f"outputs/{path.relative_to(folder).as_posix()}"
-            if path.is_file() and name not in self.file_names:
+        for rel, path in folder_files(folder, "outputs"):
+            name = f"outputs/{rel}"
+            if name not in self.file_names:
                 pairs.append((name, path))
         if pairs:
             self.upload(pairs)

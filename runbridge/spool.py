@@ -12,7 +12,10 @@ The spool folder is ``RUNBRIDGE_SPOOL`` if set, else ``.runbridge/spool`` in the
 (beside the default store). Records are in `runbridge.records`' exact JSON form; file bytes are
 inlined (up to `INLINE_FILE_BYTES` each, else the local path is kept). A file is bounded by
 `MAX_SPOOL_BYTES`: past it, an ``overflow`` line says the spool is incomplete and nothing more is
-appended (sync then needs another backend that holds the run).
+appended (sync then needs another backend that holds the run). When a call cannot be kept (the
+bound, a full disk, a file-size limit), `keep` raises `SpoolError` so the caller warns, and leaves
+a small ``<run id>.jsonl.lost`` file beside the spool when it can: `load` then reports the spool
+incomplete even though its last lines look whole.
 
 `replay` gives a backend what it missed without duplicating anything: the failing batch may have
 been partly stored, so a record is skipped when the backend already holds one with its identity
@@ -84,16 +87,38 @@ def _inline(rec: Record) -> Record:
     return rec
 
 
-def keep(spec: str, call: str, run: RunInfo, kwargs: dict[str, Any]) -> None:
-    """Append one missed hook call to the spool (never raises: the script must carry on)."""
+class SpoolError(OSError):
+    """The spool could not keep a missed call (a full disk, a file-size limit, the size bound)."""
+
+
+def lost_marker(path: Path) -> Path:
+    """The small file beside a spool file that says the spool lost records (written on failure)."""
+    return path.with_name(path.name + ".lost")
+
+
+def _mark_lost(path: Path, call: str, count: int, error: str) -> None:
+    """Best effort: a new tiny file can often still be written when the spool file cannot."""
     try:
-        path = spool_path(spec, run.run_id)
+        marker = lost_marker(path)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        with open(marker, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"op": call, "records": count, "error": error}) + "\n")
+    except OSError:
+        pass
+
+
+def keep(spec: str, call: str, run: RunInfo, kwargs: dict[str, Any]) -> None:
+    """Append one missed hook call to the spool; raises `SpoolError` (after leaving a `.lost`
+    marker when it can) if the call could not be kept, so the caller can say so."""
+    path = spool_path(spec, run.run_id)
+    count = len(kwargs.get("records") or ())
+    try:
         with _LOCK:
             path.parent.mkdir(parents=True, exist_ok=True)
             new = not path.exists()
             size = 0 if new else path.stat().st_size
             if size > MAX_SPOOL_BYTES:
-                return
+                raise SpoolError(f"the spool file {path} is past its {MAX_SPOOL_BYTES} byte bound")
             entry: dict[str, Any] = {"op": call, "run": record_to_dict(run)}
             if call == "write":
                 entry["records"] = [record_to_dict(_inline(r)) for r in kwargs["records"]]
@@ -106,10 +131,15 @@ def keep(spec: str, call: str, run: RunInfo, kwargs: dict[str, Any]) -> None:
                                              "run_id": run.run_id}) + "\n")
                 if size + len(line) > MAX_SPOOL_BYTES:
                     handle.write(json.dumps({"op": "overflow"}) + "\n")
-                else:
-                    handle.write(line + "\n")
-    except Exception:  # noqa: BLE001 - a spool that cannot be written must not stop training
-        pass
+                    raise SpoolError(f"the spool file {path} reached its {MAX_SPOOL_BYTES} byte bound")
+                handle.write(line + "\n")
+                handle.flush()  # a full disk or a file-size limit shows here, not at close
+    except Exception as exc:  # noqa: BLE001 - reported to the caller as one error type
+        _mark_lost(path, call, count, f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, SpoolError):
+            raise
+        raise SpoolError(f"the spool could not keep a {call} of {count} records in {path}: "
+                         f"{type(exc).__name__}: {exc}") from exc
 
 
 def pending(root: Path | None = None) -> Iterator[tuple[Path, dict[str, Any]]]:
@@ -129,7 +159,7 @@ def pending(root: Path | None = None) -> Iterator[tuple[Path, dict[str, Any]]]:
 
 def load(path: Path) -> tuple[list[tuple[str, RunInfo, Any]], bool]:
     """The spooled calls (op, run, records or status) and whether the spool overflowed."""
-    calls, overflow = [], False
+    calls, overflow = [], lost_marker(path).exists()  # a spool that lost records is incomplete
     with open(path, encoding="utf-8") as handle:
         for line in handle:
             if not line.strip():

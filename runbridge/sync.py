@@ -24,7 +24,7 @@ from typing import Sequence
 from . import spool
 from .backends import Backend, open_backend
 from .config import resolve_backends
-from .errors import RunbridgeError
+from .errors import RunbridgeError, StoreNotFoundError
 from .fanout import INCOMPLETE_PREFIX, incomplete_labels
 from .holdings import lacking
 from .migrate import Progress, copy_run, parents_first
@@ -172,6 +172,22 @@ def _replay_spool(target: Backend, files: list[tuple[Path, dict]], report: SyncR
     return info
 
 
+def _require_a_store(opened: Sequence[Backend]) -> None:
+    """Raise the first backend's `StoreNotFoundError` when no store of the workspace exists: sync
+    has nothing to repair from, and must not create them (a typo in a path, say)."""
+    missing = []
+    for backend in opened:
+        try:
+            backend.list_experiments()
+            return
+        except StoreNotFoundError as exc:
+            missing.append(exc)
+        except RunbridgeError:
+            return  # exists, but failing: reported per run below
+    if missing:
+        raise missing[0]
+
+
 def sync(backends: Sequence[str] | str | None = None, run_ids: Sequence[str] | None = None,
          dry_run: bool = False, progress: bool = True) -> SyncReport:
     """Repair every backend of the workspace (`backends`, else the configuration) that missed
@@ -179,8 +195,10 @@ def sync(backends: Sequence[str] | str | None = None, run_ids: Sequence[str] | N
     opened = [open_backend(s) for s in resolve_backends(backends)]
     labels = incomplete_labels(opened)
     report = SyncReport(dry_run=dry_run)
-    work = _marked_runs(opened, labels, run_ids)
     spooled = _spooled_runs(run_ids)
+    if not spooled:
+        _require_a_store(opened)
+    work = _marked_runs(opened, labels, run_ids)
     if dry_run:
         report.planned += [(j.info.run_id, str(j.target.spec), f"copy from {j.healthy.spec}") for j in work]
         repaired_first = {(str(j.target.spec), j.info.run_id) for j in work}
@@ -199,11 +217,15 @@ def sync(backends: Sequence[str] | str | None = None, run_ids: Sequence[str] | N
                 report.failed.append((job.info.run_id, str(job.target.spec), str(exc)))
             finally:
                 bars.run_done()
+        copied_from_healthy = {(str(j.target.spec), j.info.run_id) for j in work}
         for (spec, run_id), files in spooled.items():
             try:
-                if (spec, run_id) in repaired:  # a healthy copy already gave it everything
-                    for path, _ in files:
-                        path.unlink(missing_ok=True)
+                if (spec, run_id) in copied_from_healthy:
+                    # a healthy copy is the whole run: its spool is dropped once that repair
+                    # succeeded, and kept (not replayed: same target, same fault) if it failed
+                    if (spec, run_id) in repaired:
+                        for path, _ in files:
+                            path.unlink(missing_ok=True)
                     continue
                 target = next((b for b in opened if str(b.spec) == spec), None) or open_backend(spec)
                 info = _replay_spool(target, files, report)

@@ -32,7 +32,7 @@ from typing import Any, Callable
 import pytest
 
 from .run import Experiment, Run, Workspace
-from .errors import PropertyChangeError, RunEndedError, RunNotFoundError, FileExistsInRunError
+from .errors import FileExistsInRunError, PropertyChangeError, RunEndedError, RunNotFoundError, StoreNotFoundError
 from .records import File, Image, Metric, Property, Row, RunInfo, Tag, exactly_equal
 
 # ---------------------------------------------------------------------------------------------
@@ -416,8 +416,25 @@ class BackendContract:
         assert failed["status"] == "Failed" and "ZeroDivisionError" in failed["error"]["error"]["message"]
 
     def test_unknown_run_id_is_a_clear_error(self, experiment: Experiment) -> None:
+        experiment.start_logging(outputs=None).complete()  # the store exists: only the run is unknown
         with pytest.raises(RunNotFoundError, match="no-such-run"):
             Run(experiment, "no-such-run")
+
+    def test_reading_creates_nothing(self, backend_spec: str, tmp_path: Path) -> None:
+        """Reads on a store nothing wrote to yet create nothing: they raise `StoreNotFoundError`
+        (naming the location) or, for a store that exists (a server), find nothing."""
+        before = sorted(tmp_path.rglob("*"))
+        backend = Workspace(backends=[backend_spec]).backends[0]
+        reads = [lambda: backend.list_runs(None), lambda: backend.list_experiments(),
+                 lambda: backend.read("contract-none", "no-such-run")]
+        for read in reads:
+            try:
+                found = read()
+            except StoreNotFoundError as exc:
+                assert str(exc), "StoreNotFoundError must name the location"
+            else:
+                assert not [x for x in (found or []) if getattr(x, "experiment", x) == "contract-none"]
+        assert sorted(tmp_path.rglob("*")) == before
 
     # -- listing and children --------------------------------------------------------------------
     def test_runs_listed_newest_first_with_tag_filters(self, experiment: Experiment, backend_spec: str) -> None:

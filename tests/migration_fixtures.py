@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+from mlflow_fixtures import mlflow_sqlite_uri
 from runbridge import Experiment, Run, Workspace
 from runbridge.testing import make_png
 
@@ -19,7 +20,7 @@ def spec_for(kind: str, root: Path) -> str:
     if kind == "sqlite":
         return f"sqlite:{root / 'sqlite' / 'runs.db'}"
     if kind == "mlflow":
-        return f"mlflow:sqlite:///{root / 'mlflow' / 'mlflow.db'}"
+        return f"mlflow:{mlflow_sqlite_uri(root / 'mlflow')}"
     if kind == "tensorboard":
         return f"tensorboard:{root / 'tb'}"
     raise ValueError(kind)

@@ -1,17 +1,20 @@
-"""Fixtures for the MLflow backend tests: a real `mlflow server` for the session.
+"""Fixtures for the MLflow backend tests: a real `mlflow server` for the session, and fresh
+MLflow SQLite stores that cost a file copy instead of MLflow's schema migrations.
 
 Import them from a test module or from conftest.py::
 
-    from mlflow_fixtures import mlflow_server  # noqa: F401
+    from mlflow_fixtures import mlflow_server, mlflow_sqlite_uri  # noqa: F401
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -22,6 +25,57 @@ import pytest
 #: Keep MLflow's HTTP client from retrying for minutes when something is wrong.
 FAST_HTTP_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
                  "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0"}
+
+
+#: How often the MLflow backend probes an http server in tests that stop one (seconds).
+FAST_PROBE_INTERVAL = "0.2"
+
+_template_home: Path | None = None  # where this process keeps its migrated empty database
+_template: Path | None = None
+
+
+def set_template_home(folder: Path) -> None:
+    """Keep the template database under `folder` (conftest points it into pytest's temp folder)."""
+    global _template_home
+    _template_home = folder
+
+
+def _template_db() -> Path:
+    """An empty MLflow SQLite database with every migration applied, built once per process."""
+    global _template
+    if _template is None or not _template.exists():
+        home = _template_home or Path(tempfile.mkdtemp(prefix="runbridge-mlflow-template-"))
+        home.mkdir(parents=True, exist_ok=True)
+        building = home / f"building-{os.getpid()}.db"
+        try:  # the schema only: each copy then adds its own default experiment where it lives
+            import sqlalchemy
+            from mlflow.store.db.utils import _initialize_tables
+        except ImportError:  # MLflow moved its helper: let a client build the store instead
+            from mlflow import MlflowClient
+
+            MlflowClient(f"sqlite:///{building}").search_experiments()
+        else:
+            engine = sqlalchemy.create_engine(f"sqlite:///{building}")
+            try:
+                _initialize_tables(engine)
+            finally:
+                engine.dispose()
+        _template = building.replace(home / "template.db")
+    return _template
+
+
+def fresh_mlflow_db(path: Path) -> Path:
+    """An empty MLflow SQLite database at `path`: a copy of the migrated template, so a test gets
+    its own store without running MLflow's schema migrations (seconds each) again."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        shutil.copyfile(_template_db(), path)
+    return path
+
+
+def mlflow_sqlite_uri(folder: Path) -> str:
+    """The tracking URI of a fresh MLflow SQLite store `folder/mlflow.db` (see fresh_mlflow_db)."""
+    return f"sqlite:///{fresh_mlflow_db(Path(folder) / 'mlflow.db')}"
 
 
 def free_port() -> int:
@@ -50,13 +104,16 @@ class MlflowServer:
 
     def start(self, timeout: float = 120.0) -> "MlflowServer":
         self.root.mkdir(parents=True, exist_ok=True)
+        fresh_mlflow_db(self.root / "mlflow.db")  # kept when the server restarts on the same root
         command = [
             sys.executable, "-m", "mlflow", "server",
             "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
             "--artifacts-destination", str(self.root / "mlartifacts"),
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
         ]
-        env = {**os.environ, "MLFLOW_ALLOW_FILE_STORE": "true"}
+        # No background job runner: it starts seven more Python processes (GenAI jobs) that
+        # these tests never use, and costs more to start than the tracking server itself.
+        env = {**os.environ, "MLFLOW_ALLOW_FILE_STORE": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=self.root,
                                             env=env, start_new_session=True)
@@ -94,6 +151,12 @@ def mlflow_server(tmp_path_factory):
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def mlflow_sqlite(tmp_path) -> str:
+    """The tracking URI of a fresh MLflow SQLite store of this test's own."""
+    return mlflow_sqlite_uri(tmp_path / "mlflow")
 
 
 @pytest.fixture

@@ -164,10 +164,16 @@ def test_unknown_backend_lists_the_installed_ones():
         Workspace(backends=["no-colon"])
 
 
-def test_unknown_run_id_names_it(spec):
+def test_unknown_run_id_names_it(spec, tmp_path):
+    from runbridge import Run
+    from runbridge.errors import StoreNotFoundError
+
     experiment = Experiment(Workspace(backends=[spec]), "bad-input")
+    with pytest.raises(StoreNotFoundError, match=f"no runbridge SQLite store at {tmp_path / 'runs.db'}"):
+        Run(experiment, "nope")  # nothing was ever written there
+    assert not (tmp_path / "runs.db").exists()
+    experiment.start_logging(outputs=None).complete()
     with pytest.raises(RunNotFoundError, match="'nope'"):
-        from runbridge import Run
         Run(experiment, "nope")
 
 
@@ -186,3 +192,108 @@ def test_valid_png_still_logs_after_errors(run, tmp_path):
         run.log_image("i", path=str(png), plot=object())
     run.log_image("i", path=str(png))
     assert run.get_metrics() == {"i": f"runbridge://{run.id}/ok.png"}
+
+
+# -- values no backend can hold: refused at the call, on every backend ------------------------------
+
+ALL_KINDS = ("sqlite", "tensorboard", "mlflow", "jsonl")
+
+
+def _spec(kind, root):
+    return {"sqlite": f"sqlite:{root / 'runs.db'}", "tensorboard": f"tensorboard:{root / 'tb'}",
+            "mlflow": f"mlflow:sqlite:///{root / 'mlflow.db'}", "jsonl": f"jsonl:{root / 'jsonl'}"}[kind]
+
+
+@pytest.fixture(scope="module")
+def every_backend(tmp_path_factory):
+    """One workspace writing to all four backends at once (each bad call reaches every one)."""
+    root = tmp_path_factory.mktemp("every-backend")
+    return [_spec(kind, root) for kind in ALL_KINDS]
+
+
+LONG = "x" * 300
+BAD_CALLS = {
+    "step above int64": (lambda r: r.log("m", 1, step=2**63), ValueError, "step 9223372036854775808 does not fit"),
+    "step below int64": (lambda r: r.log("m", 1, step=-(2**63) - 1), ValueError, "step -9223372036854775809"),
+    "int beyond float": (lambda r: r.log("m", 10**400), ValueError, "value is an int too large"),
+    "log_list int beyond float": (lambda r: r.log_list("l", [1, 10**400]), ValueError,
+                                  r"value\[1\] is an int too large"),
+    "log_list mixed": (lambda r: r.log_list("l", [1.5, -10**400]), ValueError, r"value\[1\] is an int too large"),
+    "surrogate name": (lambda r: r.log("\ud800", 1), ValueError, "name contains '\\\\ud800'.*lone surrogate"),
+    "surrogate value": (lambda r: r.log("m", "a\udfff"), ValueError, "value contains '\\\\udfff' at position 1"),
+    "surrogate description": (lambda r: r.log("m", 1, description="\ud800"), ValueError, "description contains"),
+    "surrogate row cell": (lambda r: r.log_row("t", x="\ud800"), ValueError, "column 'x' contains"),
+    "surrogate column": (lambda r: r.log_row("t", **{"\ud800": 1}), ValueError, "column name contains"),
+    "surrogate tag key": (lambda r: r.tag("\ud800", "v"), ValueError, "key contains"),
+    "surrogate tag value": (lambda r: r.tag("k", "\ud800"), ValueError, "value of tag 'k' contains"),
+    "surrogate property": (lambda r: r.add_properties({"p": "\ud800"}), ValueError, "property 'p' contains"),
+    "surrogate file name": (lambda r: r.upload_file("f\ud800.txt", io.BytesIO(b"x")), ValueError,
+                            "name .* lone surrogate"),
+    "description not a str": (lambda r: r.log("m", 1, description=5), TypeError, "description must be a str, got int"),
+    "log_row description": (lambda r: r.log_row("t", description=5, x=1), TypeError, "description must be a str"),
+    "long upload component": (lambda r: r.upload_file(f"dir/{LONG}.txt", io.BytesIO(b"x")), ValueError,
+                              "name has a path component of 304 bytes.*at most 255"),
+    "long folder component": (lambda r: r.upload_file(f"{LONG}/a.txt", io.BytesIO(b"x")), ValueError,
+                              "path component of 300 bytes"),
+    "long json metric name": (lambda r: r.log_confusion_matrix(LONG, {"a": 1}), ValueError, "path component"),
+    "long name": (lambda r: r.log("n" * 1025, 1), ValueError, "name is 1025 characters"),
+    "child run id escaping": (lambda r: r.child_run(run_id="../../x"), ValueError, "run_id '../../x' is not a valid"),
+    "child run id absolute": (lambda r: r.child_run(run_id="/tmp/x"), ValueError, "run_id '/tmp/x' is not a valid"),
+    "child run id dots": (lambda r: r.child_run(run_id=".."), ValueError, "run_id '..' is not a valid"),
+    "child run id too long": (lambda r: r.child_run(run_id="x" * 256), ValueError, "is not a valid run id"),
+    "surrogate display name": (lambda r: r.child_run(name="\ud800"), ValueError, "display_name contains"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CALLS))
+def test_values_no_backend_can_hold_are_refused_at_the_call(every_backend, case):
+    call, error, message = BAD_CALLS[case]
+    ws = Workspace(backends=every_backend)
+    run = Experiment(ws, "hostile").start_logging(outputs=None)
+    run.log("m", 1, step=5)
+    with pytest.raises(error, match=message):
+        call(run)
+    run.log("m", 2, step=6)
+    run.complete()
+    assert all(ws.fan_out.failure(b, run.id) is None for b in ws.backends)  # no backend was disabled
+    for spec in every_backend:  # each backend on its own holds the run, whole
+        from runbridge import Run
+        again = Run(Experiment(Workspace(backends=[spec]), "hostile"), run.id)
+        assert again.get_metrics() == {"m": [1, 2]}, spec
+        assert again.get_status() == "Completed", spec
+        assert again.get_file_names() == [] and again.get_children() == [], spec
+
+
+def test_the_limits_themselves_are_stored_exactly(every_backend):
+    """The largest accepted values read back unchanged from every backend."""
+    ws = Workspace(backends=every_backend)
+    run = Experiment(ws, "limits").start_logging(outputs=None)
+    run.log("m", 2**1000, step=2**63 - 1)
+    run.log("m", -(2**64), step=-(2**63))
+    name = "d/" + "é" * 126 + "xyz"  # a 255-byte component
+    run.upload_file(name, io.BytesIO(b"x"))
+    child = run.child_run(run_id="c-" + "x" * 253)
+    child.complete()
+    run.complete()
+    assert all(ws.fan_out.failure(b, run.id) is None and ws.fan_out.failure(b, child.id) is None for b in ws.backends)
+    for spec in every_backend:
+        from runbridge import Run
+        again = Run(Experiment(Workspace(backends=[spec]), "limits"), run.id)
+        frame = again.get_metrics_frame("m")
+        assert list(frame["value"]) == [2**1000, -(2**64)], spec
+        assert list(frame["step"]) == [2**63 - 1, -(2**63)], spec
+        assert again.get_file_names() == [name], spec
+        assert [c.id for c in again.get_children()] == ["c-" + "x" * 253], spec
+
+
+def test_upload_folder_skips_symlinks_out_of_the_folder(run, tmp_path):
+    folder = tmp_path / "folder"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "a.txt").write_text("a")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("outside")
+    (folder / "link.txt").symlink_to(secret)
+    (folder / "dirlink").symlink_to(tmp_path, target_is_directory=True)
+    with pytest.warns(UserWarning, match="skipped 2 symbolic link.*dirlink, link.txt"):
+        run.upload_folder("up", str(folder))
+    assert run.get_file_names() == ["up/sub/a.txt"]

@@ -7,6 +7,7 @@ import io
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -74,9 +75,18 @@ def test_runs_prints_a_table_with_last_metric_values(store, tmp_path):
     parent = next(r for r in rows if r.startswith(top))
     assert "the parent" in parent and "Completed" in parent
     assert any("grandchild" in r and "Failed" in r for r in rows)
-    # the last value of a metric the runs share
-    columns = header.split()[7:]
-    assert columns, header
+    # the last value of each shown metric under its column, blank where a run has none
+    assert header.split()[7:] == ["acc", "big", "count"], header
+    starts = [m.start() for m in re.finditer(r"\S+", header)][-4:]  # DURATION, acc, big, count
+
+    def last_values(row: str) -> list[str]:
+        return [row[a:b].strip() for a, b in zip(starts[1:], [*starts[2:], None])]
+
+    child = next(r for r in rows if "child one" in r)
+    grandchild = next(r for r in rows if "grandchild" in r)
+    assert last_values(parent) == ["", str(2**62), "3"]
+    assert last_values(child) == ["0.95", "", ""]
+    assert last_values(grandchild) == ["", "", ""]
     by_experiment = runbridge("runs", "--experiment", EXPERIMENT, "--backend", spec, cwd=tmp_path)
     assert by_experiment.stdout == result.stdout
     unknown = runbridge("runs", "--experiment", "nope", "--backend", spec, cwd=tmp_path)
@@ -185,3 +195,66 @@ def test_migrate_exits_1_when_a_run_cannot_be_copied(store, tmp_path):
     assert result.returncode == 1
     assert "failed:  1 run(s)" in result.stdout and "not overwritten" in result.stdout
     assert result.stderr.strip() == "Error: 1 run(s) could not be copied (see above)"
+
+
+def test_reads_never_create_a_store_and_name_the_missing_one(tmp_path):
+    """A mistyped store is an error naming its path, for every backend and read command, and
+    nothing is created; a bare `runbridge sync` in a fresh folder does not create the default store."""
+    typo = tmp_path / "typo"
+    specs = {"sqlite": f"sqlite:{typo / 'runs.db'}", "tensorboard": f"tensorboard:{typo / 'tb'}",
+             "mlflow": f"mlflow:sqlite:///{typo / 'mlflow.db'}", "jsonl": f"jsonl:{typo / 'jsonl'}"}
+    for kind, spec in specs.items():
+        path = spec.split(":", 1)[1].replace("sqlite:///", "")
+        assert_one_line_error(runbridge("runs", "-b", spec, cwd=tmp_path), "no ", path)
+    sqlite = specs["sqlite"]
+    for command in (["show", "some-id"], ["metrics", "some-id"], ["migrate", sqlite, f"jsonl:{tmp_path / 'out'}"]):
+        assert_one_line_error(runbridge(*command, "-b", sqlite, cwd=tmp_path), str(typo / "runs.db"))
+    assert not typo.exists() and not (tmp_path / "out").exists()
+    project = tmp_path / "project"
+    project.mkdir()
+    assert_one_line_error(runbridge("sync", cwd=project), str(project / ".runbridge" / "runs.db"))
+    assert list(project.iterdir()) == []
+
+
+def _without_file_permission_override() -> None:
+    """In the child before exec: drop CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the bounding
+    set, so the process (root or not) is bound by file modes like any user."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
+
+
+def test_a_read_only_store_can_be_read(tmp_path):
+    """`runbridge runs`/`show`/`metrics` on a store nobody may write (a colleague's, a read-only
+    disk). Tests run as root, which ignores file modes; so the reading process drops the
+    capabilities that let root override them and is refused every write, as any user would be."""
+    store = tmp_path / "store"
+    # written by another process that has exited, as a colleague's store is: no -wal/-shm files left
+    made = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from migration_fixtures import make_reference; "
+                           f"print(make_reference(sys.argv[1], Path({str(tmp_path)!r})))", f"sqlite:{store / 'runs.db'}"],
+                          cwd=Path(__file__).parent, capture_output=True, text=True, timeout=300)
+    assert made.returncode == 0, made.stderr
+    run_id = made.stdout.split()[-1]
+    assert sorted(p.name for p in store.iterdir()) == ["runs.db", "runs.db-artifacts"]
+    for path in [store, *store.rglob("*")]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBRIDGE_")}
+    env["RUNBRIDGE_SPOOL"] = str(tmp_path / "no-spool")
+    probe = subprocess.run([sys.executable, "-c", f"open({str(store / 'probe')!r}, 'w')"], env=env,
+                           preexec_fn=_without_file_permission_override, capture_output=True, text=True, timeout=60)
+    assert "PermissionError" in probe.stderr  # the situation is real: this process cannot write there
+    try:
+        for args in (["runs"], ["show", run_id], ["metrics", run_id, "--name", "loss"]):
+            result = subprocess.run([sys.executable, "-m", "runbridge", *args, "-b", f"sqlite:{store / 'runs.db'}"],
+                                    cwd=tmp_path, env=env, preexec_fn=_without_file_permission_override,
+                                    capture_output=True, text=True, timeout=300)
+            assert result.returncode == 0, result.stderr
+            assert "readonly" not in result.stderr
+            assert (run_id if args[0] != "metrics" else "0.5") in result.stdout
+        assert sorted(p.name for p in store.iterdir()) == ["runs.db", "runs.db-artifacts"]
+    finally:
+        for path in [store, *store.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)

@@ -42,3 +42,20 @@ def test_a_malformed_config_names_the_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(RunbridgeError, match="runbridge.toml: 'backends' must be a non-empty list"):
         resolve_backends()
+
+
+def test_each_backend_makes_its_own_locations_absolute_without_opening_them(tmp_path):
+    """The core knows no backend's address syntax: each plugin's `store_location` hook answers."""
+    from runbridge.backends import absolute_spec, locate
+
+    base = tmp_path / "base"
+    assert absolute_spec("sqlite:runs.db", base) == f"sqlite:{base / 'runs.db'}"
+    assert f"{base / 'runs.db'}-artifacts" in locate("sqlite:runs.db", base).paths
+    assert absolute_spec("tensorboard:tb", base) == f"tensorboard:{base / 'tb'}"
+    assert absolute_spec("jsonl:j", base) == f"jsonl:{base / 'j'}"  # a third-party plugin
+    assert absolute_spec("mlflow:sqlite:///m.db", base) == f"mlflow:sqlite:///{base / 'm.db'}"
+    assert str(base / "mlartifacts") in locate("mlflow:sqlite:///m.db", base).paths
+    assert absolute_spec("mlflow:file:mlruns", base) == f"mlflow:file://{base / 'mlruns'}"
+    assert absolute_spec("mlflow:http://127.0.0.1:5000", base) == "mlflow:http://127.0.0.1:5000"
+    assert locate("mlflow:http://127.0.0.1:5000", base).paths == ()
+    assert not base.exists()  # describing a store creates nothing

@@ -5,6 +5,7 @@ One class per backend configuration; the tests are the same for all of them.
 
 import pytest
 
+from mlflow_fixtures import FAST_HTTP_ENV, mlflow_sqlite_uri
 from runbridge.testing import BackendContract
 
 
@@ -23,13 +24,11 @@ class TestJsonlExampleBackend(BackendContract):
 
 
 # --- MLflow (runbridge_mlflow): SQLite store, a real tracking server, the file store -------------
-from mlflow_fixtures import FAST_HTTP_ENV  # noqa: E402  (the mlflow_server fixture comes from conftest.py)
-
-
+# (the mlflow_server fixture comes from conftest.py)
 class TestMlflowSQLiteBackend(BackendContract):
     @pytest.fixture
     def backend_spec(self, tmp_path):
-        return f"mlflow:sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+        return f"mlflow:{mlflow_sqlite_uri(tmp_path / 'mlflow')}"
 
 
 @pytest.mark.slow

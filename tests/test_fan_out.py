@@ -68,9 +68,12 @@ def test_a_server_stopped_mid_run_loses_nothing_elsewhere_and_sync_repairs_it(tm
     try:
         proc = subprocess.Popen([sys.executable, "script.py", str(ready), str(go)], cwd=tmp_path, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        while not ready.exists() and proc.poll() is None:
+        deadline = time.monotonic() + 300  # a safety limit against a hang, not a timing check
+        while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert ready.exists(), proc.communicate()
+        if not ready.exists():
+            proc.kill()
+            pytest.fail(f"the script did not get ready: {proc.communicate(timeout=60)}")
         run_id = ready.read_text()
         server.stop()
         go.write_text("go")
@@ -217,3 +220,24 @@ def test_reads_skip_a_backend_whose_server_is_down(tmp_path, fast_mlflow_http):
     assert again.get_status() == "Completed"
     with pytest.raises(RunbridgeError, match="unreachable"):
         Run(Experiment(Workspace(backends=[dead]), "down"), run.id)
+
+
+def test_a_run_no_backend_accepts_does_not_start_and_the_cli_says_so_in_one_line(tmp_path, fast_mlflow_http):
+    """The only backend is a server nobody runs: the run fails at start with one clear error (no
+    run half-exists, nothing is spooled), and `runbridge run` prints one `Error:` line, exit 1."""
+    from runbridge import RunbridgeError
+
+    dead = f"mlflow:http://127.0.0.1:{free_port()}"
+    with pytest.warns(BackendFailedWarning, match="it was the only backend"):
+        with pytest.raises(RunbridgeError, match="could not start: no backend accepted it") as raised:
+            Experiment(Workspace(backends=[dead]), "nowhere").start_logging(outputs=None)
+    assert dead in str(raised.value)
+    assert list(Path(os.environ["RUNBRIDGE_SPOOL"]).glob("*/*.jsonl")) == []
+
+    script = tmp_path / "train.py"
+    script.write_text("from azureml.core import Run\nRun.get_context().log('loss', 0.5)\n")
+    result = cli("run", "--backend", dead, str(script), cwd=tmp_path, env={**os.environ})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "no backend accepted it" in errors[0], result.stderr

@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, set[str]]] = [
                 "hookspecs", "frames"}),
     ("backends", {"backends", "spool", "fanout", "backendset"}),
     ("copying", {"migrate", "migrate_report", "sync"}),
-    ("core", {"buffer", "runcore"}),
+    ("core", {"buffer", "runcore", "signals", "liveness"}),
     ("scripts", {"scripts"}),  # the package and every module in it
     ("azureml", {"context", "run_metrics", "run_files", "run", "experiment"}),
     ("cli", {"cliutil", "commands", "commands_migrate", "cli_run", "cli", "__main__"}),

@@ -15,7 +15,9 @@ import pytest
 
 from migration_fixtures import (EXPERIMENT, KINDS, assert_snapshots_equal, make_reference, record_counts,
                                 snapshot, spec_for)
+from mlflow_fixtures import mlflow_sqlite_uri
 from runbridge import Experiment, Run, Workspace
+from runbridge.errors import StoreNotFoundError
 from runbridge.migrate import MIGRATED_TAG, SOURCE_TAG, canonical_spec, migrate
 from runbridge.records import Metric, Tag
 from runbridge.testing import assert_same
@@ -92,7 +94,7 @@ def test_selection_by_experiment_run_and_since(tmp_path):
 
     dry = migrate(src, dst, experiments=["other"], dry_run=True, progress=False)
     assert [(r, e, a) for r, e, a in dry.planned] == [(other.id, "other", "copy")]
-    assert Workspace(backends=[dst]).list_runs(None) == []
+    assert not (tmp_path / "dst").exists()  # a dry run creates nothing
 
     assert migrate(src, dst, experiments=["other"], progress=False).copied == [other.id]
     by_run = migrate(src, dst, run_ids=[top], progress=False)  # a run comes with its descendants
@@ -173,7 +175,7 @@ def test_a_killed_migration_rerun_copies_each_run_once(tmp_path):
     while proc.poll() is None and not (partial_runs() and complete_runs() >= 2):
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL, "the migration finished before it could be killed"
     half = partial_runs()
     done_before = complete_runs()
@@ -239,8 +241,7 @@ def test_a_tensorboardx_folder_migrates_to_mlflow(tmp_path):
 def test_a_plain_mlflow_run_migrates(dst_kind, tmp_path):
     import mlflow
 
-    uri = f"sqlite:///{tmp_path / 'plain' / 'mlflow.db'}"
-    (tmp_path / "plain").mkdir()
+    uri = mlflow_sqlite_uri(tmp_path / "plain")
     mlflow.set_tracking_uri(uri)
     try:
         mlflow.set_experiment("plain-exp")
@@ -268,7 +269,7 @@ def test_a_plain_mlflow_run_migrates(dst_kind, tmp_path):
     assert "note.txt" in dst_run.get_file_names()
     out = dst_run.download_file("note.txt", tmp_path / "got.txt")
     assert Path(out).read_text() == "artifact body"
-    assert plain_id
+    assert run_id == plain_id  # a run plain MLflow wrote keeps its MLflow id
 
 
 def test_runbridge_migrate_is_callable_from_the_package(tmp_path):
@@ -288,3 +289,86 @@ def test_a_copy_killed_right_after_it_was_created_is_finished(tmp_path):
     report = migrate(src, dst, progress=False)
     assert top in report.resumed and report.failed == [] and report.differences == []
     assert_snapshots_equal(snapshot(dst, tmp_path), snapshot(src, tmp_path))
+
+
+def _mlflow_run_naming(tmp_path: Path, bad_name: str) -> tuple[str, str, Path]:
+    """An MLflow store whose runbridge run's record stream lists File(bad_name), with a file planted
+    where that name points (outside the run's artifacts); returns (spec, run id, planted path)."""
+    from mlflow import MlflowClient
+    from runbridge.records import File, record_to_json
+
+    src = spec_for("mlflow", tmp_path / "src")
+    ws = Workspace(backends=[src])
+    run = Experiment(ws, "evil").start_logging(outputs=None)
+    run.log("m", 1)
+    run.complete()
+    client = MlflowClient(tracking_uri=src[len("mlflow:"):])
+    native = client.search_runs([client.get_experiment_by_name("evil").experiment_id])[0]
+    chunk = tmp_path / "chunk" / f"{time.time_ns():020d}-1-0.jsonl"
+    chunk.parent.mkdir()
+    chunk.write_text(record_to_json(File(bad_name, 6, "", 1)) + "\n")
+    client.log_artifact(native.info.run_id, str(chunk), "runbridge/records")
+    artifacts = Path(native.info.artifact_uri[len("file://"):])
+    planted = (artifacts / bad_name).resolve()
+    assert tmp_path in planted.parents and artifacts not in planted.parents
+    planted.write_text("SECRET")
+    return src, run.id, planted
+
+
+@pytest.mark.parametrize("dst_kind", ["sqlite", "tensorboard", "mlflow", "jsonl"])
+def test_a_file_name_from_the_source_that_escapes_fails_the_run_and_writes_nothing(dst_kind, tmp_path,
+                                                                                  monkeypatch):
+    import tempfile
+
+    # temporary folders under tmp_path too, so '../../' from one stays inside the test's folder
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    src, run_id, planted = _mlflow_run_naming(tmp_path, "../../escaped.txt")
+    dst = {"jsonl": f"jsonl:{tmp_path / 'dst'}",  # a path where no store exists yet, in each kind
+           "mlflow": f"mlflow:sqlite:///{tmp_path / 'dst' / 'mlflow.db'}"}.get(dst_kind) or \
+        spec_for(dst_kind, tmp_path / "dst")
+    report = migrate(src, dst, progress=False)
+    assert not report.ok and report.copied == []
+    [(failed_id, reason)] = report.failed
+    assert failed_id == run_id and "'../../escaped.txt'" in reason and "unsafe file name" in reason
+    assert sorted(tmp_path.rglob("escaped.txt")) == [planted]  # nothing copied anywhere
+    with pytest.raises(StoreNotFoundError):  # nothing written at the destination, not even a store
+        Workspace(backends=[dst]).list_runs(None)
+
+
+def test_names_read_back_from_a_store_are_checked_before_any_path_is_built(tmp_path, monkeypatch):
+    """A tampered store (a file row, an index entry, a record stream naming '../..') fails the read
+    or fetch of that run with a message naming the bad name; nothing outside the store is read."""
+    import io
+    import sqlite3 as sql
+
+    from runbridge.backends import open_backend
+    from runbridge.errors import RunbridgeError
+
+    sqlite_spec = spec_for("sqlite", tmp_path / "s")
+    run = Experiment(Workspace(backends=[sqlite_spec]), "tampered").start_logging(outputs=None)
+    run.upload_file("a.txt", io.BytesIO(b"a"))
+    run.complete()
+    with sql.connect(tmp_path / "s" / "sqlite" / "runs.db") as conn:
+        conn.execute("UPDATE files SET name = '../../outside.txt'")
+    with pytest.raises(RunbridgeError, match="'../../outside.txt' contains '..'"):
+        Run(Experiment(Workspace(backends=[sqlite_spec]), "tampered"), run.id)
+
+    tb_spec = spec_for("tensorboard", tmp_path / "t")
+    parent = Experiment(Workspace(backends=[tb_spec]), "tampered").start_logging(outputs=None)
+    child = parent.child_run()
+    child.complete()
+    parent.complete()
+    index = next((tmp_path / "t" / "tb").rglob(f".runbridge-index/{child.id}"))
+    index.write_text("../../..")
+    with pytest.raises(RunbridgeError, match="'../../..' contains '..'"):
+        Run(Experiment(Workspace(backends=[tb_spec]), "tampered"), child.id)
+
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(__import__("tempfile"), "tempdir", str(tmp_path / "tmp"))
+    src, run_id, planted = _mlflow_run_naming(tmp_path / "m", "../../escaped.txt")
+    backend = open_backend(src)
+    info = backend.list_runs("evil")[0]
+    with pytest.raises(RunbridgeError, match="'../../escaped.txt' contains '..'"):
+        backend.fetch_file(info, "../../escaped.txt", str(tmp_path / "fetched"))
+    assert not (tmp_path / "fetched").exists()

@@ -97,10 +97,21 @@ def test_ranks_logging_while_mlflow_is_down_are_all_repaired_by_sync(tmp_path, m
     spooled = list(Path(os.environ["RUNBRIDGE_SPOOL"]).glob("*/*.jsonl"))
     assert len(spooled) == RANKS + 1  # one spool file per process that missed MLflow
 
+    env = {**os.environ, "RUNBRIDGE_BACKENDS": ",".join(specs)}
+    runbridge = Path(sys.executable).with_name("runbridge")
+    # while the server is still down: one planned repair, one failure line, exit 1, nothing lost
+    planned = subprocess.run([str(runbridge), "sync", "--dry-run"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=600)
+    assert planned.returncode == 0 and "would repair 1 " in planned.stdout, planned.stdout + planned.stderr
+    assert planned.stdout.count(run.id) == 1, planned.stdout
+    down = subprocess.run([str(runbridge), "sync", "--no-progress"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert down.returncode == 1 and down.stdout.count("NOT repaired") == 1, down.stdout + down.stderr
+    assert "1 repair(s) could not be completed" in down.stderr
+    assert len(list(Path(os.environ["RUNBRIDGE_SPOOL"]).glob("*/*.jsonl"))) == RANKS + 1
+
     server.start()
     try:
-        env = {**os.environ, "RUNBRIDGE_BACKENDS": ",".join(specs)}
-        runbridge = Path(sys.executable).with_name("runbridge")
         synced = subprocess.run([str(runbridge), "sync", "--no-progress"], cwd=tmp_path, env=env,
                                 capture_output=True, text=True, timeout=600)
         assert synced.returncode == 0, synced.stdout + synced.stderr

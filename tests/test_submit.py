@@ -16,10 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from mlflow_fixtures import fresh_mlflow_db
 from runbridge import Experiment, Run, RunFailedError, ScriptRunConfig, Workspace
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 ALPHAS = [i * 0.05 for i in range(20)]  # np.arange(0.0, 1.0, 0.05), as floats
+TIMEOUT = 300  # seconds: a safety limit for every child process, so a hang fails instead of blocking
 
 
 def _np_alphas() -> list[float]:
@@ -105,12 +107,12 @@ def test_sweep_through_submit_completes_with_metrics_models_and_log(sweep, here,
 
 
 def test_the_examples_run_as_written(sweep, here):
-    submitted = subprocess.run([sys.executable, str(sweep / "submit.py")], capture_output=True, text=True)
+    submitted = subprocess.run([sys.executable, str(sweep / "submit.py")], capture_output=True, text=True, timeout=TIMEOUT)
     assert submitted.returncode == 0, submitted.stderr
     assert "Status: Completed" in submitted.stdout and "best alpha 0.40 with mse 3295.71" in submitted.stdout
     assert "20 models" in submitted.stdout
     notebook = subprocess.run([sys.executable, str(EXAMPLES / "train-within-notebook.py")],
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, timeout=TIMEOUT)
     assert notebook.returncode == 0, notebook.stderr
     (run,) = Experiment(Workspace.from_config(), "train-within-notebook").get_runs()
     assert run.get_status() == "Completed"
@@ -133,7 +135,7 @@ def test_sweep_through_runbridge_run(sweep, here):
     store = here / "store" / "runs.db"
     proc = subprocess.run([sys.executable, "-m", "runbridge", "run", "--backend", f"sqlite:{store}",
                            "--experiment", "sweep", "train.py"],
-                          cwd=sweep, capture_output=True, text=True)
+                          cwd=sweep, capture_output=True, text=True, timeout=TIMEOUT)
     assert proc.returncode == 0, proc.stderr
     assert "alpha is 0.95, and mse is" in proc.stdout
     assert "Completed" in proc.stderr
@@ -152,7 +154,7 @@ def test_runbridge_run_passes_arguments_and_exit_code(here):
         sys.exit(int(sys.argv[1]))
     """)
     proc = subprocess.run([sys.executable, "-m", "runbridge", "run", "args.py", "3", "--flag", "x"],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, timeout=TIMEOUT)
     assert proc.returncode == 3
     assert "argv ['3', '--flag', 'x']" in proc.stdout
     (run,) = Experiment(Workspace.from_config(), "args").get_runs()
@@ -177,12 +179,12 @@ def test_azureml_core_resolves_to_runbridge_only_inside_script_runs(here):
         run.log("ok", 1)
     """)
     proc = subprocess.run([sys.executable, "-m", "runbridge", "run", "uses_azureml.py"],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, timeout=TIMEOUT)
     assert proc.returncode == 0, proc.stderr
     (run,) = Experiment(Workspace.from_config(), "uses_azureml").get_runs()
     assert run.get_metrics() == {"ok": 1}
     # Outside script runs nothing is shadowed: importing runbridge does not provide azureml.
-    plain = subprocess.run([sys.executable, "-c", "import runbridge, azureml.core"], capture_output=True, text=True)
+    plain = subprocess.run([sys.executable, "-c", "import runbridge, azureml.core"], capture_output=True, text=True, timeout=TIMEOUT)
     assert plain.returncode != 0 and "No module named 'azureml'" in plain.stderr
 
 
@@ -266,7 +268,7 @@ def test_another_process_waits_for_a_run_fetched_by_id_and_the_submitter_may_exi
     submitter = subprocess.run(
         [sys.executable, "-c", "from runbridge import *; "
          "r = Experiment(Workspace.from_config(), 'gated').submit(ScriptRunConfig('.', 'gated.py')); print(r.id)"],
-        capture_output=True, text=True, check=True)
+        capture_output=True, text=True, check=True, timeout=TIMEOUT)
     run_id = submitter.stdout.strip()
     waiter = subprocess.Popen(
         [sys.executable, "-c", "import sys; from runbridge import *; "
@@ -276,7 +278,7 @@ def test_another_process_waits_for_a_run_fetched_by_id_and_the_submitter_may_exi
     run = Run(Experiment(Workspace.from_config(), "gated"), run_id)
     assert run.get_status() == "Running"
     (here / "go").touch()
-    out, err = waiter.communicate()
+    out, err = waiter.communicate(timeout=TIMEOUT)
     assert waiter.returncode == 0, err
     assert "started" in out and "finished" in out and "WAITED Completed" in out
     assert run.get_status() == "Completed" and run.get_metrics() == {"phase": [1, 2]}
@@ -293,7 +295,7 @@ def test_ctrl_c_while_waiting_stops_waiting_not_the_run(here):
     run = Run(Experiment(Workspace.from_config(), "gated"), waiter.stdout.readline().strip())
     _until(lambda: run.get_metrics().get("phase") == 1, "the script to start logging")
     os.killpg(waiter.pid, signal.SIGINT)
-    out, err = waiter.communicate()
+    out, err = waiter.communicate(timeout=TIMEOUT)
     assert waiter.returncode != 0 and "KeyboardInterrupt" in err
     assert "Stopped waiting" in out
     assert run.get_status() == "Running"  # the script goes on
@@ -308,7 +310,7 @@ def test_ctrl_c_in_runbridge_run_reaches_the_script(here):
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     assert cli.stdout.readline() == "started\n"
     os.killpg(cli.pid, signal.SIGINT)
-    out, err = cli.communicate()
+    out, err = cli.communicate(timeout=TIMEOUT)
     assert cli.returncode == 130, err  # as `python gated.py` would: killed by SIGINT
     (run,) = Experiment(Workspace.from_config(), "gated").get_runs()
     assert run.get_status() == "Failed"
@@ -323,7 +325,7 @@ def test_a_killed_supervisor_leaves_the_run_failed_not_running(here, waiter):
     _until(lambda: run.get_metrics().get("phase") == 1, "the script to start logging")
     supervisor = run._submission.process
     supervisor.kill()
-    supervisor.wait()
+    supervisor.wait(timeout=TIMEOUT)
     try:
         if waiter == "submitting process":
             details = run.wait_for_completion(raise_on_error=False)
@@ -382,7 +384,7 @@ WORKERS = """
         if mode == "launcher":            # ranks started by a launcher, as torchrun would
             procs = [subprocess.Popen([sys.executable, __file__, "rank"], env={**os.environ, "RANK": str(r)})
                      for r in range(4)]
-            assert all(p.wait() == 0 for p in procs)
+            assert all(p.wait(timeout=300) == 0 for p in procs)
         elif mode == "rank":
             work(int(os.environ["RANK"]))
         else:
@@ -443,7 +445,7 @@ def test_get_context_without_offline_outside_a_submitted_run_raises(here):
         from runbridge import Run
         Run.get_context(allow_offline=False)
     """)
-    proc = subprocess.run([sys.executable, "strict.py"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "strict.py"], capture_output=True, text=True, timeout=TIMEOUT)
     assert proc.returncode == 1
     assert "get_context(allow_offline=False) was called outside a submitted run" in proc.stderr
     assert "runbridge run" in proc.stderr
@@ -469,7 +471,7 @@ def test_standalone_script_records_everything_and_completes(here):
             [p.join() for p in procs]
             print("alone done")
     """)
-    proc = subprocess.run([sys.executable, "alone.py"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "alone.py"], capture_output=True, text=True, timeout=TIMEOUT)
     assert proc.returncode == 0, proc.stderr
     (run,) = Experiment(Workspace.from_config(), "alone").get_runs()
     assert run.get_status() == "Completed"
@@ -485,7 +487,7 @@ def test_standalone_script_with_an_uncaught_exception_fails(here):
         run.log("x", 1)
         raise RuntimeError("crashed on purpose")
     """)
-    proc = subprocess.run([sys.executable, "crash.py"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "crash.py"], capture_output=True, text=True, timeout=TIMEOUT)
     assert proc.returncode == 1
     (run,) = Experiment(Workspace.from_config(), "crash").get_runs()
     assert run.get_status() == "Failed"
@@ -522,12 +524,33 @@ EXPECTED = {
 @pytest.mark.parametrize("spec", ["sqlite:{tmp}/runs.db", "mlflow:sqlite:///{tmp}/mlflow.db", "tensorboard:{tmp}/tb"])
 def test_runbridge_run_gives_equal_metrics_in_every_backend(here, spec):
     spec = spec.format(tmp=here)
+    if spec.startswith("mlflow:sqlite:"):
+        fresh_mlflow_db(here / "mlflow.db")  # an empty store, without MLflow's migrations per test
     _script(here, "every_kind.py", EVERY_KIND)
     proc = subprocess.run([sys.executable, "-m", "runbridge", "run", "-b", spec, "every_kind.py"],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, timeout=TIMEOUT)
     assert proc.returncode == 0, proc.stderr
     assert "logged" in proc.stdout
     (run,) = Experiment(Workspace(backends=[spec]), "every_kind").get_runs()
     assert run.get_status() == "Completed"
     assert run.get_metrics() == EXPECTED
     assert "logged" in _read_file(run, "user_logs/std_log.txt", here)
+
+
+def test_a_third_party_store_named_relatively_is_found_by_the_script_and_kept_out_of_its_snapshot(here):
+    """`jsonl:store` (the example third-party plugin) is a path relative to the submitting folder:
+    the script, started in another folder, writes to the same store (its `store_location` hook made
+    it absolute), and the snapshot of the source folder leaves the store out."""
+    source = here / "src"
+    source.mkdir()
+    _script(source, "logs.py", """
+        from runbridge import Run
+        Run.get_context().log("from_the_script", 42)
+    """)
+    workspace = Workspace(backends=[f"jsonl:src/store"])  # inside source_directory, relative to here
+    run = Experiment(workspace, "third-party").submit(ScriptRunConfig(str(source), "logs.py"))
+    run.wait_for_completion()
+    assert run.get_metrics() == {"from_the_script": 42}
+    assert not (source / "src").exists()  # not resolved against the script's folder
+    snapshot = zipfile.ZipFile(run.restore_snapshot(path=here))
+    assert snapshot.namelist() == ["logs.py"]

@@ -29,8 +29,9 @@ from mlflow.entities import Metric as MlflowMetric
 from mlflow.entities import RunTag, ViewType
 from mlflow.exceptions import MlflowException
 
-from runbridge.errors import RunbridgeError
-from runbridge.hookspecs import hookimpl
+from runbridge.errors import RunbridgeError, StoreNotFoundError
+from runbridge.hookspecs import StoreLocation, hookimpl
+from runbridge.media import safe_join, safe_name
 from runbridge.records import RUNNING, File, Image, Metric, Property, Record, RunInfo, Tag
 
 from . import translate as tr
@@ -39,7 +40,29 @@ _RUN_ID_OK = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
 _PAGE = 1000
 #: An http tracking server is probed (GET /health, one connect) at most this often before a
 #: call, so a server that went away fails the call in a second instead of after MLflow's retries.
+#: ``RUNBRIDGE_MLFLOW_PROBE_INTERVAL`` (seconds, read when the backend opens) overrides it.
 PROBE_EVERY_S = 5.0
+PROBE_INTERVAL_ENV = "RUNBRIDGE_MLFLOW_PROBE_INTERVAL"
+
+
+def probe_interval() -> float:
+    """Seconds between two probes of an http tracking server: the environment's, else the default."""
+    raw = os.environ.get(PROBE_INTERVAL_ENV, "").strip()
+    if not raw:
+        return PROBE_EVERY_S
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0 or seconds == float("inf"):
+        raise RunbridgeError(f"{PROBE_INTERVAL_ENV}={raw!r} is not a number of seconds >= 0 (e.g. 5)")
+    return seconds
+#: MLflow's HTTP client retries a failing request for minutes by default (7 retries, backoff factor
+#: 2, 120 s timeout). For an http tracking URI these bounds apply instead, so a server that dies
+#: mid-run is given up within seconds (and its calls spooled); a value the user set is kept.
+#: They are environment variables, so they also apply to the script's own MLflow calls.
+HTTP_BOUNDS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+               "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 
 
 class MlflowUnreachableError(RunbridgeError, ConnectionError):
@@ -71,16 +94,42 @@ def _local_artifact_dir(uri: str) -> str | None:
 class MlflowBackend:
     """Runs kept in MLflow: native metrics/params/tags/artifacts plus an exact record stream."""
 
+    @staticmethod
+    @hookimpl
+    def store_location(location: str, base: str) -> StoreLocation:
+        """A tracking URI with a local store made absolute: ``sqlite:///rel.db`` becomes
+        ``sqlite:////abs/rel.db`` (owning the database, its journals and the ``mlartifacts``
+        folder beside it), ``file:rel`` / a bare path becomes ``file:///abs/rel`` / ``/abs/rel``
+        (owning that folder); servers and other schemes are kept as written."""
+        root = Path(base)
+        scheme, sep, rest = location.partition(":")
+        if sep and scheme.lower() == "sqlite" and rest.startswith("///") and ":memory:" not in rest:
+            path = rest[3:]
+            db = (root / path).resolve() if not path.startswith("/") else Path(path)
+            return StoreLocation(f"sqlite:///{db}", (*(f"{db}{s}" for s in ("", "-journal", "-wal", "-shm")),
+                                                     str(db.parent / "mlartifacts")))
+        if sep and scheme.lower() == "file":
+            path = rest[2:] if rest.startswith("//") else rest
+            folder = (root / Path(path).expanduser()).resolve()
+            return StoreLocation(folder.as_uri(), (str(folder),))
+        if not sep and (location.startswith((".", "~", "/")) or "/" in location):  # a bare file-store path
+            folder = (root / Path(location).expanduser()).resolve()
+            return StoreLocation(str(folder), (str(folder),))
+        return StoreLocation(location)
+
     def __init__(self, location: str):
         if not location:
             raise ValueError("the mlflow backend needs a tracking URI, e.g. "
                              "'mlflow:sqlite:///mlflow.db' or 'mlflow:http://127.0.0.1:5000'")
         self.uri = location
         self._artifact_root: str | None = None
+        #: The local database or folder the store lives in (None for servers): reads check it
+        #: exists, since MLflow's client would create it.
+        self.local_store: Path | None = None
         if location.startswith("sqlite:///") and ":memory:" not in location:
             db = Path(location[len("sqlite:///"):]).expanduser()
             db = db if db.is_absolute() else Path.cwd() / db
-            db.parent.mkdir(parents=True, exist_ok=True)
+            self.local_store = db
             self.uri = "sqlite:///" + str(db)
             # MLflow's default would be ./mlruns of whatever folder the process runs in:
             # keep a database's artifacts beside it instead.
@@ -89,11 +138,21 @@ class MlflowBackend:
             # The file store is in maintenance mode in MLflow 3 and refuses to open unless
             # allowed; naming it in the backend spec is that explicit choice.
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+            if location.startswith("file:"):
+                from mlflow.utils.file_utils import local_file_uri_to_path
+
+                self.local_store = Path(local_file_uri_to_path(location)).expanduser().absolute()
+            elif location and location.split(":")[0] not in ("databricks", "databricks-uc", "uc"):
+                self.local_store = Path(location).expanduser().absolute()
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bars in scripts
         # No "🏃 View run ..." banner on stdout at every run end (a user can set it back to false).
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.is_http = location.startswith(("http://", "https://"))
-        self.client = MlflowClient(tracking_uri=self.uri)
+        if self.is_http:
+            for name, value in HTTP_BOUNDS.items():
+                os.environ.setdefault(name, value)
+        self.probe_every_s = probe_interval() if self.is_http else PROBE_EVERY_S
+        self._client: MlflowClient | None = None
         self._lock = threading.RLock()
         self._experiment_ids: dict[str, str] = {}
         self._mids: dict[tuple[str, str], str] = {}
@@ -105,13 +164,26 @@ class MlflowBackend:
     def __repr__(self) -> str:
         return f"MlflowBackend({self.uri!r})"
 
+    @property
+    def client(self) -> MlflowClient:
+        """MLflow's client, made on first use: making it creates a local store that is missing."""
+        if self._client is None:
+            self._client = MlflowClient(tracking_uri=self.uri)
+        return self._client
+
     # -- helpers ---------------------------------------------------------------------------------
+    def _require_store(self) -> None:
+        """Read hooks: a local store that does not exist is an error (MLflow would create it)."""
+        if self.local_store is not None and not self.local_store.exists():
+            raise StoreNotFoundError(f"no MLflow store at {self.local_store} (it is created when a run "
+                                     "writes to it; check the tracking URI)")
+
     def _check_reachable(self, force: bool = False) -> None:
         """Fail fast, naming the URI, when an http tracking server does not answer."""
         if not self.is_http:
             return
         now = time.monotonic()
-        if not force and now - self._reachable_at < PROBE_EVERY_S:
+        if not force and now - self._reachable_at < self.probe_every_s:
             return
         try:
             timeout = float(os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", "") or 10)
@@ -254,7 +326,7 @@ class MlflowBackend:
             return
         with tempfile.TemporaryDirectory(prefix="runbridge-mlflow-") as tmp:
             for name, source, data in files:
-                target = Path(tmp, *name.split("/"))
+                target = safe_join(tmp, name)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 if data is not None:
                     target.write_bytes(data)
@@ -337,6 +409,8 @@ class MlflowBackend:
     def start_run(self, run: RunInfo) -> None:
         with self._lock:
             self._check_reachable(force=True)
+            if self.local_store is not None and self.uri.startswith("sqlite:///"):
+                self.local_store.parent.mkdir(parents=True, exist_ok=True)
             eid = self._experiment_id(run.experiment, create=True)
             existing = self._search_by_id(eid, run.run_id)
             if existing is not None:
@@ -473,6 +547,7 @@ class MlflowBackend:
     @hookimpl
     def read(self, experiment: str, run_id: str) -> list[Record] | None:
         with self._lock:
+            self._require_store()
             self._check_reachable()
             run = self._find_run(experiment, run_id)
             if run is None:
@@ -522,6 +597,7 @@ class MlflowBackend:
     @hookimpl
     def list_runs(self, experiment: str | None) -> list[RunInfo]:
         with self._lock:
+            self._require_store()
             self._check_reachable()
             if experiment is None:
                 exps = {e.experiment_id: e.name for e in self._all_experiments()}
@@ -565,6 +641,7 @@ class MlflowBackend:
     @hookimpl
     def list_experiments(self) -> list[str]:
         with self._lock:
+            self._require_store()
             self._check_reachable()
             names = []
             for exp in self._all_experiments():
@@ -576,6 +653,7 @@ class MlflowBackend:
     @hookimpl
     def run_url(self, run: RunInfo) -> str | None:
         with self._lock:
+            self._require_store()
             found = self._find_run(run.experiment, run.run_id)
             if found is None:
                 return None
@@ -587,6 +665,7 @@ class MlflowBackend:
     @hookimpl
     def fetch_file(self, run: RunInfo, name: str, destination: str) -> bool | None:
         with self._lock:
+            self._require_store()
             found = self._find_run(run.experiment, run.run_id)
         if found is None:
             return None
@@ -595,11 +674,12 @@ class MlflowBackend:
         Path(destination).parent.mkdir(parents=True, exist_ok=True)
         if root is not None:
             # read in place: MLflow's local download parses the path as a URI ('?', '#', '%')
-            source = Path(root, *name.split("/"))
+            source = safe_join(root, name)
             if not source.is_file():
                 return None
             shutil.copyfile(source, destination)
             return True
+        name = safe_name(name)
         with tempfile.TemporaryDirectory(prefix="runbridge-mlflow-") as tmp:
             try:
                 path = self.client.download_artifacts(mid, name, tmp)

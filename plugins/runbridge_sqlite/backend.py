@@ -3,22 +3,29 @@
 WAL mode and a busy timeout so several processes can write one store; one transaction per batch
 with ``executemany``. Run files live in a folder beside the database:
 ``<db>-artifacts/<run id>/<name>``.
+
+Connections open lazily. Reads use a read-only connection (``mode=ro``) and never create, migrate
+or index the database, so a store on a read-only disk or owned by someone else can be read and a
+mistyped path is an error, not a new empty store. The first write hook opens the read-write
+connection (creating the folder and database, migrating the schema), which then serves reads too.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import threading
 from pathlib import Path
 from typing import Any, Sequence
 
-from runbridge.hookspecs import hookimpl
+from runbridge.errors import StoreNotFoundError
+from runbridge.hookspecs import StoreLocation, hookimpl
 from runbridge.media import safe_join, write_file_atomically
 from runbridge.records import File, Image, Metric, Property, Record, Row, RunInfo, Tag
 
-from .schema import migrate
+from .schema import check_version, migrate
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -62,24 +69,83 @@ def _load_cells(text: str) -> tuple:
 class SQLiteBackend:
     """``sqlite:path/runs.db``: runs, metrics and files in one local SQLite database."""
 
+    @staticmethod
+    @hookimpl
+    def store_location(location: str, base: str) -> StoreLocation:
+        """The database path, absolute; the store owns it, its journal files and its artifacts."""
+        db = (Path(base) / Path(location).expanduser()).resolve()
+        return StoreLocation(str(db), tuple(f"{db}{suffix}" for suffix in ("", "-artifacts", "-wal", "-shm", "-journal")))
+
     def __init__(self, location: str):
         if not location:
             raise ValueError("the sqlite backend needs a database path, e.g. 'sqlite:.runbridge/runs.db'")
         self.path = Path(location).expanduser().resolve()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.artifact_root = self.path.with_name(self.path.name + "-artifacts")
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-        )
-        self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = NORMAL")
-        migrate(self._conn)
+        self._writer: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._read_version = 0
         self._run_pks: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return f"SQLiteBackend({str(self.path)!r})"
+
+    # -- connections -----------------------------------------------------------------------------
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        """The read-write connection once a write opened it, else the read-only one."""
+        if self._writer is not None:
+            return self._writer
+        with self._lock:
+            if self._reader is None:
+                self._reader = self._open_read_only()
+            return self._reader
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        if not self.path.is_file():
+            raise StoreNotFoundError(f"no runbridge SQLite store at {self.path} (a store is created when "
+                                     "a run writes to it; check the path)")
+        uri = self.path.as_uri()
+        try:
+            conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                                   isolation_level=None, check_same_thread=False)
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            if os.access(self.path.parent, os.W_OK):
+                raise
+            # A WAL database in a folder this user cannot write, its -shm/-wal files gone: no one
+            # can be writing it, so read the file as it is.
+            conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None,
+                                   check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self._read_version = check_version(conn)
+        return conn
+
+    @property
+    def _writer_column(self) -> str:
+        """What to select as a record's writer: a read-only connection may face a store made
+        before writers were recorded (schema 1), which reads are not allowed to migrate."""
+        if self._writer is None and self._read_version < 2:
+            return "''"
+        return "writer"
+
+    def _writable(self) -> sqlite3.Connection:
+        """The read-write connection, opened (and the store created and migrated) on first use."""
+        with self._lock:
+            if self._writer is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(
+                    self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+                )
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                migrate(conn)
+                self._writer = conn
+                if self._reader is not None:
+                    self._reader.close()
+                    self._reader = None
+            return self._writer
 
     # -- helpers -------------------------------------------------------------------------------
     def _run_pk(self, run_id: str) -> int | None:
@@ -96,6 +162,7 @@ class SQLiteBackend:
 
     def _transaction(self, work) -> None:
         with self._lock:
+            self._writable()
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 work(self._conn)
@@ -117,6 +184,7 @@ class SQLiteBackend:
     @hookimpl
     def write(self, run: RunInfo, records: Sequence[Record]) -> None:
         with self._lock:
+            self._writable()
             pk = self._run_pk(run.run_id)
             if pk is None:
                 self.start_run(run)
@@ -185,15 +253,16 @@ class SQLiteBackend:
                 new(Metric, (name, seq, value if vtype == 0 and value is not None else convert(value, vtype),
                              step, time, as_bool[from_list], description, writer))
                 for name, seq, value, vtype, step, time, from_list, description, writer in self._conn.execute(
-                    "SELECT name, seq, value, vtype, step, time, from_list, COALESCE(description, ''), writer"
+                    "SELECT name, seq, value, vtype, step, time, from_list, COALESCE(description, ''), "
+                    f"{self._writer_column}"
                     " FROM metrics WHERE run = ? ORDER BY rowid", (pk,))
             ])
             for name, seq, cells, time, from_table, description, writer in self._conn.execute(
-                    "SELECT name, seq, cells, time, from_table, description, writer FROM table_rows"
+                    f"SELECT name, seq, cells, time, from_table, description, {self._writer_column} FROM table_rows"
                     " WHERE run = ? ORDER BY rowid", (pk,)):
                 out.append(Row(name, seq, _load_cells(cells), time, bool(from_table), description or "", writer))
             for name, seq, file_name, media_type, time, step, description, writer in self._conn.execute(
-                    "SELECT name, seq, file_name, media_type, time, step, description, writer FROM images"
+                    f"SELECT name, seq, file_name, media_type, time, step, description, {self._writer_column} FROM images"
                     " WHERE run = ? ORDER BY rowid", (pk,)):
                 out.append(Image(name, seq, file_name, media_type, time, step, None, description or "", writer))
             for key, value, time, removed in self._conn.execute(

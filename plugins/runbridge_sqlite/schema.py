@@ -55,14 +55,20 @@ MIGRATIONS: list[list[str]] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def migrate(conn: sqlite3.Connection) -> None:
-    """Bring the database to `SCHEMA_VERSION`, one transaction per step."""
+def check_version(conn: sqlite3.Connection) -> int:
+    """The database's schema version; an error if this runbridge is too old to read it."""
     current = conn.execute("PRAGMA user_version").fetchone()[0]
     if current > SCHEMA_VERSION:
         raise RuntimeError(
             f"this runs database has schema version {current}, newer than this runbridge "
             f"understands ({SCHEMA_VERSION}): upgrade runbridge"
         )
+    return current
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring the database to `SCHEMA_VERSION`, one transaction per step."""
+    current = check_version(conn)
     for version in range(current, SCHEMA_VERSION):
         conn.execute("BEGIN IMMEDIATE")
         try:

@@ -33,7 +33,8 @@ from urllib.parse import quote
 
 from tensorboard.compat.proto import event_pb2
 
-from runbridge.hookspecs import hookimpl
+from runbridge.errors import StoreNotFoundError
+from runbridge.hookspecs import StoreLocation, hookimpl
 from runbridge.media import safe_join, write_file_atomically
 from runbridge.records import (
     COMPLETED, File, Image, Property, Record, RunInfo, record_from_dict, record_to_dict,
@@ -53,7 +54,7 @@ class ForeignRunWarning(UserWarning):
     """Parts of an event folder another tool wrote that runbridge cannot represent."""
 
 
-def safe_name(name: str) -> str:
+def path_component(name: str) -> str:
     """A single path component for `name` (percent-encoded; long names shortened with a hash)."""
     out = quote(name, safe=" -_.,=+@()[]{}~!$&;")
     if out.startswith("."):
@@ -75,6 +76,11 @@ def _event_files(folder: Path) -> list[Path]:
         return sorted(p for p in folder.iterdir() if _is_event_file(p.name) and p.is_file())
     except (FileNotFoundError, NotADirectoryError):
         return []
+
+
+def _run_file(folder: Path, name: str) -> Path:
+    """Where run file `name` of the run in `folder` lives; refuses names that leave the folder."""
+    return safe_join(folder / FILES_DIR, name)
 
 
 # --- one event file per run per process --------------------------------------------------------
@@ -224,6 +230,13 @@ def _first_wall_time(path: Path) -> float | None:
 class TensorBoardBackend:
     """runbridge backend writing TensorBoard event files (``tensorboard:<logdir>``)."""
 
+    @staticmethod
+    @hookimpl
+    def store_location(location: str, base: str) -> StoreLocation:
+        """The log folder, absolute; the store owns it (a script's snapshot leaves it out)."""
+        folder = (Path(base) / Path(location).expanduser()).resolve()
+        return StoreLocation(str(folder), (str(folder),))
+
     def __init__(self, location: str):
         if not location:
             raise ValueError("the tensorboard backend needs a log folder: 'tensorboard:<logdir>'")
@@ -233,10 +246,16 @@ class TensorBoardBackend:
     def __repr__(self) -> str:
         return f"TensorBoardBackend({str(self.root)!r})"
 
+    def _require_root(self) -> None:
+        """Reads never create the log folder: a missing one is an error naming it."""
+        if not self.root.is_dir():
+            raise StoreNotFoundError(f"no TensorBoard log folder at {self.root} (it is created when a run "
+                                     "writes to it; check the path)")
+
     # --- locating runs ------------------------------------------------------------------------
     def _experiment_dirs(self, experiment: str) -> list[Path]:
-        dirs = [self.root / safe_name(experiment)]
-        if experiment and "/" not in experiment and experiment not in (".", "..") and experiment != safe_name(experiment):
+        dirs = [self.root / path_component(experiment)]
+        if experiment and "/" not in experiment and experiment not in (".", "..") and experiment != path_component(experiment):
             dirs.append(self.root / experiment)
         return dirs
 
@@ -257,10 +276,10 @@ class TensorBoardBackend:
         if cached is not None and (cached / STATE_FILE).exists():
             return cached
         for exp_dir in self._experiment_dirs(experiment):
-            candidates = [exp_dir / safe_name(run_id)]
+            candidates = [exp_dir / path_component(run_id)]
             try:
-                rel = (exp_dir / INDEX_DIR / safe_name(run_id)).read_text(encoding="utf-8").strip()
-                candidates.append(exp_dir / rel)
+                rel = (exp_dir / INDEX_DIR / path_component(run_id)).read_text(encoding="utf-8").strip()
+                candidates.append(safe_join(exp_dir, rel))  # read from the store: checked like any name
             except (FileNotFoundError, NotADirectoryError):
                 pass
             for folder in candidates:
@@ -305,15 +324,15 @@ class TensorBoardBackend:
         return None
 
     def _create_folder(self, run: RunInfo) -> Path:
-        exp_dir = self.root / safe_name(run.experiment)
+        exp_dir = self.root / path_component(run.experiment)
         parent = None
         if run.parent_id:
             parent = self._locate(run.experiment, run.parent_id)
             if parent is None or not (parent / STATE_FILE).exists():
-                parent = exp_dir / safe_name(run.parent_id)
-        folder = (parent if parent is not None else exp_dir) / safe_name(run.run_id)
+                parent = exp_dir / path_component(run.parent_id)
+        folder = (parent if parent is not None else exp_dir) / path_component(run.run_id)
         folder.mkdir(parents=True, exist_ok=True)
-        index = exp_dir / INDEX_DIR / safe_name(run.run_id)
+        index = exp_dir / INDEX_DIR / path_component(run.run_id)
         write_file_atomically(index, data= folder.relative_to(exp_dir).as_posix().encode("utf-8"))
         return folder
 
@@ -353,9 +372,9 @@ class TensorBoardBackend:
             kind = type(rec)
             if kind is File:
                 if rec.source is not None or rec.data is not None:
-                    write_file_atomically(safe_join(folder / FILES_DIR, rec.name), data=rec.data, source=rec.source)
+                    write_file_atomically(_run_file(folder, rec.name), data=rec.data, source=rec.source)
             elif kind is Image and rec.data is not None:
-                write_file_atomically(safe_join(folder / FILES_DIR, rec.file_name), data=rec.data)
+                write_file_atomically(_run_file(folder, rec.file_name), data=rec.data)
         _writer(folder).append(records)
 
     @hookimpl
@@ -370,6 +389,7 @@ class TensorBoardBackend:
     # --- hooks: reading ----------------------------------------------------------------------
     @hookimpl
     def read(self, experiment: str, run_id: str) -> list[Record] | None:
+        self._require_root()
         folder = self._locate(experiment, run_id)
         if folder is None:
             return None
@@ -391,7 +411,7 @@ class TensorBoardBackend:
             if kind is RunInfo:
                 current = rec
             elif kind is File:
-                path = folder / FILES_DIR / rec.name
+                path = _run_file(folder, rec.name)
                 records.append(rec._replace(source=str(path)) if path.is_file() else rec)
             else:
                 records.append(rec)
@@ -449,8 +469,7 @@ class TensorBoardBackend:
     @hookimpl
     def list_runs(self, experiment: str | None) -> list[RunInfo] | None:
         runs: list[RunInfo] = []
-        if not self.root.is_dir():
-            return runs
+        self._require_root()
         for dirpath, dirnames, filenames in os.walk(self.root):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith(".runbridge") and not d.startswith(".tmp-"))
             folder = Path(dirpath)
@@ -469,6 +488,7 @@ class TensorBoardBackend:
 
     @hookimpl
     def run_url(self, run: RunInfo) -> str | None:
+        self._require_root()
         folder = self._locate(run.experiment, run.run_id)
         if folder is None:
             return None
@@ -476,13 +496,11 @@ class TensorBoardBackend:
 
     @hookimpl
     def fetch_file(self, run: RunInfo, name: str, destination: str) -> bool | None:
+        self._require_root()
         folder = self._locate(run.experiment, run.run_id)
         if folder is None:
             return None
-        try:
-            src = safe_join(folder / FILES_DIR, name)
-        except ValueError:
-            return None
+        src = _run_file(folder, name)
         if src.is_file():
             Path(destination).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, destination)

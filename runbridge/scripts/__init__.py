@@ -16,9 +16,9 @@ run still ends properly when the submitting process exits early, is killed, or i
 Ctrl-C while waiting. The supervisor:
 
 1. zips a **snapshot** of ``source_directory`` (without ``.git``, ``outputs``, ``__pycache__``,
-   virtual environments and the run stores: ``.runbridge``, ``mlruns``, the configured backends'
-   folders) into the hidden run file ``runbridge.snapshot.zip``; ``run.restore_snapshot()``
-   gives it back. Past 2,000 files or 300 MB (Azure ML's limits) the snapshot is skipped and the
+   virtual environments and the run stores: ``.runbridge`` and every file or folder the configured
+   backends own, as their ``store_location`` hook says) into the hidden run file
+   ``runbridge.snapshot.zip``; ``run.restore_snapshot()`` gives it back. Past 2,000 files or 300 MB (Azure ML's limits) the snapshot is skipped and the
    log says so;
 2. starts the script: ``sys.executable SCRIPT ARGS`` with ``cwd=source_directory`` and the
    environment ``RUNBRIDGE_RUN_ID``, ``RUNBRIDGE_EXPERIMENT``, ``RUNBRIDGE_BACKENDS`` (the

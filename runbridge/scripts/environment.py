@@ -8,7 +8,8 @@ import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from ..config import ENV_BACKENDS, absolute_spec
+from ..backends import absolute_spec
+from ..config import ENV_BACKENDS
 
 ENV_RUN_ID = "RUNBRIDGE_RUN_ID"
 ENV_EXPERIMENT = "RUNBRIDGE_EXPERIMENT"

@@ -8,31 +8,20 @@ import zipfile
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from ..backends import locate
 from ..runcore import RunCore
 from .names import SNAPSHOT_FILE
 
 #: Folder names never put in a snapshot (besides virtual environments and the stores in use).
-SNAPSHOT_EXCLUDED = frozenset({".git", ".hg", ".svn", "outputs", "__pycache__", ".runbridge", "mlruns",
-                               "mlartifacts", ".ipynb_checkpoints", ".venv", ".mypy_cache",
-                               ".pytest_cache", ".tox", "node_modules"})
+SNAPSHOT_EXCLUDED = frozenset({".git", ".hg", ".svn", "outputs", "__pycache__", ".runbridge", ".ipynb_checkpoints",
+                               ".venv", ".mypy_cache", ".pytest_cache", ".tox", "node_modules"})
 SNAPSHOT_MAX_FILES = 2000
 SNAPSHOT_MAX_BYTES = 300 * 1024 * 1024
 
 
 def _store_paths(specs: Sequence[str]) -> list[Path]:
-    """Local folders/files the configured backends write to (never part of a snapshot)."""
-    paths = []
-    for spec in specs:
-        location = spec.split(":", 1)[1] if ":" in spec else spec
-        for prefix in ("sqlite:///", "file://", "sqlite:"):
-            if location.startswith(prefix):
-                location = location[len(prefix) - (1 if prefix == "sqlite:///" else 0):]
-                break
-        if location.startswith("/"):
-            base = Path(location)
-            paths += [base, Path(f"{base}-artifacts"), Path(f"{base}-wal"), Path(f"{base}-shm"),
-                      Path(f"{base}-journal")]
-    return paths
+    """Local folders/files the configured backends own (never part of a snapshot)."""
+    return [Path(p) for spec in specs for p in locate(spec).paths]
 
 
 def snapshot_files(source: Path, specs: Sequence[str] = ()) -> Iterator[Path]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..backendset import BackendSet
-from ..config import absolute_spec
+from ..backends import absolute_spec
 from ..records import FAILED, Property, now_us
 from ..runcore import ExitPolicy, RunCore
 from .config import ScriptRunConfig

@@ -6,6 +6,7 @@ It shows the whole plugin surface: a class taking the spec's location, methods m
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import threading
@@ -13,7 +14,9 @@ from pathlib import Path
 from typing import Sequence
 
 from runbridge import hookimpl
-from runbridge.media import safe_join, write_file_atomically
+from runbridge.errors import StoreNotFoundError
+from runbridge.hookspecs import StoreLocation
+from runbridge.media import safe_join, safe_name, write_file_atomically
 from runbridge.records import File, Image, Record, RunInfo, record_from_json, record_to_json
 
 __all__ = ["JsonlBackend"]
@@ -28,11 +31,27 @@ class JsonlBackend:
         self.root = Path(location).expanduser().resolve()
         self._lock = threading.Lock()
 
+    @staticmethod
+    @hookimpl
+    def store_location(location: str, base: str) -> StoreLocation:
+        """The folder, absolute; the store owns it (a script's snapshot leaves it out)."""
+        folder = (Path(base) / Path(location).expanduser()).resolve()
+        return StoreLocation(str(folder), (str(folder),))
+
     def _run_dir(self, experiment: str, run_id: str) -> Path:
         return safe_join(self.root, f"{experiment.replace('/', '_')}/{run_id}")
 
+    def _require_root(self) -> None:
+        """Read hooks raise this instead of answering "no runs" for a folder that does not exist."""
+        if not self.root.is_dir():
+            raise StoreNotFoundError(f"no jsonl store at {self.root} (created when a run writes to it)")
+
     def _find(self, run_id: str) -> Path | None:
-        for candidate in self.root.glob(f"*/{run_id}/records.jsonl"):
+        try:
+            safe_name(run_id)
+        except ValueError:
+            return None  # not a run folder this backend writes: never a path out of the store
+        for candidate in self.root.glob(f"*/{glob.escape(run_id)}/records.jsonl"):
             return candidate.parent
         return None
 
@@ -75,6 +94,7 @@ class JsonlBackend:
 
     @hookimpl
     def read(self, experiment: str, run_id: str) -> list[Record] | None:
+        self._require_root()
         folder = self._find(run_id)
         if folder is None:
             return None
@@ -84,6 +104,7 @@ class JsonlBackend:
 
     @hookimpl
     def list_runs(self, experiment: str | None) -> list[RunInfo]:
+        self._require_root()
         pattern = "*/*/records.jsonl"
         runs = []
         for path in self.root.glob(pattern):
@@ -100,6 +121,7 @@ class JsonlBackend:
 
     @hookimpl
     def fetch_file(self, run: RunInfo, name: str, destination: str) -> bool | None:
+        self._require_root()
         folder = self._find(run.run_id)
         if folder is None:
             return None
