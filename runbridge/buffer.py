@@ -219,6 +219,9 @@ class _Writer:
                     tick()
                 except Exception:  # noqa: BLE001
                     pass
+            # Hold no run while waiting: at exit, a run (and its workspace) only this daemon
+            # thread still referenced would never be freed, leaving SQLite's -wal/-shm behind.
+            buffers = buffer = None  # type: ignore[assignment]
 
     def _serve_requests(self) -> None:
         while self._requests:

@@ -60,8 +60,12 @@ class SyncReport:
                               "nothing was written.", *lines])
         if not self.repaired and not self.failed:
             return "Nothing to sync: every backend holds every run."
-        lines = [f"Repaired {len(self.repaired)} run(s), {self.records} record(s) written"]
+        lines = []
+        if self.repaired:
+            lines.append(f"Repaired {len(self.repaired)} run(s), {self.records} record(s) written")
         lines += [f"  {run_id} -> {spec} ({how})" for run_id, spec, how in self.repaired]
+        if self.failed:
+            lines.append(f"Could not complete {len(self.failed)} repair(s):")
         lines += [f"  not held exactly: {diff}" for diff in self.differences]
         lines += [f"  NOT repaired {run_id} -> {spec}: {why}" for run_id, spec, why in self.failed]
         return "\n".join(lines)
@@ -163,7 +167,8 @@ def _replay_spool(target: Backend, files: list[tuple[Path, dict]], report: SyncR
     missing = _still_missing(target, info, expected)
     if missing or not complete:
         why = f"{missing} spooled record(s) still missing after the replay" if missing else \
-            "the local spool overflowed: what came after it is only in the other backends (if any)"
+            "the local spool is incomplete (it passed its size bound, or the disk was full): what it " \
+            "could not keep is only in the other backends, if any"
         report.failed.append((run_id, str(target.spec), why))
         return None
     for path, _ in files:

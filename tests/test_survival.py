@@ -190,6 +190,13 @@ def test_a_spool_that_cannot_keep_records_on_a_full_disk_says_so(tmp_path):
     assert spool.lost_marker(path).exists()
     calls, incomplete = spool.load(path)
     assert incomplete  # so `runbridge sync` cannot report the run repaired from this spool
+    # once there is room again, sync replays what the spool kept, then says what is missing
+    synced = subprocess.run([sys.executable, "-m", "runbridge", "sync", "--no-progress", "-b", "sqlite:runs.db"],
+                            cwd=tmp_path, env={**os.environ, "RUNBRIDGE_SPOOL": str(tmp_path / "spool")},
+                            capture_output=True, text=True, timeout=300)
+    assert synced.returncode == 1, synced.stdout + synced.stderr
+    assert "Repaired" not in synced.stdout and synced.stdout.count("NOT repaired") == 1, synced.stdout
+    assert path.exists()  # the spool stays for a later look
 
 
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGSTOP], ids=["dies", "hangs"])
