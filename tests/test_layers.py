@@ -152,3 +152,41 @@ def test_modules_are_short_or_say_why():
         if lines > MAX_LINES and LONG_REASON not in docstring:
             long.append(f"runbridge/{path.relative_to(ROOT)}: {lines} lines")
     assert long == [], f"split these modules, or state at their top: '{LONG_REASON} ...'"
+
+
+#: Private names of the standard library's own objects that runbridge may use.
+_STDLIB_PRIVATE = {"_replace", "_fields", "_asdict", "_make", "_exit", "_getframe"}
+
+
+def _own_private_names(tree: ast.AST) -> set[str]:
+    """The `_private` names a module defines: functions, classes, globals, attributes it sets on
+    `self`/`cls`, class-level annotations (setting another object's `_x` does not define it)."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) and \
+                isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+            names.add(node.attr)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return {n for n in names if n.startswith("_")}
+
+
+def test_no_module_reaches_into_another_modules_private_names():
+    reaches = []
+    for module, path in MODULES.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        own = _own_private_names(tree) | _STDLIB_PRIVATE
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and any(_resolve(module, node)):
+                reaches += [f"runbridge/{path.relative_to(ROOT)}:{node.lineno} imports {a.name}"
+                            for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+            elif isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+                    continue
+                if node.attr not in own:
+                    reaches.append(f"runbridge/{path.relative_to(ROOT)}:{node.lineno} uses .{node.attr}")
+    assert reaches == []
