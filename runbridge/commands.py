@@ -21,6 +21,7 @@ from .backends import describe_installed
 from .cliutil import backend_option, fmt, last_numbers, one_line_errors, open_workspace, specs_of, table
 from .config import resolve_backends
 from .fanout import INCOMPLETE_PREFIX, incomplete_labels
+from .liveness import presumed_dead
 from .records import File, Image, Metric, Record, Row, RunInfo
 from .run import Experiment, Run
 from .spool import files_for
@@ -85,18 +86,19 @@ def runs_command(experiment_arg: str | None, experiment: str | None, limit: int,
     if not infos:
         click.echo(f"No runs in {ws.specs[0]}" + (f" for experiment {name!r}" if name else "") + ".")
         return
-    lasts = []
+    lasts, statuses = [], []
     for info in infos:
         records = ws.backends[0].read(info.experiment, info.run_id) or [info]
         lasts.append(last_numbers(records))
+        statuses.append("Killed?" if presumed_dead(info, records) else info.status)
     counts: dict[str, int] = {}
     for last in lasts:
         for key in last:
             counts[key] = counts.get(key, 0) + 1
     shown = sorted(counts, key=lambda k: (-counts[k], k))[:max(metric_count, 0)]
     rows = []
-    for info, last in zip(infos, lasts):
-        rows.append([info.run_id, info.experiment, info.display_name or "-", info.status, short_utc(info.start_time),
+    for info, last, status in zip(infos, lasts, statuses):
+        rows.append([info.run_id, info.experiment, info.display_name or "-", status, short_utc(info.start_time),
                      duration(info)] + [fmt(last[m]) if m in last else "" for m in shown])
     click.echo(table(["ID", "EXPERIMENT", "NAME", "STATUS", "START (UTC)", "DURATION"] + shown, rows))
 
@@ -180,7 +182,8 @@ def show_command(run_id: str, backend: tuple[str, ...]) -> None:
         [r.run_id for r in one.list_runs(info.experiment) if r.parent_id == run_id], one.run_url(info))) or ([], None)
     lines = [
         ("Run", info.run_id), ("Experiment", info.experiment), ("Name", info.display_name or "-"),
-        ("Status", info.status), ("Parent", info.parent_id or "-"), ("Started", short_utc(info.start_time) + " UTC"),
+        ("Status", f"Killed? ({dead})" if (dead := presumed_dead(info, records)) else info.status),
+        ("Parent", info.parent_id or "-"), ("Started", short_utc(info.start_time) + " UTC"),
         ("Ended", short_utc(info.end_time) + (" UTC" if info.end_time else "")), ("Duration", duration(info)),
     ]
     if info.error:

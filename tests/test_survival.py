@@ -273,6 +273,12 @@ def test_a_run_whose_process_was_killed_is_shown_failed_once_its_heartbeat_is_st
     assert details["status"] == "Failed"
     assert "stopped without ending it (killed?)" in details["error"]["error"]["message"]
     assert stored(run) == list(range(1000))  # what it wrote before is kept
+    env = {**os.environ, "RUNBRIDGE_STALE_AFTER": "1"}
+    for args in (["runs"], ["show", run.id]):  # the command line shows it too, and writes nothing
+        shown = subprocess.run([sys.executable, "-m", "runbridge", *args], cwd=tmp_path, env=env,
+                               capture_output=True, text=True, timeout=120)
+        assert shown.returncode == 0 and "Killed?" in shown.stdout, shown.stdout + shown.stderr
+    assert run.get_status() == "Failed"
 
 
 def test_a_spool_past_its_bound_warns_and_marks_the_run_in_the_healthy_backends(tmp_path, monkeypatch):
