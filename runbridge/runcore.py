@@ -229,9 +229,11 @@ class RunCore:
         self.store.fan_out.write(self.info, records)
 
     def emit(self, records: Sequence[Record]) -> None:
-        """Queue records after whatever is buffered (keeping the order) and wake the writer; wait
-        for the write only for files read from a path (the file may change once the call returns)."""
-        if any(type(r) is File for r in records):
+        """Queue records after whatever is buffered (keeping the order) and wake the writer. Wait
+        for the write for files read from a path (the file may change once the call returns), and
+        for a run this process is not running (a run fetched by id, an ended run: a tag set there
+        is read back at once, perhaps by another process, and nothing is on a training hot path)."""
+        if any(type(r) is File for r in records) or not self.owned_here():
             self.buffer.flush(then=records)
         else:
             self.buffer.add(records, wake=True)
