@@ -55,7 +55,6 @@ class Run(RunMetrics, RunFiles):
         self._core = core
         self._names = core.names
         self._buffer = core.buffer
-        self._writer = core.writer
         self._parent: Run | None = None
         self._submission = submission
 

@@ -33,7 +33,6 @@ class RunMetrics:
     #: The core's state that `log` touches on every call, bound so the hot path stays inline.
     _names: dict[str, NameState]
     _buffer: WriteBuffer
-    _writer: str
 
     def log(self, name: str, value: Any, description: str = "", step: int | None = None) -> None:
         """Log a scalar; repeating a name appends (the metric becomes a vector)."""
@@ -54,7 +53,7 @@ class RunMetrics:
         else:
             seq = state.next_seq
             state.next_seq = seq + 1
-        self._buffer.add_scalar((name, seq, value, step, time.time_ns() // 1000, False, description, self._writer))
+        self._buffer.add_scalar((name, seq, value, step, time.time_ns() // 1000, False, description, self._core.writer))
 
     def log_list(self, name: str, value: Iterable[Any], description: str = "") -> None:
         """Log every value of an iterable under one name (repeated calls concatenate)."""
@@ -63,7 +62,7 @@ class RunMetrics:
         description = check_description(description)
         self._core.check_open()
         seq = self._core.claim(name, SCALAR, len(values))
-        t, writer = now_us(), self._writer
+        t, writer = now_us(), self._core.writer
         self._buffer.add([(name, seq + i, v, None, t, True, description, writer) for i, v in enumerate(values)])
 
     def log_row(self, name: str, description: str | None = None, **kwargs: Any) -> None:
@@ -76,7 +75,7 @@ class RunMetrics:
         description = check_description(description)
         self._core.check_open()
         seq = self._core.claim(name, TABLE, 1, frozenset(kwargs))
-        self._buffer.add([Row(name, seq, cells, now_us(), False, description or "", self._writer)])
+        self._buffer.add([Row(name, seq, cells, now_us(), False, description or "", self._core.writer)])
 
     def log_table(self, name: str, value: dict[str, Any], description: str = "") -> None:
         """Log a dict of equal-length columns (a bare scalar counts as one row)."""
@@ -104,7 +103,7 @@ class RunMetrics:
         seq = self._core.claim(name, TABLE, n_rows, frozenset(columns))
         t = now_us()
         self._buffer.add([Row(name, seq + i, tuple((c, columns[c][i]) for c in columns), t, True, description,
-                              self._writer) for i in range(n_rows)])
+                              self._core.writer) for i in range(n_rows)])
 
     def log_image(self, name: str, path: str | os.PathLike | None = None, plot: Any = None,
                   description: str = "") -> None:

@@ -19,6 +19,7 @@ import re
 import sys
 import time
 import uuid
+import weakref
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -110,6 +111,13 @@ class RunCore:
         self.buffer = WriteBuffer(self._write)
         self.exit_policy = ExitPolicy.FAIL
         self._state_loaded = owned  # a run this process created has no earlier state
+        _LIVE_CORES.add(self)
+
+    def renew_writer(self) -> None:
+        """Become a new writer (a forked child: the parent's id and numbering are the parent's)."""
+        self.writer = new_writer_id()
+        for state in self.names.values():
+            state.next_seq = 0
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
@@ -383,3 +391,9 @@ class RunCore:
             self.finish(FAILED, last if last is not None else "the process exited without ending the run")
         else:
             self.flush()
+
+
+# A forked child inherits copies of the parent's run cores: each becomes a writer of its own.
+_LIVE_CORES: "weakref.WeakSet[RunCore]" = weakref.WeakSet()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: [core.renew_writer() for core in list(_LIVE_CORES)])

@@ -408,6 +408,10 @@ def test_four_workers_log_40000_points_to_one_run(here, mode):
     points = run.get_metrics()["points"]
     assert len(points) == 40_000
     assert sorted(points) == list(range(40_000))  # none lost, none twice
+    # every worker is a writer of its own (forked ones too), so each point has its own identity
+    frame = run.get_metrics_frame("points")
+    assert frame.groupby("writer").size().tolist() == [10_000] * 4
+    assert not frame.duplicated(["writer", "seq"]).any()
     assert run.get_metrics(name="workers") == {"workers": 4}
     children = run.get_children()
     assert sorted(c.display_name for c in children) == ["rank0", "rank1", "rank2", "rank3"]
