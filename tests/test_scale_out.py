@@ -6,7 +6,8 @@ run, (b) each rank into its own child of the job, (c) each node its own run of o
 sweep). To keep the suite short, each node plays the three parts in one process (three runs,
 points interleaved). Every point arrives exactly once in `get_metrics_frame()` and in MLflow's
 native history, also when the server is stopped and restarted while the nodes log (what they
-logged meanwhile arrives with `runbridge sync`).
+logged meanwhile arrives with `runbridge sync`). A team's history moves in with one `runbridge
+migrate` per source machine, all at once, without duplicates.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from migration_fixtures import assert_snapshots_equal, make_reference, record_counts, snapshot, spec_for
 from mlflow_fixtures import FAST_HTTP_ENV, FAST_PROBE_INTERVAL, MlflowServer
 from rank_helpers import native_history, start_ranks, wait_ranks
 from runbridge import Experiment, Run, Workspace
@@ -170,3 +172,41 @@ def test_nodes_logging_across_a_server_restart_lose_nothing_after_sync(tmp_path,
         assert again.stdout.startswith("Nothing to sync"), again.stdout + again.stderr  # nothing doubled
     finally:
         server.stop()
+
+
+# --- moving a team's history in: one migration per source machine, all at once ---------------------
+@pytest.mark.slow
+def test_migrations_from_several_machines_at_once_copy_everything_once(tmp_path, mlflow_postgres_server, monkeypatch):
+    for key, value in FAST_HTTP_ENV.items():
+        monkeypatch.setenv(key, value)
+    dst = f"mlflow:{mlflow_postgres_server.url}"
+    experiment = "team-history"
+    # three machines' stores, one experiment: two built-in SQLite stores and a TensorBoard folder
+    sources = [spec_for(kind, tmp_path / f"machine-{i}") for i, kind in enumerate(("sqlite", "sqlite", "tensorboard"))]
+    expected: dict = {}
+    for source in sources:
+        make_reference(source, tmp_path, experiment)
+        expected.update(snapshot(source, tmp_path, experiment))
+    assert len(expected) == 9
+
+    def migrate_all_at_once() -> list[str]:
+        runbridge = Path(sys.executable).with_name("runbridge")
+        procs = [subprocess.Popen([str(runbridge), "migrate", source, dst, "--experiment", experiment, "--no-progress"],
+                                  cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for source in sources]
+        outputs = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=600)
+            assert proc.returncode == 0, out + err
+            outputs.append(out)
+        return outputs
+
+    first = migrate_all_at_once()
+    assert all("copied:  3 run(s)" in out for out in first), first
+    got = snapshot(dst, tmp_path, experiment)
+    assert_snapshots_equal(dict(sorted(got.items())), dict(sorted(expected.items())))
+    counts = record_counts(dst, experiment)
+
+    again = migrate_all_at_once()  # every machine runs its migration again: nothing is written twice
+    assert all("skipped: 3 run(s) already present" in out for out in again), again
+    assert record_counts(dst, experiment) == counts
