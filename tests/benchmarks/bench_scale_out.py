@@ -15,7 +15,9 @@ from a common "go" until the last one is done:
   timed on --loop-points points per writer; its rate is points/s all the same).
 Columns: total points/s per client, "ratio" = runbridge's rate / the other's (above 1x: runbridge
 faster), and the script-visible cost of ``run.log``: the median call and the longest one (a call
-that finds the write buffer full writes it before returning), worst writer. Not a test: machines are noisy, so it prints figures instead of asserting times.
+that finds the write buffer full writes it before returning), worst writer; and the CPU the
+writer processes spend per point (on a real cluster each node's own; here it competes with the
+server for the same cores). Not a test: machines are noisy, so it prints figures instead of asserting times.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def worker(kind: str, spec: str, experiment: str, points: int) -> None:
         calls = [0] * points
         print("ready", flush=True)
         sys.stdin.readline()
-        start = time.time()
+        start, cpu = time.time(), time.process_time()
         for i in range(points):
             t = clock()
             log("loss", values[i], step=i)
@@ -73,7 +75,7 @@ def worker(kind: str, spec: str, experiment: str, points: int) -> None:
         mid = client.create_run(eid).info.run_id
         print("ready", flush=True)
         sys.stdin.readline()
-        start = time.time()
+        start, cpu = time.time(), time.process_time()
         base = int(start * 1000)
         for lo in range(0, points, 1000):
             client.log_batch(mid, metrics=[Metric("loss", values[i], base + i, i)
@@ -89,14 +91,15 @@ def worker(kind: str, spec: str, experiment: str, points: int) -> None:
         mlflow.start_run()
         print("ready", flush=True)
         sys.stdin.readline()
-        start = time.time()
+        start, cpu = time.time(), time.process_time()
         for i in range(points):
             mlflow.log_metric("loss", values[i], step=i)
         loop = time.time() - start
         mlflow.end_run()
     if not kind.startswith("runbridge"):
         timings = {}
-    print(json.dumps({"start": start, "end": time.time(), "loop": loop, "points": points, **timings}), flush=True)
+    print(json.dumps({"start": start, "end": time.time(), "loop": loop, "points": points,
+                      "cpu": time.process_time() - cpu, **timings}), flush=True)
 
 
 def _experiment_id(client, name: str) -> str:
@@ -141,7 +144,8 @@ def measure(kind: str, writers: int, points: int, spec: str, tmp: Path) -> dict:
     elapsed = max(r["end"] for r in results) - min(r["start"] for r in results)
     return {"rate": sum(r["points"] for r in results) / elapsed,
             "median_us": max(r.get("median_us", 0) for r in results),
-            "max_ms": max(r.get("max_ms", 0) for r in results)}
+            "max_ms": max(r.get("max_ms", 0) for r in results),
+            "cpu_us": sum(r["cpu"] for r in results) / sum(r["points"] for r in results) * 1e6}
 
 
 def main() -> None:
@@ -169,8 +173,9 @@ def main() -> None:
               f"on PostgreSQL, mlflow {mlflow.__version__}, {os.cpu_count()} cores; log_metric timed on "
               f"{args.loop_points:,} points per writer; ratio = runbridge (sweep) / other")
         print("| writers | runbridge sweep pts/s | runbridge one job pts/s | log_batch pts/s | ratio "
-              "| log_metric pts/s | ratio | run.log median µs (sweep / job) | longest run.log ms (sweep / job) |")
-        print("|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+              "| log_metric pts/s | ratio | run.log median µs (sweep / job) | longest run.log ms (sweep / job) "
+              "| writer CPU µs per point (sweep / log_batch) |")
+        print("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
         for writers in [int(w) for w in args.writers.split(",")]:
             sweep = measure("runbridge", writers, args.points, spec, tmp)
             job = measure("runbridge-job", writers, args.points, spec, tmp)
@@ -179,7 +184,8 @@ def main() -> None:
             print(f"| {writers} | {sweep['rate']:,.0f} | {job['rate']:,.0f} | {batch['rate']:,.0f} | "
                   f"{sweep['rate'] / batch['rate']:.1f}x | {loop['rate']:,.0f} | {sweep['rate'] / loop['rate']:.0f}x | "
                   f"{sweep['median_us']:.1f} / {job['median_us']:.1f} | "
-                  f"{sweep['max_ms']:,.0f} / {job['max_ms']:,.0f} |", flush=True)
+                  f"{sweep['max_ms']:,.0f} / {job['max_ms']:,.0f} | "
+                  f"{sweep['cpu_us']:.0f} / {batch['cpu_us']:.0f} |", flush=True)
     finally:
         if server is not None:
             server.stop()
