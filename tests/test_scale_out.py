@@ -126,7 +126,9 @@ def test_eight_nodes_log_every_point_exactly_once(tmp_path, mlflow_postgres_serv
 
 def _wait_for(barrier: Path, name: str, nodes: list[subprocess.Popen]) -> None:
     """Wait until every node reached phase `name` (a node that died fails the test at once)."""
+    deadline = time.monotonic() + 300
     while len(list(barrier.glob(f"{name}.*"))) < RANKS:
+        assert time.monotonic() < deadline, f"the nodes did not all reach {name!r} in 300 s"
         for node in nodes:
             if node.poll() is not None and node.returncode != 0:
                 raise AssertionError(node.stderr.read().decode(errors="replace"))
