@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -48,7 +49,8 @@ def make_sources(root: Path, machines: int, runs: int, points: int) -> list[str]
 
             spec = f"tensorboard:{root / f'machine{m}' / 'tb'}"
             for r in range(runs):
-                writer = SummaryWriter(str(root / f"machine{m}" / "tb" / f"machine{m}" / f"run{r}"),
+                # a folder's name is its run id, and run ids are unique across a tracker
+                writer = SummaryWriter(str(root / f"machine{m}" / "tb" / f"machine{m}" / f"m{m}-run{r}"),
                                        max_queue=10_000, flush_secs=3600)
                 for i in range(points):
                     writer.add_scalar("loss", 1.0 / (i + 1 + r), i)
@@ -125,6 +127,7 @@ def main() -> None:
         if server is not None:
             server.stop()
         postgres.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
     others = args.machines - 1
     plain_rate = others * per_machine / plain
     print(f"{args.runs} runs x {args.points:,} points per machine (SQLite and TensorBoard sources alternating) into "
