@@ -9,7 +9,9 @@ from postgres_fixtures import mlflow_postgres_server, postgres  # noqa: F401  (o
 
 #: Fixtures that start a server once per process: tests using one run in one pytest-xdist worker,
 #: so the suite starts each server once instead of once per worker.
-SERVER_FIXTURES = ("mlflow_server", "tensorboard_server", "postgres")
+#: (A test that starts its own `mlflow server` on the session's PostgreSQL is grouped apart from the
+#: users of the shared one, so the two groups can run on different workers, each with its PostgreSQL.)
+SERVER_FIXTURES = ("mlflow_server", "tensorboard_server", "mlflow_postgres_server", "postgres")
 
 
 @pytest.hookimpl(tryfirst=True)

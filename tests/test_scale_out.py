@@ -105,7 +105,6 @@ def assert_every_point_once(spec: str, uri: str, job: Run) -> None:
                 assert sorted(points["step"]) == list(range(POINTS)), (part, run.id, writer)
                 assert all(value == 1.0 / (step + 1) for step, value in zip(points["step"], points["value"]))
             writers |= set(losses["writer"])
-            assert len(run.get_metrics()["loss"]) == per_run * POINTS
             history = native_history(uri, run.experiment.name, run.id)
             assert len(history) == per_run * POINTS, (part, run.id, len(history))
             assert sorted(m.step for m in history) == sorted(list(range(POINTS)) * per_run), (part, run.id)
