@@ -181,6 +181,12 @@ class Run(RunMetrics, RunFiles):
         """The first backend's own viewer address for this run."""
         return self._core.url()
 
+    def process_environment(self) -> dict[str, str]:
+        """The environment variables (`RUNBRIDGE_RUN_ID`, `_EXPERIMENT`, `_BACKENDS`) that make
+        `Run.get_context()` in another process attach to this run: give them to the ranks a
+        launcher starts, or to any worker, so that every process logs into this one run."""
+        return run_environment(self.id, self.experiment.name, self.experiment.workspace.specs)
+
     # -- children -------------------------------------------------------------------------------
     def child_run(self, name: str | None = None, run_id: str | None = None, outputs: str | None = None) -> "Run":
         """Start a child run of the same experiment (`parent` is this run)."""

@@ -189,8 +189,12 @@ def replay(path: Path, backend: "Backend") -> tuple[int, bool]:
             backend.start_run(run)
         elif op == "write":
             if held is None:
-                backend.start_run(run._replace(status=RUNNING, end_time=None, error=None))
-                held = Holdings(backend.read(run.experiment, run.run_id) or ())
+                stored = backend.read(run.experiment, run.run_id)
+                if stored is None:  # never created there: create it as it was when this process wrote
+                    backend.start_run(run._replace(status=RUNNING, end_time=None, error=None))
+                # else leave its state alone: another process (the one that owns the run) may
+                # have ended it since, and this process's view of it is older
+                held = Holdings(stored or ())
             todo = [r for r in extra if r not in held]
             if todo:
                 backend.write(run, todo)

@@ -4,11 +4,14 @@ import pytest
 
 import mlflow_fixtures
 from mlflow_fixtures import mlflow_server, mlflow_sqlite  # noqa: F401  (one real `mlflow server` per session)
+from postgres_fixtures import mlflow_postgres_server, postgres  # noqa: F401  (one PostgreSQL + its server)
 
 
 #: Fixtures that start a server once per process: tests using one run in one pytest-xdist worker,
 #: so the suite starts each server once instead of once per worker.
-SERVER_FIXTURES = ("mlflow_server", "tensorboard_server")
+#: (A test that starts its own `mlflow server` on the session's PostgreSQL is grouped apart from the
+#: users of the shared one, so the two groups can run on different workers, each with its PostgreSQL.)
+SERVER_FIXTURES = ("mlflow_server", "tensorboard_server", "mlflow_postgres_server", "postgres")
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -93,10 +93,14 @@ def _answers(url: str) -> bool:
 
 
 class MlflowServer:
-    """A running `mlflow server` on 127.0.0.1 backed by SQLite, artifacts proxied."""
+    """A running `mlflow server` on 127.0.0.1, artifacts proxied into `root/mlartifacts`. Its
+    backend store is `backend_store_uri` (e.g. a PostgreSQL database), by default a fresh SQLite
+    database `root/mlflow.db`; `workers` is the server's number of worker processes."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, backend_store_uri: str | None = None, workers: int = 1):
         self.root = root
+        self.backend_store_uri = backend_store_uri
+        self.workers = workers
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = root / "server.log"
@@ -104,12 +108,15 @@ class MlflowServer:
 
     def start(self, timeout: float = 120.0) -> "MlflowServer":
         self.root.mkdir(parents=True, exist_ok=True)
-        fresh_mlflow_db(self.root / "mlflow.db")  # kept when the server restarts on the same root
+        store = self.backend_store_uri
+        if store is None:
+            fresh_mlflow_db(self.root / "mlflow.db")  # kept when the server restarts on the same root
+            store = f"sqlite:///{self.root / 'mlflow.db'}"
         command = [
             sys.executable, "-m", "mlflow", "server",
-            "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
+            "--backend-store-uri", store,
             "--artifacts-destination", str(self.root / "mlartifacts"),
-            "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+            "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
         ]
         # No background job runner: it starts seven more Python processes (GenAI jobs) that
         # these tests never use, and costs more to start than the tracking server itself.

@@ -40,6 +40,17 @@ class TestMlflowServerBackend(BackendContract):
         return f"mlflow:{mlflow_server.url}"
 
 
+@pytest.mark.slow
+class TestMlflowPostgresServerBackend(BackendContract):
+    """The shared tracker of a team: an `mlflow server` with PostgreSQL behind it."""
+
+    @pytest.fixture
+    def backend_spec(self, mlflow_postgres_server, monkeypatch):
+        for key, value in FAST_HTTP_ENV.items():
+            monkeypatch.setenv(key, value)
+        return f"mlflow:{mlflow_postgres_server.url}"
+
+
 class TestMlflowFileStoreBackend(BackendContract):
     @pytest.fixture
     def backend_spec(self, tmp_path, monkeypatch):

@@ -12,11 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-from mlflow import MlflowClient
 
 from mlflow_fixtures import FAST_HTTP_ENV, MlflowServer
+from rank_helpers import native_history, start_ranks, wait_ranks
 from runbridge import BackendFailedWarning, Experiment, Run, Workspace
-from runbridge.scripts.environment import run_environment
 
 RANKS, POINTS = 4, 2000
 
@@ -41,14 +40,8 @@ def run_ranks(tmp_path: Path, run: Run, extra_env: dict[str, str] | None = None)
     script = tmp_path / "rank.py"
     script.write_text(RANK)
     start = time.time() + 3.0  # every rank imports runbridge before the first point
-    bound = run_environment(run.id, run.experiment.name, run.experiment.workspace.specs)
-    env = {**os.environ, **bound, **(extra_env or {}), "WORLD_SIZE": str(RANKS)}
-    procs = [subprocess.Popen([sys.executable, str(script), repr(start)], cwd=tmp_path,
-                              env={**env, "RANK": str(rank)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for rank in range(RANKS)]
-    for proc in procs:
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err.decode()
+    env = {**os.environ, **run.process_environment(), **(extra_env or {})}
+    wait_ranks(start_ranks(script, RANKS, env, [repr(start)], cwd=tmp_path))
 
 
 def assert_every_point_arrived(spec: str, experiment: str, run_id: str) -> None:
@@ -59,13 +52,6 @@ def assert_every_point_arrived(spec: str, experiment: str, run_id: str) -> None:
     assert all(value == 1.0 / (step + 1) for step, value in zip(losses["step"], losses["value"])), spec
     # logging order is time order
     assert losses["timestamp"].is_monotonic_increasing, spec
-
-
-def native_history(uri: str, experiment: str, run_id: str) -> list:
-    client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(experiment)
-    [native] = client.search_runs([exp.experiment_id], f"tags.`runbridge.run_id` = '{run_id}'")
-    return client.get_metric_history(native.info.run_id, "loss")
 
 
 @pytest.mark.slow
