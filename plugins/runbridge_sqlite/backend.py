@@ -1,4 +1,5 @@
-"""The built-in SQLite store: the reference model, one table per record kind.
+"""The built-in SQLite store: the reference model, one table per record kind (metric points packed
+as columns, one row per written batch: see chunks.py).
 
 WAL mode and a busy timeout so several processes can write one store; one transaction per batch
 with ``executemany``. Run files live in a folder beside the database:
@@ -25,26 +26,14 @@ from runbridge.hookspecs import StoreLocation, hookimpl
 from runbridge.media import safe_join, write_file_atomically
 from runbridge.records import File, Image, Metric, Property, Record, Row, RunInfo, Tag
 
+from .chunks import pack, unpack
 from .schema import check_version, migrate
 
 BUSY_TIMEOUT_MS = 30_000
 
-# How a metric value is stored (the `vtype` column) and read back exactly.
+# How a point of the old one-row-per-point layout (`metrics`, schema < 3) stores its value.
 VTYPE_FLOAT, VTYPE_INT, VTYPE_BOOL, VTYPE_STR, VTYPE_NONE, VTYPE_BIGINT = range(6)
-_VTYPE_OF = {float: VTYPE_FLOAT, int: VTYPE_INT, bool: VTYPE_BOOL, str: VTYPE_STR, type(None): VTYPE_NONE}
-_INT64 = 1 << 63
 _NAN = float("nan")
-
-
-def _metric_row(run_pk: int, m: Metric) -> tuple:
-    value = m.value
-    vtype = _VTYPE_OF[type(value)]
-    if vtype == VTYPE_FLOAT:
-        if value != value:  # SQLite stores NaN as NULL; vtype keeps it a float
-            value = None
-    elif vtype == VTYPE_INT and not -_INT64 <= value < _INT64:
-        vtype, value = VTYPE_BIGINT, str(value)
-    return (run_pk, m.name, m.seq, value, vtype, m.step, m.time, m.from_list, m.description or None, m.writer)
 
 
 def _metric_value(value: Any, vtype: int) -> Any:
@@ -129,6 +118,12 @@ class SQLiteBackend:
             return "''"
         return "writer"
 
+    @property
+    def _has_chunks(self) -> bool:
+        """Whether the store has packed metric chunks (schema 3): a read-only connection may face
+        an older store, which reads are not allowed to migrate."""
+        return self._writer is not None or self._read_version >= 3
+
     def _writable(self) -> sqlite3.Connection:
         """The read-write connection, opened (and the store created and migrated) on first use."""
         with self._lock:
@@ -194,7 +189,7 @@ class SQLiteBackend:
         for rec in records:
             kind = type(rec)
             if kind is Metric:
-                metrics.append(_metric_row(pk, rec))
+                metrics.append(rec)
             elif kind is Row:
                 rows.append((pk, rec.name, rec.seq, _dump_cells(rec.cells), rec.time, rec.from_table,
                              rec.description or None, rec.writer))
@@ -216,7 +211,7 @@ class SQLiteBackend:
 
         def work(c: sqlite3.Connection) -> None:
             if metrics:
-                c.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", metrics)
+                c.execute("INSERT INTO metric_chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (pk, *pack(metrics)))
             if rows:
                 c.executemany("INSERT INTO table_rows VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
             if images:
@@ -257,6 +252,11 @@ class SQLiteBackend:
                     f"{self._writer_column}"
                     " FROM metrics WHERE run = ? ORDER BY rowid", (pk,))
             ])
+            if self._has_chunks:
+                for chunk in self._conn.execute(
+                        "SELECT n, series, which, seqs, vals, steps, times, extra FROM metric_chunks"
+                        " WHERE run = ? ORDER BY rowid", (pk,)):
+                    out.extend(unpack(*chunk))
             for name, seq, cells, time, from_table, description, writer in self._conn.execute(
                     f"SELECT name, seq, cells, time, from_table, description, {self._writer_column} FROM table_rows"
                     " WHERE run = ? ORDER BY rowid", (pk,)):
