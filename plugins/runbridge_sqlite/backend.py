@@ -185,11 +185,13 @@ class SQLiteBackend:
                 self.start_run(run)
                 pk = self._run_pk(run.run_id)
         run_dir = self._run_dir(run.run_id)
-        metrics, rows, images, tags, props, files = [], [], [], [], [], []
-        for rec in records:
+        rows, images, tags, props, files = [], [], [], [], []
+        # A batch of logged points is mostly metrics: take them in one pass, the rest in another.
+        metrics = [rec for rec in records if type(rec) is Metric]
+        for rec in (records if len(metrics) < len(records) else ()):
             kind = type(rec)
             if kind is Metric:
-                metrics.append(rec)
+                continue
             elif kind is Row:
                 rows.append((pk, rec.name, rec.seq, _dump_cells(rec.cells), rec.time, rec.from_table,
                              rec.description or None, rec.writer))
