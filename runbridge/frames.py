@@ -41,11 +41,64 @@ METRIC_COLUMNS = ["name", "seq", "writer", "step", "timestamp", "kind", "value"]
 
 def metrics_frame(records: Iterable[Record], name: str | None = None) -> pd.DataFrame:
     """Columns name, seq, writer, step, timestamp, kind, value, then one column per table column
-    (`writer` tells apart the processes that logged one run: each numbers its own `seq`)."""
-    rows = metric_rows(records, name)
-    columns = METRIC_COLUMNS
-    frame = pd.DataFrame(rows, columns=columns + sorted({c for r in rows for c in r} - set(columns)))
-    return frame.astype({"value": object}) if not frame.empty else frame
+    (`writer` tells apart the processes that logged one run: each numbers its own `seq`).
+
+    Built from columns, not one dict per value, and timestamps converted in one call: a million
+    points take a fraction of a second more than reading them."""
+    names: list = []
+    seqs: list = []
+    writers: list = []
+    steps: list = []
+    times: list = []
+    kinds: list = []
+    values: list = []
+    cells: dict[str, dict[int, Any]] = {}
+    for rec in records:
+        kind = type(rec)
+        if kind is Metric:
+            if name is not None and rec[0] != name:
+                continue
+            kinds.append("list" if rec.from_list else "scalar")
+            values.append(rec.value)
+            steps.append(rec.step)
+        elif kind is Row or kind is Image:
+            if name is not None and rec.name != name:
+                continue
+            if kind is Row:
+                kinds.append("table")
+                values.append(None)
+                at = len(names)
+                for column, value in rec.cells:
+                    cells.setdefault(column, {})[at] = value
+                steps.append(None)
+            else:
+                kinds.append("file")
+                values.append(rec.file_name)
+                steps.append(rec.step)
+        else:
+            continue
+        names.append(rec.name)
+        seqs.append(rec.seq)
+        writers.append(rec.writer)
+        times.append(rec.time)
+    n = len(names)
+    if not n:
+        return pd.DataFrame([], columns=METRIC_COLUMNS)
+    data: dict[str, Any] = {"name": names, "seq": seqs, "writer": writers, "step": steps, "timestamp": times,
+                            "kind": kinds, "value": values}
+    for column in sorted(cells, key=lambda c: (c not in data, c)):
+        held = cells[column]
+        if column in data:  # a table column named like a frame column wins in its rows
+            for i, value in held.items():
+                data[column][i] = value
+        else:
+            data[column] = [held.get(i, math.nan) for i in range(n)]  # as pandas fills a missing key
+    if "timestamp" not in cells:  # one conversion for the whole column
+        data["timestamp"] = pd.to_datetime(pd.array(times, dtype="Int64"), unit="us", utc=True)
+    else:
+        data["timestamp"] = [_utc(t) if type(t) is int else t for t in times]
+    data["value"] = pd.array(values, dtype=object)
+    return pd.DataFrame(data, columns=list(data))
 
 
 def runs_frame(runs: Sequence[Sequence[Record]]) -> pd.DataFrame:
