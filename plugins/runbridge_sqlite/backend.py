@@ -26,7 +26,7 @@ from runbridge.hookspecs import StoreLocation, hookimpl
 from runbridge.media import safe_join, write_file_atomically
 from runbridge.records import File, Image, Metric, Property, Record, Row, RunInfo, Tag
 
-from .chunks import pack, unpack
+from .chunks import collector_paused, pack, unpack
 from .schema import check_version, migrate
 
 BUSY_TIMEOUT_MS = 30_000
@@ -236,7 +236,7 @@ class SQLiteBackend:
 
     @hookimpl
     def read(self, experiment: str, run_id: str) -> list[Record] | None:
-        with self._lock:
+        with self._lock, collector_paused():
             row = self._conn.execute(
                 "SELECT pk, run_id, experiment, display_name, parent_id, status, start_time, end_time, error"
                 " FROM runs WHERE run_id = ?", (run_id,)).fetchone()
