@@ -5,7 +5,7 @@ A chunk holds the `Metric` records of one batch in write order as contiguous lit
 an index array saying which series each point is in (left out when the batch has one series).
 Whatever a float array cannot say exactly is kept in a small JSON side form, only when present:
 values that are not floats (ints of any size, bools, str, None), None steps, `from_list` and
-descriptions. Packing and unpacking run at C speed for the common all-float batch.
+descriptions. For the common all-float batch, packing and unpacking loop in C, not in Python.
 """
 
 from __future__ import annotations
