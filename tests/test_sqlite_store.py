@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from runbridge import Experiment, Run, Workspace
-from runbridge.records import exactly_equal
+from runbridge.records import Metric, exactly_equal
 from runbridge_sqlite.schema import MIGRATIONS
 
 
@@ -37,6 +37,8 @@ def test_a_store_written_before_packing_reads_unchanged_and_takes_new_points(tmp
     assert exactly_equal(got, OLD_VALUES)
     with sqlite3.connect(db) as conn:  # reading migrated nothing
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    reader = Workspace(backends=[spec]).backends[0]  # a reader that stays open across the upgrade
+    assert len([r for r in reader.read("exp", "old-run") if type(r) is Metric]) == len(OLD_VALUES)
 
     run = Run(Experiment(Workspace(backends=[spec]), "exp"), "old-run")
     run.log("m", 0.5)
@@ -44,6 +46,8 @@ def test_a_store_written_before_packing_reads_unchanged_and_takes_new_points(tmp
     run.flush()
     again = Run(Experiment(Workspace(backends=[spec]), "exp"), "old-run").get_metrics()["m"]
     assert exactly_equal(again, OLD_VALUES + [0.5, -0.0])
+    seen = [r.value for r in reader.read("exp", "old-run") if type(r) is Metric]
+    assert exactly_equal(seen, OLD_VALUES + [0.5, -0.0])
 
 
 READER = """
@@ -75,7 +79,7 @@ def test_another_process_reads_a_live_run_with_mixed_series_in_order(tmp_path):
     assert got["metrics"]["loss"] == repr([i * 0.5 for i in range(12_000)])
     assert got["metrics"]["odd"] == repr(expected_odd)
     assert got["metrics"]["listed"] == repr([1.5, 2.5])
-    names = [n for n in got["names"]]
+    names = got["names"]
     assert names[:3] == ["loss", "odd", "loss"] and names.count("odd") == 12
     assert got["steps"][:2] == [0, None]
     run.complete()

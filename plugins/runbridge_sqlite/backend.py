@@ -27,7 +27,7 @@ from runbridge.media import safe_join, write_file_atomically
 from runbridge.records import File, Image, Metric, Property, Record, Row, RunInfo, Tag
 
 from .chunks import collector_paused, pack, unpack
-from .schema import check_version, migrate
+from .schema import MIGRATIONS, check_version, migrate
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -123,6 +123,12 @@ class SQLiteBackend:
         """Whether the store has packed metric chunks (schema 3): a read-only connection may face
         an older store, which reads are not allowed to migrate."""
         return self._writer is not None or self._read_version >= 3
+
+    def _notice_upgrade(self) -> None:
+        """Re-read the schema version of an older store this read-only connection faces: another
+        process may have upgraded it (and written packed points) since it was opened."""
+        if self._writer is None and self._read_version < len(MIGRATIONS):
+            self._read_version = check_version(self._conn)
 
     def _writable(self) -> sqlite3.Connection:
         """The read-write connection, opened (and the store created and migrated) on first use."""
@@ -243,6 +249,7 @@ class SQLiteBackend:
             if row is None:
                 return None
             pk = row[0]
+            self._notice_upgrade()
             out: list[Record] = [RunInfo(*row[1:])]
             # The hot path of reading a long run: one comprehension, floats passed through as stored.
             new, as_bool, convert = tuple.__new__, (False, True), _metric_value
