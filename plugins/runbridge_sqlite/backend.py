@@ -1,4 +1,5 @@
-"""The built-in SQLite store: the reference model, one table per record kind.
+"""The built-in SQLite store: the reference model, one table per record kind (metric points packed
+as columns, one row per written batch: see chunks.py).
 
 WAL mode and a busy timeout so several processes can write one store; one transaction per batch
 with ``executemany``. Run files live in a folder beside the database:
@@ -25,26 +26,14 @@ from runbridge.hookspecs import StoreLocation, hookimpl
 from runbridge.media import safe_join, write_file_atomically
 from runbridge.records import File, Image, Metric, Property, Record, Row, RunInfo, Tag
 
-from .schema import check_version, migrate
+from .chunks import collector_paused, pack, unpack
+from .schema import MIGRATIONS, check_version, migrate
 
 BUSY_TIMEOUT_MS = 30_000
 
-# How a metric value is stored (the `vtype` column) and read back exactly.
+# How a point of the old one-row-per-point layout (`metrics`, schema < 3) stores its value.
 VTYPE_FLOAT, VTYPE_INT, VTYPE_BOOL, VTYPE_STR, VTYPE_NONE, VTYPE_BIGINT = range(6)
-_VTYPE_OF = {float: VTYPE_FLOAT, int: VTYPE_INT, bool: VTYPE_BOOL, str: VTYPE_STR, type(None): VTYPE_NONE}
-_INT64 = 1 << 63
 _NAN = float("nan")
-
-
-def _metric_row(run_pk: int, m: Metric) -> tuple:
-    value = m.value
-    vtype = _VTYPE_OF[type(value)]
-    if vtype == VTYPE_FLOAT:
-        if value != value:  # SQLite stores NaN as NULL; vtype keeps it a float
-            value = None
-    elif vtype == VTYPE_INT and not -_INT64 <= value < _INT64:
-        vtype, value = VTYPE_BIGINT, str(value)
-    return (run_pk, m.name, m.seq, value, vtype, m.step, m.time, m.from_list, m.description or None, m.writer)
 
 
 def _metric_value(value: Any, vtype: int) -> Any:
@@ -129,6 +118,18 @@ class SQLiteBackend:
             return "''"
         return "writer"
 
+    @property
+    def _has_chunks(self) -> bool:
+        """Whether the store has packed metric chunks (schema 3): a read-only connection may face
+        an older store, which reads are not allowed to migrate."""
+        return self._writer is not None or self._read_version >= 3
+
+    def _notice_upgrade(self) -> None:
+        """Re-read the schema version of an older store this read-only connection faces: another
+        process may have upgraded it (and written packed points) since it was opened."""
+        if self._writer is None and self._read_version < len(MIGRATIONS):
+            self._read_version = check_version(self._conn)
+
     def _writable(self) -> sqlite3.Connection:
         """The read-write connection, opened (and the store created and migrated) on first use."""
         with self._lock:
@@ -190,11 +191,13 @@ class SQLiteBackend:
                 self.start_run(run)
                 pk = self._run_pk(run.run_id)
         run_dir = self._run_dir(run.run_id)
-        metrics, rows, images, tags, props, files = [], [], [], [], [], []
-        for rec in records:
+        rows, images, tags, props, files = [], [], [], [], []
+        # A batch of logged points is mostly metrics: take them in one pass, the rest in another.
+        metrics = [rec for rec in records if type(rec) is Metric]
+        for rec in (records if len(metrics) < len(records) else ()):
             kind = type(rec)
             if kind is Metric:
-                metrics.append(_metric_row(pk, rec))
+                continue
             elif kind is Row:
                 rows.append((pk, rec.name, rec.seq, _dump_cells(rec.cells), rec.time, rec.from_table,
                              rec.description or None, rec.writer))
@@ -216,7 +219,7 @@ class SQLiteBackend:
 
         def work(c: sqlite3.Connection) -> None:
             if metrics:
-                c.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", metrics)
+                c.execute("INSERT INTO metric_chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (pk, *pack(metrics)))
             if rows:
                 c.executemany("INSERT INTO table_rows VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
             if images:
@@ -239,13 +242,14 @@ class SQLiteBackend:
 
     @hookimpl
     def read(self, experiment: str, run_id: str) -> list[Record] | None:
-        with self._lock:
+        with self._lock, collector_paused():
             row = self._conn.execute(
                 "SELECT pk, run_id, experiment, display_name, parent_id, status, start_time, end_time, error"
                 " FROM runs WHERE run_id = ?", (run_id,)).fetchone()
             if row is None:
                 return None
             pk = row[0]
+            self._notice_upgrade()
             out: list[Record] = [RunInfo(*row[1:])]
             # The hot path of reading a long run: one comprehension, floats passed through as stored.
             new, as_bool, convert = tuple.__new__, (False, True), _metric_value
@@ -257,6 +261,11 @@ class SQLiteBackend:
                     f"{self._writer_column}"
                     " FROM metrics WHERE run = ? ORDER BY rowid", (pk,))
             ])
+            if self._has_chunks:
+                for chunk in self._conn.execute(
+                        "SELECT n, series, which, seqs, vals, steps, times, extra FROM metric_chunks"
+                        " WHERE run = ? ORDER BY rowid", (pk,)):
+                    out.extend(unpack(*chunk))
             for name, seq, cells, time, from_table, description, writer in self._conn.execute(
                     f"SELECT name, seq, cells, time, from_table, description, {self._writer_column} FROM table_rows"
                     " WHERE run = ? ORDER BY rowid", (pk,)):

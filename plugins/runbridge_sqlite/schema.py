@@ -51,6 +51,14 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE table_rows ADD COLUMN writer TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE images ADD COLUMN writer TEXT NOT NULL DEFAULT ''",
     ],
+    [  # 2 -> 3: metric points packed as columns, one row per written batch (see chunks.py);
+        # points of older versions stay in `metrics` and are read from there first
+        """CREATE TABLE metric_chunks (
+            run INTEGER NOT NULL, n INTEGER NOT NULL, series TEXT NOT NULL, which BLOB,
+            seqs BLOB NOT NULL, vals BLOB NOT NULL, steps BLOB NOT NULL, times BLOB NOT NULL,
+            extra TEXT)""",
+        "CREATE INDEX metric_chunks_by_run ON metric_chunks (run)",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

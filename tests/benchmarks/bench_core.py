@@ -3,9 +3,7 @@
     python tests/benchmarks/bench_core.py [--points 1000000]
 
 (a) median cost of one run.log(name, float) call on the front end, vs a bare list.append loop;
-(b) ingest of N scalar points into the SQLite backend incl. the final flush, vs raw
-    sqlite3.executemany of the same rows in one transaction into the same schema;
-(c) get_metrics() of those N points, vs a raw SELECT of the same rows;
+(b), (c) ingest and reads against a plain table: tests/benchmarks/bench_store.py;
 (d) peak memory (RSS) while logging N points, measured in a fresh process;
 (e) mean (not median) cost of run.log over N calls while the writer thread writes the SQLite store,
     vs the mean of the hot path alone (the writer kept idle) and of a bare list.append; the number
@@ -17,10 +15,8 @@ Not a test: machines are noisy, so it prints figures and ratios instead of asser
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -54,48 +50,6 @@ def bench_log_call(calls: int = 200_000, chunk: int = 1000) -> tuple[float, floa
         if len(sink) > 100_000:
             sink.clear()
     return statistics.median(per_call), statistics.median(raw)
-
-
-def bench_ingest_and_read(points: int) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp:
-        spec = f"sqlite:{tmp}/runs.db"
-        run = Experiment(Workspace(backends=[spec]), "bench").start_logging(outputs=None)
-        gc.collect()
-        t = time.perf_counter()
-        for i in range(points):
-            run.log("loss", i * 0.001)
-        run.flush()
-        ingest = time.perf_counter() - t
-        run.complete()
-
-        t = time.perf_counter()
-        values = run.get_metrics()["loss"]
-        read = time.perf_counter() - t
-        assert len(values) == points
-
-        # Raw: the same rows, the same schema, one executemany in one transaction.
-        raw_db = Path(tmp) / "raw.db"
-        conn = sqlite3.connect(raw_db, isolation_level=None)
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("CREATE TABLE metrics (run INTEGER NOT NULL, name TEXT NOT NULL, seq INTEGER NOT NULL, value,"
-                     " vtype INTEGER NOT NULL, step INTEGER, time INTEGER NOT NULL, from_list INTEGER NOT NULL,"
-                     " description TEXT)")
-        conn.execute("CREATE INDEX metrics_by_run ON metrics (run)")
-        t = time.perf_counter()
-        rows = [(1, "loss", i, i * 0.001, 0, None, time.time_ns() // 1000, 0, None) for i in range(points)]
-        conn.execute("BEGIN")
-        conn.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        conn.execute("COMMIT")
-        raw_ingest = time.perf_counter() - t
-        del rows
-        t = time.perf_counter()
-        got = conn.execute("SELECT name, seq, value, vtype, step, time, from_list, description FROM metrics"
-                           " WHERE run = 1 ORDER BY rowid").fetchall()
-        raw_read = time.perf_counter() - t
-        assert len(got) == points
-        conn.close()
-    return {"ingest": ingest, "raw_ingest": raw_ingest, "read": read, "raw_read": raw_read}
 
 
 PEAK_SCRIPT = """
@@ -201,18 +155,11 @@ def main() -> None:
     args = parser.parse_args()
     n = args.points
     call_us, append_us = bench_log_call()
-    io = bench_ingest_and_read(n)
     peak_mb = bench_peak_memory(n)
     mean, idle, slow = (bench_log_mean(n, mode) for mode in ("sqlite", "idle", "slow"))
-    rate, raw_rate = n / io["ingest"], n / io["raw_ingest"]
     rows = [
         ("(a) run.log(name, float), median per call", f"{call_us:.2f} µs", f"list.append {append_us:.2f} µs",
          f"{call_us / append_us:.1f}x the bare append", "≤ 3 µs"),
-        (f"(b) ingest {n:,} points into sqlite (+flush)", f"{io['ingest']:.2f} s ({rate / 1e3:,.0f}k/s)",
-         f"executemany {io['raw_ingest']:.2f} s ({raw_rate / 1e3:,.0f}k/s)", f"{rate / raw_rate:.2f} of raw rate",
-         "≥ 0.5 of raw"),
-        (f"(c) get_metrics() of {n:,} points", f"{io['read']:.2f} s", f"raw SELECT {io['raw_read']:.2f} s",
-         f"{io['read'] / io['raw_read']:.1f}x the raw SELECT", "≤ 1.5 s"),
         (f"(d) peak RSS while logging {n:,} points", f"+{peak_mb:.0f} MB", "", "", "< 100 MB"),
         (f"(e) run.log, mean over {n:,} calls, writer writing sqlite", f"{mean['mean_us']:.2f} µs",
          f"list.append {mean['raw_us']:.2f} µs; hot path alone {idle['mean_us']:.2f} µs",
