@@ -19,7 +19,7 @@ from typing import Iterator
 
 from . import hookspecs
 from .errors import BackendUnavailableError, RunbridgeError
-from .records import Record, RunInfo
+from .records import Record, RunInfo, RunRecords
 
 ENTRY_POINT_GROUP = "runbridge"
 
@@ -204,9 +204,17 @@ class Backend:
             return int(self.pm.hook.reconcile(run=run) or 0)
 
     # -- reads -------------------------------------------------------------------------------
-    def read(self, experiment: str, run_id: str) -> list[Record] | None:
+    def read(self, experiment: str, run_id: str) -> RunRecords | None:
+        """The run as this backend holds it (None if it does not): the `read` hook's list, its
+        leading `RunInfo` checked and named."""
         with self._named("read"):
-            return self.pm.hook.read(experiment=experiment, run_id=run_id)
+            got = self.pm.hook.read(experiment=experiment, run_id=run_id)
+        if got is None:
+            return None
+        if not got or type(got[0]) is not RunInfo:
+            raise RunbridgeError(f"backend {self.spec} returned run {run_id!r} without its RunInfo first "
+                                 "(the read hook's contract)")
+        return RunRecords(got[0], list(got[1:]))
 
     def list_runs(self, experiment: str | None) -> list[RunInfo]:
         with self._named("list_runs"):

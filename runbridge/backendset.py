@@ -85,14 +85,11 @@ class BackendSet:
         """The run's records from the first backend that holds it and answers."""
         if not isinstance(run_id, str) or not run_id:
             raise TypeError(f"run_id must be a non-empty str, got {run_id!r}")
-        records = self.first_answer(lambda backend: backend.read(experiment, run_id), run_id)
-        if records is None:
+        found = self.first_answer(lambda backend: backend.read(experiment, run_id), run_id)
+        if found is None:
             raise RunNotFoundError(f"run_id {run_id!r} is not a run of experiment {experiment!r} in "
                                    f"backends {', '.join(self.specs)}")
-        info = records[0]
-        if type(info) is not RunInfo:
-            raise RunbridgeError(f"a backend of {', '.join(self.specs)} returned records without a RunInfo first")
-        return info, in_logging_order(records)
+        return found.info, in_logging_order(found.all())
 
     def find_run(self, run_id: str) -> RunInfo:
         """A run by its id alone (its experiment found for you), from the first backend that answers."""

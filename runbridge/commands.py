@@ -88,7 +88,8 @@ def runs_command(experiment_arg: str | None, experiment: str | None, limit: int,
         return
     lasts, statuses = [], []
     for info in infos:
-        records = ws.backends[0].read(info.experiment, info.run_id) or [info]
+        found = ws.backends[0].read(info.experiment, info.run_id)
+        records = found.all() if found is not None else [info]
         lasts.append(last_numbers(records))
         statuses.append("Killed?" if presumed_dead(info, records) else info.status)
     counts: dict[str, int] = {}
@@ -139,13 +140,13 @@ def backend_states(ws, info: RunInfo) -> list[tuple[str, str]]:
     errors: dict[int, str] = {}
     for i, backend in enumerate(ws.backends):
         try:
-            records = backend.read(info.experiment, info.run_id)
+            found = backend.read(info.experiment, info.run_id)
         except Exception as exc:  # noqa: BLE001 - a down backend is a state to report
             errors[i] = " ".join(str(exc).split())[:200]
             continue
-        held[i] = records is not None
-        if records is not None:
-            for key, value in shapes.fold_tags(records, include_reserved=True).items():
+        held[i] = found is not None
+        if found is not None:
+            for key, value in shapes.fold_tags(found.records, include_reserved=True).items():
                 if key.startswith(INCOMPLETE_PREFIX):
                     marks[key[len(INCOMPLETE_PREFIX):]] = value or ""
     out = []

@@ -48,7 +48,7 @@ from .holdings import lacking
 from .media import safe_name, sha256_of
 from .migrate_report import (COMPLETE, MIGRATED_TAG, SOURCE_TAG, Difference, MigrationReport, compare,
                              is_bookkeeping)
-from .records import RUNNING, File, Image, Record, RunInfo, Tag, now_us
+from .records import RUNNING, File, Image, Record, RunInfo, RunRecords, Tag, now_us
 from .shapes import fold_tags
 
 #: Records per `write` call, and bytes of files/images fetched per batch.
@@ -207,7 +207,7 @@ def _with_bytes(source: Backend, info: RunInfo, rec: Record, scratch: Path) -> t
     return rec, 0
 
 
-def copy_run(source: Backend, dest: Backend, info: RunInfo, held: Sequence[Record] | None,
+def copy_run(source: Backend, dest: Backend, info: RunInfo, held: RunRecords | None,
              source_key: str | None, progress: Progress | None = None,
              batch_records: int = BATCH_RECORDS, verify: bool = True) -> tuple[int, list[Difference]]:
     """Copy one run (or finish a partial copy `held`); returns (records written, differences).
@@ -215,20 +215,20 @@ def copy_run(source: Backend, dest: Backend, info: RunInfo, held: Sequence[Recor
     `source_key` (the source's canonical spec) goes into the source tag; None is the repair mode
     of `sync`: no source tag and no completion marker.
     """
-    records = source.read(info.experiment, info.run_id)
-    if records is None:
+    found = source.read(info.experiment, info.run_id)
+    if found is None:
         raise RunNotFoundError(f"run {info.run_id!r} vanished from {source.spec}")
-    current = records[0]
-    body = [r for r in records[1:] if not (type(r) is Tag and is_bookkeeping(r.key))]
+    current = found.info
+    body = [r for r in found.records if not (type(r) is Tag and is_bookkeeping(r.key))]
     check_file_names(source, info.run_id, body)
-    todo = lacking(body, held)
+    todo = lacking(body, held.records if held is not None else None)
     if progress:
         progress.add_records(len(todo))
     written = 0
     dest.start_run(current._replace(status=RUNNING, end_time=None, error=None))
-    if source_key is not None and not (held and SOURCE_TAG in fold_tags(held, include_reserved=True)):
+    if source_key is not None and not (held is not None and SOURCE_TAG in fold_tags(held.records, include_reserved=True)):
         # At once, on its own: from now on the run is recognisably ours (a resumable copy).
-        origin = _parse_source(fold_tags(records, include_reserved=True).get(SOURCE_TAG))
+        origin = _parse_source(fold_tags(found.records, include_reserved=True).get(SOURCE_TAG))
         via = [] if origin is None else [origin.get("backend", ""), *origin.get("via", [])]
         tag = json.dumps({"backend": source_key, "run_id": info.run_id, "via": via})
         dest.write(current, [Tag(SOURCE_TAG, tag, now_us())])
@@ -264,7 +264,7 @@ def copy_run(source: Backend, dest: Backend, info: RunInfo, held: Sequence[Recor
         if back is None:
             diffs.append(Difference(info.run_id, "(run)", "the destination does not read the run back"))
         else:
-            diffs = compare(info.run_id, [current, *body], back)
+            diffs = compare(info.run_id, [current, *body], back.all())
     return written, diffs
 
 
@@ -336,7 +336,7 @@ def migrate(src: str | Backend, dst: str | Backend, experiments: Sequence[str] |
 
 
 def _plan(source: Backend, dest: Backend, info: RunInfo, dest_runs: dict[str, RunInfo], src_key: str,
-          dst_key: str) -> tuple[str, str, list[Record] | None]:
+          dst_key: str) -> tuple[str, str, RunRecords | None]:
     """(action, reason, what the destination holds): copy, resume, skip or refuse."""
     if info.run_id not in dest_runs:
         return "copy", "", None
@@ -345,16 +345,16 @@ def _plan(source: Backend, dest: Backend, info: RunInfo, dest_runs: dict[str, Ru
     if held is None:
         return "refuse", (f"a run with this id already exists at the destination in experiment "
                           f"{there.experiment!r}; not overwritten"), None
-    tags = fold_tags(held, include_reserved=True)
+    tags = fold_tags(held.records, include_reserved=True)
     mark = _parse_source(tags.get(SOURCE_TAG))
     if mark is not None and mark.get("backend") == src_key and mark.get("run_id") == info.run_id:
         if tags.get(MIGRATED_TAG) == COMPLETE:
             return "skip", "already present", None
         return "resume", "", held
-    if len(held) == 1:  # created, holding nothing (a copy killed before its first write): finish it
+    if not held.records:  # created, holding nothing (a copy killed before its first write): finish it
         return "resume", "", held
-    records = source.read(info.experiment, info.run_id) or []
-    origin = _parse_source(fold_tags(records, include_reserved=True).get(SOURCE_TAG))
+    found = source.read(info.experiment, info.run_id)
+    origin = _parse_source(fold_tags(found.records if found else [], include_reserved=True).get(SOURCE_TAG))
     if origin is not None and dst_key in [origin.get("backend"), *origin.get("via", [])]:
         return "skip", "already present (it was migrated from the destination)", None
     return "refuse", ("a run with this id already exists at the destination and was not copied there "

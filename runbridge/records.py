@@ -135,6 +135,18 @@ class File(NamedTuple):
 
 
 Record = Union[RunInfo, Metric, Row, Image, Tag, Property, File]
+
+
+class RunRecords(NamedTuple):
+    """What a backend holds of one run, as `Backend.read` gives it: the run's current `RunInfo`
+    and its other records, in write order (per kind at least)."""
+
+    info: RunInfo
+    records: list[Record]
+
+    def all(self) -> list[Record]:
+        """The info first, then the records: the form the `read` hook returns."""
+        return [self.info, *self.records]
 RECORD_TYPES: tuple[type, ...] = (RunInfo, Metric, Row, Image, Tag, Property, File)
 _BY_NAME = {cls.__name__: cls for cls in RECORD_TYPES}
 
@@ -263,7 +275,7 @@ def record_from_json(text: str) -> Record:
 
 
 __all__ = [
-    "Scalar", "RunInfo", "Metric", "Row", "Image", "Tag", "Property", "File", "Record",
+    "Scalar", "RunInfo", "Metric", "Row", "Image", "Tag", "Property", "File", "Record", "RunRecords",
     "RECORD_TYPES", "STREAM_TYPES", "new_writer_id", "record_key", "in_logging_order", "STATUSES", "FINAL_STATUSES", "RUNNING", "COMPLETED", "FAILED", "CANCELED",
     "RESERVED_PREFIX", "now_us", "exactly_equal", "record_to_dict", "record_from_dict", "record_to_json",
     "record_from_json",

@@ -194,7 +194,7 @@ def replay(path: Path, backend: "Backend") -> tuple[int, bool]:
                     backend.start_run(run._replace(status=RUNNING, end_time=None, error=None))
                 # else leave its state alone: another process (the one that owns the run) may
                 # have ended it since, and this process's view of it is older
-                held = Holdings(stored or ())
+                held = Holdings(stored.records if stored is not None else ())
             todo = [r for r in extra if r not in held]
             if todo:
                 backend.write(run, todo)

@@ -92,10 +92,10 @@ def _marked_runs(opened: Sequence[Backend], labels: list[str], run_ids: Sequence
         for info in parents_first(runs):
             if info.run_id in seen or (run_ids and info.run_id not in run_ids):
                 continue
-            records = healthy.read(info.experiment, info.run_id)
-            if records is None:
+            found = healthy.read(info.experiment, info.run_id)
+            if found is None:
                 continue
-            marks = [k for k in fold_tags(records, include_reserved=True) if k.startswith(INCOMPLETE_PREFIX)]
+            marks = [k for k in fold_tags(found.records, include_reserved=True) if k.startswith(INCOMPLETE_PREFIX)]
             if not marks or INCOMPLETE_PREFIX + labels[index] in marks:
                 continue  # complete everywhere, or this copy is itself an incomplete one
             seen.add(info.run_id)
@@ -109,15 +109,16 @@ def _marked_runs(opened: Sequence[Backend], labels: list[str], run_ids: Sequence
 def _still_missing(target: Backend, info: RunInfo, expected: Sequence[Record]) -> int:
     """How many of `expected` (bookkeeping tags aside) `target` does not read back."""
     wanted = [r for r in expected if not (type(r) is Tag and is_bookkeeping(r.key))]
-    return len(lacking(wanted, target.read(info.experiment, info.run_id)))
+    held = target.read(info.experiment, info.run_id)
+    return len(lacking(wanted, held.records if held is not None else None))
 
 
 def _clear_mark(opened: Sequence[Backend], label: str, info: RunInfo) -> None:
     key = INCOMPLETE_PREFIX + label
     for backend in opened:
         try:
-            records = backend.read(info.experiment, info.run_id)
-            if records is not None and key in fold_tags(records, include_reserved=True):
+            found = backend.read(info.experiment, info.run_id)
+            if found is not None and key in fold_tags(found.records, include_reserved=True):
                 backend.write(info, [Tag(key, None, now_us(), True)])
         except RunbridgeError:
             pass
@@ -131,8 +132,8 @@ def _repair_from_healthy(job: _Repair, report: SyncReport, progress: Progress) -
     target.reconcile(info)
     report.records += written
     report.differences.extend(diffs)
-    source = job.healthy.read(info.experiment, info.run_id) or []
-    missing = _still_missing(target, info, source[1:])
+    source = job.healthy.read(info.experiment, info.run_id)
+    missing = _still_missing(target, info, source.records if source is not None else [])
     if missing:
         report.failed.append((info.run_id, str(target.spec), f"{missing} record(s) still missing after the copy"))
         return False

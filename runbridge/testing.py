@@ -204,10 +204,10 @@ class BackendContract:
 
         fresh = Workspace(backends=[backend_spec]).backends[0]
         got = fresh.read(experiment.name, info.run_id)
-        assert got is not None and type(got[0]) is RunInfo
-        assert_same(tuple(got[0]), tuple(ended))
+        assert got is not None
+        assert_same(tuple(got.info), tuple(ended))
         by_kind: dict[type, list] = {}
-        for rec in got[1:]:
+        for rec in got.records:
             by_kind.setdefault(type(rec), []).append(rec)
         for kind in (Metric, Row, Tag, Property):
             assert_same([tuple(r) for r in by_kind.get(kind, [])], [tuple(r) for r in records if type(r) is kind])
@@ -218,7 +218,7 @@ class BackendContract:
         assert (file.name, file.size, file.sha256, file.time) == ("nested/dir/data.bin", 3, records[-1].sha256, t0 + 600)
         for name, content in (("plots/img.png", png), ("nested/dir/data.bin", b"abc")):
             target = tmp_path / "fetched" / name
-            assert fresh.fetch_file(got[0], name, str(target))
+            assert fresh.fetch_file(got.info, name, str(target))
             assert target.read_bytes() == content
 
     def test_two_writers_of_one_run_keep_every_point(self, run: Run, backend_spec: str) -> None:

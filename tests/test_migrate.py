@@ -127,15 +127,15 @@ def test_a_half_written_copy_is_finished_without_duplicates(dst_kind, tmp_path):
     top = make_reference(src, tmp_path)
     expected = snapshot(src, tmp_path)
     source, dest = Workspace(backends=[src]).backends[0], Workspace(backends=[dst]).backends[0]
-    records = source.read(EXPERIMENT, top)
-    info = records[0]
+    found = source.read(EXPERIMENT, top)
+    info, records = found.info, found.records
     dest.start_run(info._replace(status="Running", end_time=None))
     mark = json.dumps({"backend": canonical_spec(src), "run_id": top, "via": []})
-    dest.write(info, [Tag(SOURCE_TAG, mark, 1), *records[1:8]])
+    dest.write(info, [Tag(SOURCE_TAG, mark, 1), *records[:7]])
     report = migrate(src, dst, progress=False)
     assert report.resumed == [top] and report.differences == []
     assert_snapshots_equal(snapshot(dst, tmp_path), expected)
-    held = dest.read(EXPERIMENT, top)
+    held = dest.read(EXPERIMENT, top).records
     assert sum(type(r) is Metric for r in held) == sum(type(r) is Metric for r in records)
     assert [r.value for r in held if type(r) is Tag and r.key == MIGRATED_TAG] == ["complete"]
 
@@ -201,7 +201,7 @@ def test_values_the_destination_cannot_hold_are_reported(tmp_path):
     top = make_reference(src, tmp_path)
     from runbridge.migrate import compare
 
-    records = Workspace(backends=[src]).backends[0].read(EXPERIMENT, top)
+    records = Workspace(backends=[src]).backends[0].read(EXPERIMENT, top).all()
     lossy = [r._replace(value=float(r.value)) if type(r) is Metric and r.name == "count" else r for r in records]
     diffs = compare(top, records, lossy)
     assert [(d.name, d.detail) for d in diffs] == [("count", "1 of 1 values differ (first, #0: 3 reads back as 3.0)")]
@@ -284,7 +284,7 @@ def test_runbridge_migrate_is_callable_from_the_package(tmp_path):
 def test_a_copy_killed_right_after_it_was_created_is_finished(tmp_path):
     src, dst = spec_for("sqlite", tmp_path / "src"), spec_for("sqlite", tmp_path / "dst")
     top = make_reference(src, tmp_path)
-    info = Workspace(backends=[src]).backends[0].read(EXPERIMENT, top)[0]
+    info = Workspace(backends=[src]).backends[0].read(EXPERIMENT, top).info
     Workspace(backends=[dst]).backends[0].start_run(info._replace(status="Running", end_time=None))
     report = migrate(src, dst, progress=False)
     assert top in report.resumed and report.failed == [] and report.differences == []

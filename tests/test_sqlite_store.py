@@ -38,7 +38,7 @@ def test_a_store_written_before_packing_reads_unchanged_and_takes_new_points(tmp
     with sqlite3.connect(db) as conn:  # reading migrated nothing
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
     reader = Workspace(backends=[spec]).backends[0]  # a reader that stays open across the upgrade
-    assert len([r for r in reader.read("exp", "old-run") if type(r) is Metric]) == len(OLD_VALUES)
+    assert len([r for r in reader.read("exp", "old-run").records if type(r) is Metric]) == len(OLD_VALUES)
 
     run = Run(Experiment(Workspace(backends=[spec]), "exp"), "old-run")
     run.log("m", 0.5)
@@ -46,7 +46,7 @@ def test_a_store_written_before_packing_reads_unchanged_and_takes_new_points(tmp
     run.flush()
     again = Run(Experiment(Workspace(backends=[spec]), "exp"), "old-run").get_metrics()["m"]
     assert exactly_equal(again, OLD_VALUES + [0.5, -0.0])
-    seen = [r.value for r in reader.read("exp", "old-run") if type(r) is Metric]
+    seen = [r.value for r in reader.read("exp", "old-run").records if type(r) is Metric]
     assert exactly_equal(seen, OLD_VALUES + [0.5, -0.0])
 
 

@@ -290,7 +290,7 @@ def test_foreign_kinds_runbridge_cannot_hold_are_named_in_a_warning(tmp_path):
     w.close()
     backend = open_backend(f"tensorboard:{tmp_path / 'logs'}")
     with pytest.warns(ForeignRunWarning, match="histograms"):
-        records = backend.read("logs", "h")
+        records = backend.read("logs", "h").records
     assert [r.value for r in records if type(r) is Metric] == [1.0]
 
 
@@ -329,7 +329,7 @@ def _offsets(path: Path) -> list[int]:
 
 
 def _read_values(logdir: Path):
-    records = open_backend(f"tensorboard:{logdir}").read("exp", "damaged")
+    records = open_backend(f"tensorboard:{logdir}").read("exp", "damaged").records
     return [r.value for r in records if type(r) is Metric]
 
 
@@ -387,7 +387,7 @@ def test_intact_files_read_without_warnings(tmp_path, read_chunk):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert len(_read_values(tmp_path)) == 2001
-        records = open_backend(f"tensorboard:{tmp_path}").read("exp", "damaged")
+        records = open_backend(f"tensorboard:{tmp_path}").read("exp", "damaged").records
     assert [r.file_name for r in records if type(r) is Image] == ["big.png"]
 
 
@@ -421,7 +421,8 @@ def test_logged_values_reach_another_reader_while_the_run_is_still_running(tmp_p
     deadline = time.monotonic() + 60
     while not (seen_runbridge and seen_tensorboard) and time.monotonic() < deadline:
         if not seen_runbridge:
-            records = open_backend(f"tensorboard:{logdir}").read("live", run.id) or []
+            found = open_backend(f"tensorboard:{logdir}").read("live", run.id)
+            records = found.records if found is not None else []
             seen_runbridge = any(type(r) is Metric and r.name == "live" and r.value == 0.5 for r in records)
         if not seen_tensorboard and folder.exists():
             seen_tensorboard = "live" in accumulator(folder).Tags()["tensors"]
@@ -452,9 +453,9 @@ def test_second_process_writes_its_own_file_and_reads_merge_in_order(tmp_path):
     backend.pm.hook.write(run=info, records=[Metric("m", 2, 2.0, None, t0 + 4)])
     backend.pm.hook.end_run(run=info._replace(end_time=t0 + 5, status="Completed"), status="Completed")
     assert len(event_files(logdir / "exp" / "shared")) == 2
-    records = open_backend(spec).read("exp", "shared")
-    assert records[0].status == "Completed"
-    assert [(type(r).__name__, getattr(r, "seq", None)) for r in records[1:]] == [
+    found = open_backend(spec).read("exp", "shared")
+    assert found.info.status == "Completed"
+    assert [(type(r).__name__, getattr(r, "seq", None)) for r in found.records] == [
         ("Metric", 0), ("Metric", 1), ("Tag", None), ("Metric", 2)]
 
 
@@ -509,7 +510,7 @@ def test_writing_to_many_runs_keeps_few_files_open(tmp_path, monkeypatch):
     assert sum(1 for w in tb_backend._OPEN.values() if w.handle is not None and str(logdir) in str(w.folder)) <= 4
     fresh = open_backend(f"tensorboard:{logdir}")
     for info in infos:
-        assert [r.value for r in fresh.read("exp", info.run_id) if type(r) is Metric] == [0.0, 1.0, 2.0]
+        assert [r.value for r in fresh.read("exp", info.run_id).records if type(r) is Metric] == [0.0, 1.0, 2.0]
         assert len(event_files(logdir / "exp" / info.run_id)) == 1  # reopened for appending, not a new file
 
 

@@ -47,7 +47,8 @@ def visible_after(tmp: Path, limit: float = 30.0) -> tuple[float, float]:
     seen: dict[str, float] = {}
     while len(seen) < 2 and time.monotonic() - start < limit:
         if "runbridge" not in seen:
-            records = open_backend(spec).read("live", run.id) or []
+            found = open_backend(spec).read("live", run.id)
+            records = found.records if found is not None else []
             if any(type(r) is Metric and r.name == "live" for r in records):
                 seen["runbridge"] = time.monotonic() - start
         if "tensorboard" not in seen:
