@@ -33,7 +33,8 @@ from .records import (COMPLETED, FAILED, FINAL_STATUSES, RESERVED_PREFIX, RUNNIN
 from .values import check_name, check_run_id, check_text, tag_value
 
 #: The kinds of metric a name can hold (one kind per name).
-SCALAR, TABLE, FILE_METRIC = "scalar", "table", "file"
+#: A metric name's kind, after its records' type (`Image`: images and JSON metrics alike).
+SCALAR, TABLE, IMAGE = "scalar", "table", "image"
 #: Reserved tag holding the kind of run (interactive, script, child), for get_runs(type=...).
 TYPE_TAG = RESERVED_PREFIX + "type"
 
@@ -185,7 +186,7 @@ class RunCore:
                 state = self.names.get(name)
                 if state is None:
                     state = self.names[name] = NameState(
-                        TABLE if kind is Row else FILE_METRIC if kind is Image else SCALAR)
+                        TABLE if kind is Row else IMAGE if kind is Image else SCALAR)
                 if rec.writer == self.writer:
                     state.next_seq = max(state.next_seq, rec.seq + 1)
                 if kind is Row and state.columns is None:
@@ -269,7 +270,7 @@ class RunCore:
         """Write an image or JSON metric under `name`, its file renamed if the name is taken."""
         self.check_open()
         file_name = self._unique_file_name(file_name)
-        seq = self.claim(name, FILE_METRIC)
+        seq = self.claim(name, IMAGE)
         self.file_names.add(file_name)
         self.emit([Image(name, seq, file_name, media_type, now_us(), step, data, description, self.writer)])
 
