@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from markdown_table import print_table
+
 from runbridge import Experiment, Workspace
 
 
@@ -171,13 +173,7 @@ def main() -> None:
         (f"(f) same with a 2nd backend blocking 50 ms per write", f"{slow['mean_us']:.2f} µs, longest "
          f"{slow['longest_ms']:.1f} ms", "", f"{slow['mean_us'] / mean['mean_us']:.1f}x (e)", "longest < 1 s"),
     ]
-    headers = ("measure", "runbridge", "raw library", "ratio", "target")
-    widths = [max(len(str(r[i])) for r in (headers, *rows)) for i in range(5)]
-    line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |"
-    print(line(headers))
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for r in rows:
-        print(line(r))
+    print_table(("measure", "runbridge", "raw library", "ratio", "target"), rows)
 
 
 if __name__ == "__main__":

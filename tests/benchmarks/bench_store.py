@@ -27,6 +27,7 @@ from pathlib import Path
 
 from runbridge import Experiment, Run, Workspace
 from runbridge.records import Metric, RunInfo, now_us
+from markdown_table import print_table
 
 BATCH = 10_000
 
@@ -131,13 +132,7 @@ def main() -> None:
         (f"(d) get_metrics_frame() of {n:,} points", cell(m["frame"]), "read_sql " + cell(m["raw_frame"]),
          ratio(m["raw_frame"], m["frame"], "raw speed"), ""),
     ]
-    headers = ("measure", "runbridge", "plain table", "ratio", "target")
-    widths = [max(len(str(r[i])) for r in (headers, *rows)) for i in range(5)]
-    line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |"
-    print(line(headers))
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for r in rows:
-        print(line(r))
+    print_table(("measure", "runbridge", "plain table", "ratio", "target"), rows)
 
 
 if __name__ == "__main__":
