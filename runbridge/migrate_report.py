@@ -40,7 +40,7 @@ class Difference:
 
 @dataclass
 class MigrationReport:
-    """What a migration (or sync) did. `ok` is False when any run failed."""
+    """What a migration did. `ok` is False when any run failed (`runbridge.sync` has its own report)."""
 
     source: str
     destination: str

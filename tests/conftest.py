@@ -3,7 +3,7 @@
 import pytest
 
 import mlflow_fixtures
-from mlflow_fixtures import mlflow_server, mlflow_sqlite  # noqa: F401  (one real `mlflow server` per session)
+from mlflow_fixtures import fast_mlflow_http, mlflow_server, mlflow_sqlite  # noqa: F401  (fixtures: one real `mlflow server` per session)
 from postgres_fixtures import mlflow_postgres_server, postgres  # noqa: F401  (one PostgreSQL + its server)
 
 

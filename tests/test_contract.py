@@ -5,7 +5,7 @@ One class per backend configuration; the tests are the same for all of them.
 
 import pytest
 
-from mlflow_fixtures import FAST_HTTP_ENV, mlflow_sqlite_uri
+from mlflow_fixtures import mlflow_sqlite_uri
 from runbridge.testing import BackendContract
 
 
@@ -34,9 +34,7 @@ class TestMlflowSQLiteBackend(BackendContract):
 @pytest.mark.slow
 class TestMlflowServerBackend(BackendContract):
     @pytest.fixture
-    def backend_spec(self, mlflow_server, monkeypatch):
-        for key, value in FAST_HTTP_ENV.items():
-            monkeypatch.setenv(key, value)
+    def backend_spec(self, mlflow_server, fast_mlflow_http):
         return f"mlflow:{mlflow_server.url}"
 
 
@@ -45,9 +43,7 @@ class TestMlflowPostgresServerBackend(BackendContract):
     """The shared tracker of a team: an `mlflow server` with PostgreSQL behind it."""
 
     @pytest.fixture
-    def backend_spec(self, mlflow_postgres_server, monkeypatch):
-        for key, value in FAST_HTTP_ENV.items():
-            monkeypatch.setenv(key, value)
+    def backend_spec(self, mlflow_postgres_server, fast_mlflow_http):
         return f"mlflow:{mlflow_postgres_server.url}"
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_fixtures import FAST_HTTP_ENV, MlflowServer, fast_mlflow_http, free_port  # noqa: F401 - a fixture
+from mlflow_fixtures import FAST_HTTP_ENV, MlflowServer, free_port
 from runbridge import BackendFailedWarning, Experiment, Run, Workspace
 from runbridge.fanout import INCOMPLETE_PREFIX
 from runbridge.sync import sync

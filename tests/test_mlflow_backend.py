@@ -38,11 +38,9 @@ def sqlite_uri(tmp_path) -> str:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("server", marks=pytest.mark.slow), "file"])
-def tracking_uri(request, tmp_path, monkeypatch) -> str:
+def tracking_uri(request, tmp_path, fast_mlflow_http, monkeypatch) -> str:
     """A tracking URI for the SQLite store, a real tracking server and the file store."""
     if request.param == "server":
-        for key, value in FAST_HTTP_ENV.items():
-            monkeypatch.setenv(key, value)
         return request.getfixturevalue("mlflow_server").url
     if request.param == "file":
         monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
@@ -425,9 +423,7 @@ def test_big_writes_are_batched_and_each_flush_adds_one_chunk(sqlite_uri: str) -
 
 # -- portal url ----------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_portal_url_opens_the_mlflow_ui(mlflow_server, monkeypatch) -> None:
-    for key, value in FAST_HTTP_ENV.items():
-        monkeypatch.setenv(key, value)
+def test_portal_url_opens_the_mlflow_ui(mlflow_server, fast_mlflow_http) -> None:
     name = unique("url")
     run = experiment_for(mlflow_server.url, name).start_logging(outputs=None)
     run.complete()

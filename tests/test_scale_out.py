@@ -111,9 +111,7 @@ def assert_every_point_once(spec: str, uri: str, job: Run) -> None:
 
 
 @pytest.mark.slow
-def test_eight_nodes_log_every_point_exactly_once(tmp_path, mlflow_postgres_server, monkeypatch):
-    for key, value in FAST_HTTP_ENV.items():
-        monkeypatch.setenv(key, value)
+def test_eight_nodes_log_every_point_exactly_once(tmp_path, mlflow_postgres_server, fast_mlflow_http):
     spec = f"mlflow:{mlflow_postgres_server.url}"
     job, nodes = start_nodes(tmp_path, spec)
     wait_ranks(nodes)
@@ -134,9 +132,7 @@ def _wait_for(barrier: Path, name: str, nodes: list[subprocess.Popen]) -> None:
 
 
 @pytest.mark.slow
-def test_nodes_logging_across_a_server_restart_lose_nothing_after_sync(tmp_path, postgres, monkeypatch):
-    for key, value in FAST_HTTP_ENV.items():
-        monkeypatch.setenv(key, value)
+def test_nodes_logging_across_a_server_restart_lose_nothing_after_sync(tmp_path, postgres, fast_mlflow_http, monkeypatch):
     monkeypatch.setenv("RUNBRIDGE_MLFLOW_PROBE_INTERVAL", FAST_PROBE_INTERVAL)
     # a server of this test's own (stopped half way), on a database of the session's PostgreSQL
     server = MlflowServer(tmp_path / "server", backend_store_uri=postgres.new_database("restart"))
@@ -176,9 +172,7 @@ def test_nodes_logging_across_a_server_restart_lose_nothing_after_sync(tmp_path,
 
 # --- moving a team's history in: one migration per source machine, all at once ---------------------
 @pytest.mark.slow
-def test_migrations_from_several_machines_at_once_copy_everything_once(tmp_path, mlflow_postgres_server, monkeypatch):
-    for key, value in FAST_HTTP_ENV.items():
-        monkeypatch.setenv(key, value)
+def test_migrations_from_several_machines_at_once_copy_everything_once(tmp_path, mlflow_postgres_server, fast_mlflow_http):
     dst = f"mlflow:{mlflow_postgres_server.url}"
     experiment = "team-history"
     # three machines' stores, one experiment: two built-in SQLite stores and a TensorBoard folder

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_fixtures import FAST_HTTP_ENV, MlflowServer
+from mlflow_fixtures import MlflowServer
 from rank_helpers import native_history, start_ranks, wait_ranks
 from runbridge import BackendFailedWarning, Experiment, Run, Workspace
 
@@ -55,10 +55,8 @@ def assert_every_point_arrived(spec: str, experiment: str, run_id: str) -> None:
 
 
 @pytest.mark.slow
-def test_ranks_logging_identical_points_at_the_same_instants_lose_nothing(tmp_path, mlflow_server, monkeypatch):
+def test_ranks_logging_identical_points_at_the_same_instants_lose_nothing(tmp_path, mlflow_server, fast_mlflow_http):
     specs = [f"sqlite:{tmp_path / 'runs.db'}", f"tensorboard:{tmp_path / 'tb'}", f"mlflow:{mlflow_server.url}"]
-    for key, value in FAST_HTTP_ENV.items():
-        monkeypatch.setenv(key, value)
     run = Experiment(Workspace(backends=specs), "ddp-same-instants").start_logging(outputs=None)
     run_ranks(tmp_path, run)
     run.complete()
@@ -70,11 +68,9 @@ def test_ranks_logging_identical_points_at_the_same_instants_lose_nothing(tmp_pa
 
 
 @pytest.mark.slow
-def test_ranks_logging_while_mlflow_is_down_are_all_repaired_by_sync(tmp_path, monkeypatch):
+def test_ranks_logging_while_mlflow_is_down_are_all_repaired_by_sync(tmp_path, fast_mlflow_http):
     server = MlflowServer(tmp_path / "server")  # its port is chosen, nothing listens there yet
     specs = [f"sqlite:{tmp_path / 'runs.db'}", f"mlflow:{server.url}"]
-    for key, value in FAST_HTTP_ENV.items():
-        monkeypatch.setenv(key, value)
     with pytest.warns(BackendFailedWarning, match="disabled"):
         run = Experiment(Workspace(backends=specs), "ddp-down").start_logging(outputs=None)
     run_ranks(tmp_path, run)
