@@ -19,7 +19,7 @@ from typing import Iterator
 
 from . import hookspecs
 from .errors import BackendUnavailableError, RunbridgeError
-from .records import Record, RunInfo, RunRecords
+from .records import Record, RunColumns, RunInfo, RunRecords, RunSummary
 
 ENTRY_POINT_GROUP = "runbridge"
 
@@ -215,6 +215,33 @@ class Backend:
             raise RunbridgeError(f"backend {self.spec} returned run {run_id!r} without its RunInfo first "
                                  "(the read hook's contract)")
         return RunRecords(got[0], list(got[1:]))
+
+    def implements(self, hook: str) -> bool:
+        """Whether the backend implements the (optional) hook named `hook`."""
+        return bool(getattr(self.pm.hook, hook).get_hookimpls())
+
+    def read_info(self, experiment: str, run_id: str) -> RunInfo | None:
+        """The run's current `RunInfo` (None if not held): the `read_info` hook, else `read`'s."""
+        if not self.implements("read_info"):
+            found = self.read(experiment, run_id)
+            return None if found is None else found.info
+        with self._named("read_info"):
+            info = self.pm.hook.read_info(experiment=experiment, run_id=run_id)
+        if info is not None and type(info) is not RunInfo:
+            raise RunbridgeError(f"backend {self.spec} answered read_info with a {type(info).__name__}, not a RunInfo")
+        return info
+
+    def read_metrics(self, experiment: str, run_id: str, name: str | None) -> RunColumns | None:
+        """The run's metrics as columns (`read_metrics` hook); None if not held. Only for a
+        backend that `implements("read_metrics")`: the others are read with `read`."""
+        with self._named("read_metrics"):
+            return self.pm.hook.read_metrics(experiment=experiment, run_id=run_id, name=name)
+
+    def summarize_runs(self, experiment: str | None) -> list[RunSummary] | None:
+        """The run list with each run's numbers and tags (`summarize_runs` hook); None when the
+        backend does not implement it (the caller reads each run)."""
+        with self._named("summarize_runs"):
+            return self.pm.hook.summarize_runs(experiment=experiment)
 
     def list_runs(self, experiment: str | None) -> list[RunInfo]:
         with self._named("list_runs"):

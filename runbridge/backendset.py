@@ -14,7 +14,8 @@ from .backends import Backend, open_backend
 from .config import resolve_backends
 from .errors import RunNotFoundError, RunbridgeError, StoreNotFoundError
 from .fanout import FanOut
-from .records import Record, RunInfo, in_logging_order
+from . import shapes
+from .records import Record, RunColumns, RunInfo, RunSummary, in_logging_order
 
 T = TypeVar("T")
 S = TypeVar("S", bound="BackendSet")
@@ -87,9 +88,52 @@ class BackendSet:
             raise TypeError(f"run_id must be a non-empty str, got {run_id!r}")
         found = self.first_answer(lambda backend: backend.read(experiment, run_id), run_id)
         if found is None:
-            raise RunNotFoundError(f"run_id {run_id!r} is not a run of experiment {experiment!r} in "
-                                   f"backends {', '.join(self.specs)}")
+            raise self._not_found(experiment, run_id)
         return found.info, in_logging_order(found.all())
+
+    def _not_found(self, experiment: str, run_id: str) -> RunNotFoundError:
+        return RunNotFoundError(f"run_id {run_id!r} is not a run of experiment {experiment!r} in "
+                                f"backends {', '.join(self.specs)}")
+
+    def read_info(self, experiment: str, run_id: str) -> RunInfo:
+        """The run's current `RunInfo` from the first backend that holds it, without its records."""
+        if not isinstance(run_id, str) or not run_id:
+            raise TypeError(f"run_id must be a non-empty str, got {run_id!r}")
+        info = self.first_answer(lambda backend: backend.read_info(experiment, run_id), run_id)
+        if info is None:
+            raise self._not_found(experiment, run_id)
+        return info
+
+    def read_metrics(self, experiment: str, run_id: str, name: str | None) -> RunColumns | None:
+        """The run's metrics as columns from the first backend that holds it, or None when that
+        backend reads only whole runs (use `read_run`)."""
+        def call(backend: Backend) -> RunColumns | bool | None:
+            return backend.read_metrics(experiment, run_id, name) if backend.implements("read_metrics") else False
+
+        found = self.first_answer(call, run_id)
+        if found is None:
+            raise self._not_found(experiment, run_id)
+        return found or None
+
+    def summaries(self, experiment: str | None, include_children: bool = True,
+                  missing_ok: bool = True) -> list[RunSummary]:
+        """One `RunSummary` per run held for `experiment` (all if None), newest first: the first
+        backend's `summarize_runs`, else computed from one `read` per run. A store nothing has
+        written to yet holds none (`missing_ok`) or raises `StoreNotFoundError`."""
+        try:
+            found = self.backends[0].summarize_runs(experiment)
+            if found is None:
+                found = []
+                for info in self.list_runs(experiment):
+                    if include_children or not info.parent_id:
+                        got = self.backends[0].read(info.experiment, info.run_id)
+                        records = in_logging_order(got.all()) if got is not None else [info]
+                        found.append(shapes.summarize(records))
+        except StoreNotFoundError:
+            if not missing_ok:
+                raise
+            return []
+        return [s for s in found if include_children or not s.info.parent_id]
 
     def find_run(self, run_id: str) -> RunInfo:
         """A run by its id alone (its experiment found for you), from the first backend that answers."""

@@ -12,7 +12,6 @@ import click
 
 from .config import split_specs
 from .errors import RunbridgeError
-from .records import Metric, Record
 from .run import Workspace
 
 
@@ -72,12 +71,3 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     return "\n".join(lines)
-
-
-def last_numbers(records: Sequence[Record]) -> dict[str, Any]:
-    """The last value of each numeric scalar metric."""
-    out: dict[str, Any] = {}
-    for rec in records:
-        if type(rec) is Metric and type(rec.value) in (int, float):
-            out[rec.name] = rec.value
-    return out

@@ -18,11 +18,11 @@ import click
 
 from . import shapes
 from .backends import describe_installed
-from .cliutil import backend_option, fmt, last_numbers, one_line_errors, open_workspace, specs_of, table
+from .cliutil import backend_option, fmt, one_line_errors, open_workspace, specs_of, table
 from .config import resolve_backends
 from .fanout import INCOMPLETE_PREFIX, incomplete_labels
-from .liveness import presumed_dead
-from .records import File, Image, Metric, Record, Row, RunInfo
+from .liveness import HEARTBEAT_TAG, presumed_dead
+from .records import File, Image, Metric, Record, Row, RunInfo, Tag
 from .run import Experiment, Run
 from .spool import files_for
 from .timefmt import duration, short_utc
@@ -82,16 +82,15 @@ def runs_command(experiment_arg: str | None, experiment: str | None, limit: int,
     if name is not None and name not in ws.backends[0].list_experiments():
         raise click.ClickException(f"no experiment {name!r} in {ws.specs[0]} "
                                    f"(experiments: {', '.join(sorted(ws.backends[0].list_experiments())) or 'none'})")
-    infos = ws.list_runs(name)[:max(limit, 0)]
-    if not infos:
+    summaries = ws.summaries(name, missing_ok=False)[:max(limit, 0)]
+    if not summaries:
         click.echo(f"No runs in {ws.specs[0]}" + (f" for experiment {name!r}" if name else "") + ".")
         return
-    lasts, statuses = [], []
-    for info in infos:
-        found = ws.backends[0].read(info.experiment, info.run_id)
-        records = found.all() if found is not None else [info]
-        lasts.append(last_numbers(records))
-        statuses.append("Killed?" if presumed_dead(info, records) else info.status)
+    infos = [s.info for s in summaries]
+    lasts = [{metric: trio[0] for metric, trio in s.metrics.items()} for s in summaries]
+    statuses = ["Killed?" if presumed_dead(s.info, [Tag(HEARTBEAT_TAG, s.tags[HEARTBEAT_TAG], 0)]
+                                           if HEARTBEAT_TAG in s.tags else []) else s.info.status
+                for s in summaries]
     counts: dict[str, int] = {}
     for last in lasts:
         for key in last:

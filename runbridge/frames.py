@@ -6,10 +6,12 @@ import math
 from operator import itemgetter
 from typing import Any, Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from . import shapes
-from .records import Image, Metric, Record, Row
+from .columns import columns_to_records, simple
+from .records import RESERVED_PREFIX, Image, Metric, Record, Row, RunColumns, RunSummary
 
 
 def _utc(us: int | None) -> Any:
@@ -98,24 +100,55 @@ def metrics_frame(records: Iterable[Record], name: str | None = None) -> pd.Data
     return pd.DataFrame(data, columns=list(data))
 
 
-def runs_frame(runs: Sequence[Sequence[Record]]) -> pd.DataFrame:
-    """One row per run: ids, status, times, tags, last/min/max of every numeric metric."""
-    out = []
-    for records in runs:
-        info = shapes.run_info(records)
-        row: dict[str, Any] = {"run_id": info.run_id, "display_name": info.display_name or info.run_id,
-                               "parent_id": info.parent_id, "status": info.status,
-                               "start_time": _utc(info.start_time), "end_time": _utc(info.end_time)}
-        series: dict[str, list[float]] = {}
-        for rec in records:
-            if type(rec) is Metric and type(rec.value) in (int, float) and not (
-                    isinstance(rec.value, float) and math.isnan(rec.value)):
-                series.setdefault(rec.name, []).append(rec.value)
-        for metric, values in series.items():
-            row[f"{metric}.last"] = values[-1]
-            row[f"{metric}.min"] = min(values)
-            row[f"{metric}.max"] = max(values)
-        for key, value in shapes.fold_tags(records).items():
-            row[f"tags.{key}"] = value
-        out.append(row)
-    return pd.DataFrame(out)
+def columns_frame(columns: RunColumns) -> pd.DataFrame:
+    """`metrics_frame` of a run read as columns (`read_metrics`): scalars from one writer (the
+    long runs) straight from the arrays, no Python object or Timestamp per point; anything else
+    through the records."""
+    if not simple(columns):
+        return metrics_frame(columns_to_records(columns))
+    m = columns.metrics
+    n = len(m.name)
+    if not n:
+        return pd.DataFrame([], columns=METRIC_COLUMNS)
+    names = m.name if type(m.name) is list else list(m.name)
+    writers = m.writer if type(m.writer) is list else list(m.writer)
+    kinds = list(map(_KIND_OF.__getitem__, m.from_list)) if any(m.from_list) else ["scalar"] * n
+    steps = m.step if type(m.step) is list else np.asarray(m.step, dtype=np.int64)
+    data: dict[str, Any] = {
+        "name": names, "seq": np.asarray(m.seq, dtype=np.int64), "writer": writers, "step": steps,
+        "timestamp": pd.to_datetime(np.asarray(m.time, dtype=np.int64), unit="us", utc=True),
+        "kind": kinds, "value": pd.array(m.value if type(m.value) is list else list(m.value), dtype=object)}
+    return pd.DataFrame(data, columns=METRIC_COLUMNS)
+
+
+#: The columns of `runs_frame` before the metric and tag columns.
+RUN_COLUMNS = ["run_id", "display_name", "parent_id", "status", "start_time", "end_time"]
+
+
+def runs_frame(runs: Sequence[RunSummary]) -> pd.DataFrame:
+    """One row per run: ids, status, times, tags, last/min/max of every numeric metric.
+    Built column by column (times converted in one call): 10,000 runs in a fraction of a second."""
+    if not runs:
+        return pd.DataFrame([])
+    infos = [s.info for s in runs]
+    data: dict[str, Any] = {
+        "run_id": [i.run_id for i in infos], "display_name": [i.display_name or i.run_id for i in infos],
+        "parent_id": [i.parent_id for i in infos], "status": [i.status for i in infos],
+        "start_time": _utc_column([i.start_time for i in infos]), "end_time": _utc_column([i.end_time for i in infos])}
+    n = len(runs)
+    cells: dict[str, list[Any]] = {}  # in order of first appearance, as rows of dicts would give
+    for at, summary in enumerate(runs):
+        for metric, trio in summary.metrics.items():
+            for suffix, value in zip((".last", ".min", ".max"), trio):
+                cells.setdefault(metric + suffix, [math.nan] * n)[at] = value
+        for key, value in summary.tags.items():
+            if not key.startswith(RESERVED_PREFIX):
+                cells.setdefault("tags." + key, [math.nan] * n)[at] = value
+    for column, values in cells.items():
+        data.setdefault(column, values)
+    return pd.DataFrame(data, columns=list(data))
+
+
+def _utc_column(us: list[int | None]) -> Any:
+    """Microsecond times (None: missing) as one UTC datetime column, converted in one call."""
+    return pd.to_datetime(pd.array(us, dtype="Int64"), unit="us", utc=True)

@@ -9,11 +9,12 @@ pluggy passes arguments by name, and an implementation may accept fewer argument
 value is never passed: do not give hook arguments defaults.
 
 Required hooks: start_run, write, end_run, read. Optional: list_runs, list_experiments,
-run_url, fetch_file, reconcile, store_location. `runbridge.testing.BackendContract` checks a backend
+run_url, fetch_file, reconcile, store_location, and the fast reads read_info, read_metrics and
+summarize_runs (without them the core derives their answers from `read` and `list_runs`). `runbridge.testing.BackendContract` checks a backend
 against all of it.
 
 Stores are created by writes only. The constructor must not create anything; the read hooks
-(read, list_runs, list_experiments, run_url, fetch_file) raise `runbridge.errors.StoreNotFoundError`
+(read, read_info, read_metrics, summarize_runs, list_runs, list_experiments, run_url, fetch_file) raise `runbridge.errors.StoreNotFoundError`
 naming the location when no store exists there, and must work on a store the user cannot
 write. Every path built from a run file name, including names read back from a store, goes
 through `runbridge.media.safe_join`.
@@ -25,7 +26,7 @@ from typing import NamedTuple, Sequence
 
 import pluggy
 
-from .records import Record, RunInfo
+from .records import Record, RunColumns, RunInfo, RunSummary
 
 PROJECT = "runbridge"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -85,6 +86,30 @@ def read(experiment: str, run_id: str) -> list[Record] | None:
     tools wrote (plain MLflow runs, TensorBoard event folders) are read as well as the backend
     can.
     """
+
+
+@hookspec(firstresult=True)
+def read_info(experiment: str, run_id: str) -> RunInfo | None:
+    """The run's current `RunInfo` (what `read` gives first), without reading its records; None
+    if not held. Opening a run by id (`Run(experiment, run_id)`) asks only this."""
+
+
+@hookspec(firstresult=True)
+def read_metrics(experiment: str, run_id: str, name: str | None) -> RunColumns | None:
+    """The run's metric records (only those of metric `name`, if not None) as `RunColumns`: every
+    `Metric` as columns (`MetricColumns`, write order), `Row` and `Image` records as records;
+    None if the run is not held. The same points, values and order as `read` gives (the contract
+    suite compares them); descriptions may be left out. `get_metrics` and `get_metrics_frame` use
+    it to read a long run without a Python object per point."""
+
+
+@hookspec(firstresult=True)
+def summarize_runs(experiment: str | None) -> list[RunSummary] | None:
+    """One `RunSummary` per run of `experiment` (all if None), in `list_runs` order: its info,
+    tags, properties and the ``(last, min, max)`` of each numeric metric, as `shapes.summarize`
+    would compute them from `read` (the contract suite compares them). The run list
+    (`get_runs_frame`, `runbridge runs`, `get_runs` with filters) uses it instead of one `read`
+    per run. None: not implemented here (the core reads every run)."""
 
 
 @hookspec(firstresult=True)

@@ -19,9 +19,11 @@ writer, then seq (`in_logging_order`).
 from __future__ import annotations
 
 import base64
+import gc
 import json
 import math
-from typing import Any, NamedTuple, Union
+from contextlib import contextmanager
+from typing import Any, Iterator, NamedTuple, Sequence, Union
 
 #: Scalar values a metric or table cell may hold, after the front end's conversion.
 Scalar = Union[int, float, bool, str, None]
@@ -147,6 +149,58 @@ class RunRecords(NamedTuple):
     def all(self) -> list[Record]:
         """The info first, then the records: the form the `read` hook returns."""
         return [self.info, *self.records]
+
+
+class MetricColumns(NamedTuple):
+    """Scalar metric points (`Metric` records) as columns, for reads of long runs: point i is
+    ``(name[i], seq[i], value[i], step[i], time[i], from_list[i], writer[i])``, in write order.
+
+    Any sequence will do (lists, ``array.array`` of ints); `value` and `step` hold exact Python
+    values (ints stay ints, None steps are None). No Python object per point is needed beyond
+    the values themselves, and no description (the views built from columns do not show it)."""
+
+    name: Sequence[str]
+    seq: Sequence[int]
+    value: Sequence[Scalar]
+    step: Sequence[int | None]
+    time: Sequence[int]
+    from_list: Sequence[bool]
+    writer: Sequence[str]
+
+
+class RunColumns(NamedTuple):
+    """What the `read_metrics` hook gives: a run's scalar points as columns, and its other
+    metric records (`Row`, `Image`) as records, each part in write order."""
+
+    metrics: MetricColumns
+    records: list[Record]
+
+
+class RunSummary(NamedTuple):
+    """One run of a run list (`summarize_runs`): its info, current tags (reserved ones included),
+    properties (reserved ones left out), and ``(last, min, max)`` of each metric's int and float
+    values (NaN and bools left out; last in logging order)."""
+
+    info: RunInfo
+    tags: dict[str, str | None]
+    properties: dict[str, str | None]
+    metrics: dict[str, tuple[Any, Any, Any]]
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a long run's values are built: a million
+    acyclic objects would otherwise be traversed again and again by collections that can free
+    none of them (several times the cost of building them). Restores the previous state."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 RECORD_TYPES: tuple[type, ...] = (RunInfo, Metric, Row, Image, Tag, Property, File)
 _BY_NAME = {cls.__name__: cls for cls in RECORD_TYPES}
 
@@ -276,6 +330,7 @@ def record_from_json(text: str) -> Record:
 
 __all__ = [
     "Scalar", "RunInfo", "Metric", "Row", "Image", "Tag", "Property", "File", "Record", "RunRecords",
+    "MetricColumns", "RunColumns", "RunSummary", "collector_paused",
     "RECORD_TYPES", "STREAM_TYPES", "new_writer_id", "record_key", "in_logging_order", "STATUSES", "FINAL_STATUSES", "RUNNING", "COMPLETED", "FAILED", "CANCELED",
     "RESERVED_PREFIX", "now_us", "exactly_equal", "record_to_dict", "record_from_dict", "record_to_json",
     "record_from_json",

@@ -291,27 +291,27 @@ class Experiment:
 
     def get_runs(self, type: str | None = None, tags: Any = None, properties: Any = None,
                  include_children: bool = False) -> Iterator[Run]:
-        """The experiment's runs, newest first; `tags`/`properties` filter by "key" or {"key": value}."""
-        for info in self.workspace.runs_held(self.name):
+        """The experiment's runs, newest first; `tags`/`properties` filter by "key" or {"key": value}.
+        Each run is opened from its header alone (its records are read when first needed)."""
+        if type is None and tags is None and properties is None:
+            runs = self.workspace.runs_held(self.name)
+        else:
+            runs = []
+            for summary in self.workspace.summaries(self.name):
+                if type is not None and summary.tags.get(TYPE_TAG) != type:
+                    continue
+                if _matches(summary.tags, tags) and _matches(summary.properties, properties):
+                    runs.append(summary.info)
+        for info in runs:
             if info.parent_id and not include_children:
                 continue
-            _, records = self.workspace.read_run(self.name, info.run_id)
-            if type is not None or tags is not None or properties is not None:
-                all_tags = shapes.fold_tags(records, include_reserved=True)
-                if type is not None and all_tags.get(TYPE_TAG) != type:
-                    continue
-                if not _matches(all_tags, tags) or not _matches(shapes.fold_properties(records), properties):
-                    continue
-            yield Run.from_core(self, RunCore.from_records(self.workspace, records))
+            yield Run.from_core(self, RunCore(self.workspace, info))
 
     def get_runs_frame(self, include_children: bool = True) -> "pandas.DataFrame":
         """One row per run: status, times, tags, and last/min/max of each numeric metric."""
         from .frames import runs_frame  # pandas, loaded on first use
 
-        runs = [self.workspace.read_run(self.name, info.run_id)[1]
-                for info in self.workspace.runs_held(self.name)
-                if include_children or not info.parent_id]
-        return runs_frame(runs)
+        return runs_frame(self.workspace.summaries(self.name, include_children))
 
 
 def _matches(values: dict[str, Any], wanted: Any) -> bool:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from . import shapes
 from .buffer import WriteBuffer
+from .columns import fold_columns
 from .media import image_from_path, image_from_plot, is_plot, safe_name
 from .records import RUNNING, Row, now_us
 from .runcore import SCALAR, TABLE, NameState, RunCore
@@ -177,6 +178,9 @@ class RunMetrics:
                 if metrics:
                     out[run.id] = metrics
             return out
+        columns = self._core.read_metrics(name)
+        if columns is not None:
+            return fold_columns(self._core.id, columns)
         folded = shapes.fold(self._core.read_records())
         if name is not None:
             return {name: folded[name]} if name in folded else {}
@@ -184,6 +188,9 @@ class RunMetrics:
 
     def get_metrics_frame(self, name: str | None = None) -> "pandas.DataFrame":
         """A lossless DataFrame: one row per logged value (name, step, timestamp, value, columns)."""
-        from .frames import metrics_frame
+        from .frames import columns_frame, metrics_frame
 
+        columns = self._core.read_metrics(name)
+        if columns is not None:
+            return columns_frame(columns)
         return metrics_frame(self._core.read_records(), name)

@@ -29,7 +29,7 @@ from .buffer import WriteBuffer, track_unended, unended, untrack
 from .errors import FileExistsInRunError, PropertyChangeError, RunEndedError
 from .media import folder_files, read_stream, safe_name, sha256_of
 from .records import (COMPLETED, FAILED, FINAL_STATUSES, RESERVED_PREFIX, RUNNING, File, Image, Property,
-                      Record, Row, RunInfo, Tag, new_writer_id, now_us)
+                      Record, Row, RunColumns, RunInfo, Tag, new_writer_id, now_us)
 from .values import check_name, check_run_id, check_text, tag_value
 
 #: The kinds of metric a name can hold (one kind per name).
@@ -145,16 +145,9 @@ class RunCore:
 
     @classmethod
     def fetch(cls, store: BackendSet, experiment: str, run_id: str) -> "RunCore":
-        """An existing run, read from the first backend that holds it."""
-        _, records = store.read_run(experiment, run_id)
-        return cls.from_records(store, records)
-
-    @classmethod
-    def from_records(cls, store: BackendSet, records: Sequence[Record]) -> "RunCore":
-        """An existing run built from its records, already read (a RunInfo first)."""
-        core = cls(store, records[0])
-        core.absorb(records)
-        return core
+        """An existing run, its header read from the first backend that holds it (its records are
+        read when first needed)."""
+        return cls(store, store.read_info(experiment, run_id))
 
     def own(self, policy: ExitPolicy) -> None:
         """This process answers for the run: the exit hook applies `policy` if it is still running."""
@@ -315,13 +308,14 @@ class RunCore:
         _, records = self.store.read_run(self.info.experiment, self.id)
         return records
 
+    def read_metrics(self, name: str | None) -> RunColumns | None:
+        """The run's metrics as columns (after a flush); None when its backend reads whole runs."""
+        self.flush()
+        return self.store.read_metrics(self.info.experiment, self.id, name)
+
     def current_info(self) -> RunInfo:
         """The run's lifecycle as the backends hold it now (another process may have ended it)."""
-        for info in self.store.list_runs(self.info.experiment):
-            if info.run_id == self.id:
-                return info
-        info, _ = self.store.read_run(self.info.experiment, self.id)
-        return info
+        return self.store.read_info(self.info.experiment, self.id)
 
     def refresh(self) -> RunInfo:
         """Take the backends' view of the run's lifecycle as this object's, and return it."""

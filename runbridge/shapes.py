@@ -7,9 +7,10 @@ scalars; images and JSON metrics as a ``runbridge://<run id>/<file>`` locator.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+import math
+from typing import Any, Iterable, Sequence
 
-from .records import RESERVED_PREFIX, File, Image, Metric, Property, Record, Row, RunInfo, Tag
+from .records import RESERVED_PREFIX, File, Image, Metric, Property, Record, Row, RunInfo, RunSummary, Tag
 
 LOCATOR_SCHEME = "runbridge://"
 
@@ -103,3 +104,20 @@ def run_info(records: Iterable[Record]) -> RunInfo | None:
         if type(rec) is RunInfo:
             return rec
     return None
+
+
+def metric_trios(records: Iterable[Record]) -> dict[str, tuple[Any, Any, Any]]:
+    """``(last, min, max)`` of each metric's int and float values (NaN and bools left out), in
+    the records' order: the numbers of a run list."""
+    series: dict[str, list[Any]] = {}
+    for rec in records:
+        if type(rec) is Metric and type(rec.value) in (int, float) and not (
+                type(rec.value) is float and math.isnan(rec.value)):
+            series.setdefault(rec.name, []).append(rec.value)
+    return {name: (values[-1], min(values), max(values)) for name, values in series.items()}
+
+
+def summarize(records: Sequence[Record]) -> RunSummary:
+    """The `RunSummary` of a run's records (as `read` gives them, in logging order)."""
+    return RunSummary(run_info(records), fold_tags(records, include_reserved=True), fold_properties(records),
+                      metric_trios(records))

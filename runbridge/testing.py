@@ -221,6 +221,63 @@ class BackendContract:
             assert fresh.fetch_file(got.info, name, str(target))
             assert target.read_bytes() == content
 
+    def test_fast_reads_agree_with_read(self, backend_spec: str, experiment: Experiment) -> None:
+        """`read_info`, `read_metrics` and `summarize_runs` (where the backend has them) give what
+        `read` gives: the same info, points, values, order, frames and run-list numbers."""
+        import pandas as pd
+
+        from . import shapes
+        from .columns import columns_to_records, fold_columns
+        from .frames import columns_frame, metrics_frame
+        from .records import in_logging_order
+
+        backend = Workspace(backends=[backend_spec]).backends[0]
+        t0 = 1_700_000_000_000_000
+        one = [Metric("m", i, v, None if i % 2 else i * 10, t0 + i, i % 3 == 0, "d" if i == 0 else "", "w-one")
+               for i, v in enumerate(EXACT_VALUES)]
+        one += [Metric("n", i, -float(i), i, t0 + 50 + i, False, "", "w-one") for i in range(3)]
+        one += [Row("tab", 0, (("x", 1), ("y", None)), t0 + 200, False, "", "w-one"),
+                Image("img", 0, "img.png", "image/png", t0 + 300, 5, make_png(), "", "w-one"),
+                Tag("k", "v", t0 + 400), Tag("k", "v2", t0 + 401), Tag("gone", "x", t0 + 402),
+                Tag("gone", None, t0 + 403, True), Property("p", "1", t0 + 500)]
+        two = one[:3] + [Metric("m", 0, 7, 1, t0 + 2, False, "", "w-two"),
+                         Metric("n", 0, 9.5, None, t0 + 51, False, "", "w-two")] + one[3:]
+        infos = []
+        for records in (one, two):
+            info = RunInfo(f"fast_{uuid.uuid4().hex[:10]}", experiment.name, None, None, "Running", t0)
+            backend.start_run(info)
+            backend.write(info, records)
+            backend.end_run(info._replace(status="Completed", end_time=t0 + 999), "Completed")
+            infos.append(info)
+        fresh = Workspace(backends=[backend_spec]).backends[0]
+        for info in infos:
+            found = fresh.read(experiment.name, info.run_id)
+            records = in_logging_order(found.all())
+            assert_same(tuple(fresh.read_info(experiment.name, info.run_id)), tuple(found.info))
+            if not fresh.implements("read_metrics"):
+                continue
+            for name in (None, "m", "n", "tab", "img", "absent"):
+                columns = fresh.read_metrics(experiment.name, info.run_id, name)
+                assert columns is not None
+                expected = shapes.fold(records)
+                assert_same(fold_columns(info.run_id, columns),
+                            expected if name is None else {k: v for k, v in expected.items() if k == name})
+                stream = [r._replace(description="") for r in records if type(r) in (Metric, Row, Image)
+                          and (name is None or r.name == name)]
+                assert_same([tuple(r) for r in columns_to_records(columns) if type(r) is Metric],
+                            [tuple(r) for r in stream if type(r) is Metric])
+                pd.testing.assert_frame_equal(columns_frame(columns), metrics_frame(records, name))
+        assert fresh.read_info(experiment.name, "no-such-run") is None
+        summaries = fresh.summarize_runs(experiment.name)
+        if summaries is not None:
+            assert [s.info.run_id for s in summaries] == [i.run_id for i in fresh.list_runs(experiment.name)]
+            for summary in summaries:
+                found = fresh.read(experiment.name, summary.info.run_id)
+                expected = shapes.summarize(in_logging_order(found.all()))
+                assert_same(tuple(summary.info), tuple(expected.info))
+                for part in ("tags", "properties", "metrics"):
+                    assert_same(getattr(summary, part), getattr(expected, part))
+
     def test_two_writers_of_one_run_keep_every_point(self, run: Run, backend_spec: str) -> None:
         """Two processes logging one run (here two Run objects, each a writer numbering its own
         records) log the same values at the same steps: every point reads back, in time order."""

@@ -1,0 +1,64 @@
+"""A run's metrics as columns (`RunColumns`, from the `read_metrics` hook) -> what a user reads back,
+without a Python object per point: the column form of `shapes.fold`, and the way back to records
+for the rare reads that need them (several writers, tables or files beside the scalars).
+
+The rules are those of `shapes.fold` and `records.in_logging_order`; `columns_from_records` is
+the reference a backend's `read_metrics` must agree with (the contract suite checks it).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Iterable
+
+from .records import STREAM_TYPES, Metric, MetricColumns, Record, RunColumns, RunInfo, in_logging_order
+from .shapes import fold
+
+_new_metric = partial(tuple.__new__, Metric)
+
+
+def columns_from_records(records: Iterable[Record], name: str | None = None) -> RunColumns:
+    """The `RunColumns` of a run's records (only those of metric `name`, if given), in their order."""
+    metrics: list[Metric] = []
+    others: list[Record] = []
+    for rec in records:
+        kind = type(rec)
+        if kind in STREAM_TYPES and (name is None or rec.name == name):
+            (metrics if kind is Metric else others).append(rec)
+    cols = MetricColumns(*([] for _ in range(7)))
+    for m in metrics:
+        for column, value in zip(cols, (m.name, m.seq, m.value, m.step, m.time, m.from_list, m.writer)):
+            column.append(value)
+    return RunColumns(cols, others)
+
+
+def columns_to_records(columns: RunColumns) -> list[Record]:
+    """The stream records `columns` hold (scalars first, descriptions left out), in logging order."""
+    m = columns.metrics
+    scalars = list(map(_new_metric, zip(m.name, m.seq, m.value, m.step, m.time, m.from_list,
+                                        [""] * len(m.name), m.writer)))
+    return in_logging_order(scalars + list(columns.records))
+
+
+def simple(columns: RunColumns) -> bool:
+    """True when the columns alone are the answer: scalars only, from one writer (so their write
+    order is their logging order)."""
+    return not columns.records and len(set(columns.metrics.writer)) <= 1
+
+
+def fold_columns(run_id: str, columns: RunColumns) -> dict[str, Any]:
+    """`shapes.fold` of the run the columns describe: the `get_metrics()` dict."""
+    if not simple(columns):
+        return fold([RunInfo(run_id, ""), *columns_to_records(columns)])
+    m = columns.metrics
+    names = m.name
+    if not names:
+        return {}
+    first = names[0]
+    values = m.value if type(m.value) is list else list(m.value)
+    if names.count(first) == len(names):  # one metric (the long runs): no per-point work
+        return {first: values[0] if len(values) == 1 else values}
+    grouped: dict[str, list[Any]] = {}
+    for key, value in zip(names, values):
+        grouped.setdefault(key, []).append(value)
+    return {key: vals[0] if len(vals) == 1 else vals for key, vals in grouped.items()}
