@@ -24,26 +24,14 @@ from typing import Any, Sequence
 from runbridge.errors import StoreNotFoundError
 from runbridge.hookspecs import StoreLocation, hookimpl
 from runbridge.media import safe_join, write_file_atomically
-from runbridge.records import File, Image, Metric, Property, Record, Row, RunInfo, Tag
+from runbridge.records import (RESERVED_PREFIX, File, Image, Metric, Property, Record, Row, RunColumns, RunInfo, RunSummary, Tag,
+                               collector_paused)
 
-from .chunks import collector_paused, pack, unpack
-from .schema import MIGRATIONS, check_version, migrate
+from .chunks import new_columns, pack, unpack, unpack_into
+from .schema import MIGRATIONS, check_version, legacy_value, migrate
+from .summary import batch_trios, loaded, merge
 
 BUSY_TIMEOUT_MS = 30_000
-
-# How a point of the old one-row-per-point layout (`metrics`, schema < 3) stores its value.
-VTYPE_FLOAT, VTYPE_INT, VTYPE_BOOL, VTYPE_STR, VTYPE_NONE, VTYPE_BIGINT = range(6)
-_NAN = float("nan")
-
-
-def _metric_value(value: Any, vtype: int) -> Any:
-    if vtype == VTYPE_FLOAT:
-        return _NAN if value is None else float(value)
-    if vtype == VTYPE_BOOL:
-        return bool(value)
-    if vtype == VTYPE_BIGINT:
-        return int(value)
-    return value
 
 
 def _dump_cells(cells: tuple) -> str:
@@ -117,6 +105,11 @@ class SQLiteBackend:
         if self._writer is None and self._read_version < 2:
             return "''"
         return "writer"
+
+    @property
+    def _has_summary(self) -> bool:
+        """Whether the store keeps per-run metric summaries (schema 4)."""
+        return self._writer is not None or self._read_version >= 4
 
     @property
     def _has_chunks(self) -> bool:
@@ -217,9 +210,12 @@ class SQLiteBackend:
             else:
                 raise TypeError(f"the sqlite backend cannot store a {kind.__name__} record")
 
+        trios = batch_trios(metrics) if metrics else {}
+
         def work(c: sqlite3.Connection) -> None:
             if metrics:
                 c.execute("INSERT INTO metric_chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (pk, *pack(metrics)))
+                merge(c, pk, trios)
             if rows:
                 c.executemany("INSERT INTO table_rows VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
             if images:
@@ -252,7 +248,7 @@ class SQLiteBackend:
             self._notice_upgrade()
             out: list[Record] = [RunInfo(*row[1:])]
             # The hot path of reading a long run: one comprehension, floats passed through as stored.
-            new, as_bool, convert = tuple.__new__, (False, True), _metric_value
+            new, as_bool, convert = tuple.__new__, (False, True), legacy_value
             out.extend([
                 new(Metric, (name, seq, value if vtype == 0 and value is not None else convert(value, vtype),
                              step, time, as_bool[from_list], description, writer))
@@ -266,14 +262,7 @@ class SQLiteBackend:
                         "SELECT n, series, which, seqs, vals, steps, times, extra FROM metric_chunks"
                         " WHERE run = ? ORDER BY rowid", (pk,)):
                     out.extend(unpack(*chunk))
-            for name, seq, cells, time, from_table, description, writer in self._conn.execute(
-                    f"SELECT name, seq, cells, time, from_table, description, {self._writer_column} FROM table_rows"
-                    " WHERE run = ? ORDER BY rowid", (pk,)):
-                out.append(Row(name, seq, _load_cells(cells), time, bool(from_table), description or "", writer))
-            for name, seq, file_name, media_type, time, step, description, writer in self._conn.execute(
-                    f"SELECT name, seq, file_name, media_type, time, step, description, {self._writer_column} FROM images"
-                    " WHERE run = ? ORDER BY rowid", (pk,)):
-                out.append(Image(name, seq, file_name, media_type, time, step, None, description or "", writer))
+            out.extend(self._rows_and_images(pk, None))
             for key, value, time, removed in self._conn.execute(
                     "SELECT key, value, time, removed FROM tags WHERE run = ? ORDER BY rowid", (pk,)):
                 out.append(Tag(key, value, time, bool(removed)))
@@ -285,6 +274,84 @@ class SQLiteBackend:
                     "SELECT name, size, sha256, time FROM files WHERE run = ? ORDER BY rowid", (pk,)):
                 out.append(File(name, size, sha256, time, str(safe_join(run_dir, name))))
         return out
+
+    def _rows_and_images(self, pk: int, name: str | None) -> list[Record]:
+        """The run's table rows and file metrics (of metric `name` only, if given), in write order."""
+        which, args = ("", (pk,)) if name is None else (" AND name = ?", (pk, name))
+        out: list[Record] = []
+        for name_, seq, cells, time, from_table, description, writer in self._conn.execute(
+                f"SELECT name, seq, cells, time, from_table, description, {self._writer_column} FROM table_rows"
+                f" WHERE run = ?{which} ORDER BY rowid", args):
+            out.append(Row(name_, seq, _load_cells(cells), time, bool(from_table), description or "", writer))
+        for name_, seq, file_name, media_type, time, step, description, writer in self._conn.execute(
+                f"SELECT name, seq, file_name, media_type, time, step, description, {self._writer_column} FROM images"
+                f" WHERE run = ?{which} ORDER BY rowid", args):
+            out.append(Image(name_, seq, file_name, media_type, time, step, None, description or "", writer))
+        return out
+
+    @hookimpl
+    def read_info(self, experiment: str, run_id: str) -> RunInfo | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT run_id, experiment, display_name, parent_id, status, start_time, end_time, error"
+                " FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else RunInfo(*row)
+
+    @hookimpl
+    def read_metrics(self, experiment: str, run_id: str, name: str | None) -> RunColumns | None:
+        with self._lock, collector_paused():
+            pk = self._run_pk(run_id)
+            if pk is None:
+                return None
+            self._notice_upgrade()
+            cols = new_columns()
+            which, args = ("", (pk,)) if name is None else (" AND name = ?", (pk, name))
+            legacy = self._conn.execute(
+                f"SELECT name, seq, value, vtype, step, time, from_list, {self._writer_column} FROM metrics"
+                f" WHERE run = ?{which} ORDER BY rowid", args).fetchall()
+            if legacy:
+                cols = cols._replace(step=[])
+                for name_, seq, value, vtype, step, time, from_list, writer in legacy:
+                    for column, v in zip(cols, (name_, seq, legacy_value(value, vtype), step, time,
+                                                bool(from_list), writer)):
+                        column.append(v)
+            if self._has_chunks:
+                for chunk in self._conn.execute(
+                        "SELECT n, series, which, seqs, vals, steps, times, extra FROM metric_chunks"
+                        " WHERE run = ? ORDER BY rowid", (pk,)):
+                    cols = unpack_into(cols, *chunk, name=name)
+            return RunColumns(cols, self._rows_and_images(pk, name))
+
+    @hookimpl
+    def summarize_runs(self, experiment: str | None) -> list[RunSummary] | None:
+        with self._lock:
+            self._notice_upgrade()
+            if not self._has_summary:
+                return None  # an older store this reader may not upgrade: the core reads each run
+            infos = self.list_runs(experiment)
+            where, args = ("", ()) if experiment is None else (" WHERE r.experiment = ?", (experiment,))
+            metrics: dict[str, dict[str, tuple]] = {}
+            for run_id, name, last, low, high in self._conn.execute(
+                    "SELECT r.run_id, s.name, s.last, s.min, s.max FROM metric_summary s JOIN runs r ON r.pk = s.run"
+                    f"{where} ORDER BY s.rowid", args):
+                metrics.setdefault(run_id, {})[name] = (loaded(last), loaded(low), loaded(high))
+            tags: dict[str, dict[str, str | None]] = {}
+            for run_id, key, value, removed in self._conn.execute(
+                    f"SELECT r.run_id, t.key, t.value, t.removed FROM tags t JOIN runs r ON r.pk = t.run{where}"
+                    " ORDER BY t.rowid", args):
+                held = tags.setdefault(run_id, {})
+                if removed:
+                    held.pop(key, None)
+                else:
+                    held[key] = value
+            props: dict[str, dict[str, str | None]] = {}
+            for run_id, key, value in self._conn.execute(
+                    f"SELECT r.run_id, p.key, p.value FROM properties p JOIN runs r ON r.pk = p.run{where}"
+                    " ORDER BY p.rowid", args):
+                if not key.startswith(RESERVED_PREFIX):
+                    props.setdefault(run_id, {}).setdefault(key, value)
+        return [RunSummary(info, tags.get(info.run_id, {}), props.get(info.run_id, {}), metrics.get(info.run_id, {}))
+                for info in infos]
 
     @hookimpl
     def list_runs(self, experiment: str | None) -> list[RunInfo]:

@@ -10,17 +10,15 @@ descriptions. For the common all-float batch, packing and unpacking loop in C, n
 
 from __future__ import annotations
 
-import gc
 import json
 import sys
 from array import array
-from contextlib import contextmanager
 from functools import partial
-from itertools import repeat
+from itertools import compress, repeat
 from operator import itemgetter
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
-from runbridge.records import Metric
+from runbridge.records import Metric, MetricColumns
 
 _SWAP = sys.byteorder != "little"
 _new_metric = partial(tuple.__new__, Metric)
@@ -75,20 +73,6 @@ def pack(metrics: Sequence[tuple]) -> tuple:
             json.dumps(extra, ensure_ascii=False) if extra else None)
 
 
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a long run's records are built: a million
-    acyclic tuples would otherwise be traversed again and again by collections that can free
-    none of them (several times the cost of building them). Restores the previous state."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def unpack(n: int, series: str, which: bytes | None, seqs: bytes, vals: bytes, steps: bytes, times: bytes,
            extra: str | None) -> list[Metric]:
     """The `Metric` records of one chunk, in write order, exactly as they were packed."""
@@ -125,3 +109,64 @@ def unpack(n: int, series: str, which: bytes | None, seqs: bytes, vals: bytes, s
                 descriptions[i] = d
     return list(map(_new_metric, zip(names, _array("q", seqs), values, step_list, _array("q", times),
                                      from_lists, descriptions, writers)))
+
+
+def new_columns() -> MetricColumns:
+    """Empty columns for `unpack_into`: int columns as arrays, the rest as lists."""
+    return MetricColumns([], array("q"), [], [], array("q"), [], [])
+
+
+def unpack_into(out: MetricColumns, n: int, series: str, which: bytes | None, seqs: bytes, vals: bytes,
+                steps: bytes, times: bytes, extra: str | None, name: str | None = None) -> MetricColumns:
+    """Append the points of one chunk (only those of metric `name`, if given) to the columns
+    `out`, exactly as they were packed; the int columns are copied as arrays, not per point.
+    Returns `out`, with `step` turned into a list once a None step appears."""
+    pairs = [tuple(p) for p in json.loads(series)]
+    keep: list[bool] | None = None
+    if which is None:
+        if name is not None and pairs[0][0] != name:
+            return out
+        names: list[str] = [pairs[0][0]] * n
+        writers: list[str] = [pairs[0][1]] * n
+    else:
+        idx = _array("I", which)
+        if name is not None:
+            wanted = {i for i, (metric, _) in enumerate(pairs) if metric == name}
+            if not wanted:
+                return out
+            keep = [i in wanted for i in idx]
+        names = [pairs[i][0] for i in idx]
+        writers = [pairs[i][1] for i in idx]
+    values: list[Any] = _array("d", vals).tolist()
+    step_list: Any = _array("q", steps)
+    from_lists: list[bool] | None = None
+    if extra is not None:
+        more = json.loads(extra)
+        for i, v in more.get("v", ()):
+            values[i] = v
+        if "s" in more:
+            step_list = step_list.tolist()
+            for i in more["s"]:
+                step_list[i] = None
+        if "l" in more:
+            from_lists = [False] * n
+            for i in more["l"]:
+                from_lists[i] = True
+    seq_list: Any = _array("q", seqs)
+    time_list: Any = _array("q", times)
+    if keep is not None:
+        names, writers, values = (list(compress(c, keep)) for c in (names, writers, values))
+        seq_list, time_list = (array("q", compress(c, keep)) for c in (seq_list, time_list))
+        step_list = list(compress(step_list, keep)) if type(step_list) is list else array("q", compress(step_list, keep))
+        from_lists = None if from_lists is None else list(compress(from_lists, keep))
+    count = len(names)
+    if type(step_list) is list and type(out.step) is not list:
+        out = out._replace(step=out.step.tolist())
+    out.name.extend(names)
+    out.seq.extend(seq_list)
+    out.value.extend(values)
+    out.step.extend(step_list)
+    out.time.extend(time_list)
+    out.from_list.extend(from_lists if from_lists is not None else repeat(False, count))
+    out.writer.extend(writers)
+    return out

@@ -3,9 +3,32 @@
 from __future__ import annotations
 
 import sqlite3
+from typing import Any, Callable, Union
+
+# How a point of the old one-row-per-point layout (`metrics`, schema < 3) stores its value.
+VTYPE_FLOAT, VTYPE_INT, VTYPE_BOOL, VTYPE_STR, VTYPE_NONE, VTYPE_BIGINT = range(6)
+_NAN = float("nan")
+
+
+def legacy_value(value: Any, vtype: int) -> Any:
+    """A value of the one-row-per-point layout as it was logged."""
+    if vtype == VTYPE_FLOAT:
+        return _NAN if value is None else float(value)
+    if vtype == VTYPE_BOOL:
+        return bool(value)
+    if vtype == VTYPE_BIGINT:
+        return int(value)
+    return value
+
+
+def _backfill_summary(conn: sqlite3.Connection) -> None:
+    from .summary import backfill
+
+    backfill(conn)
+
 
 #: Each entry upgrades the schema from version i to i + 1. Never edit a shipped entry: append.
-MIGRATIONS: list[list[str]] = [
+MIGRATIONS: list[list[Union[str, Callable[[sqlite3.Connection], None]]]] = [
     [  # 0 -> 1: one table per record kind
         """CREATE TABLE runs (
             pk INTEGER PRIMARY KEY,
@@ -59,6 +82,14 @@ MIGRATIONS: list[list[str]] = [
             extra TEXT)""",
         "CREATE INDEX metric_chunks_by_run ON metric_chunks (run)",
     ],
+    [  # 3 -> 4: each run's metric summary, kept by every write (see summary.py; rowid order is
+        # first-logged order), filled in for the runs already stored
+        """CREATE TABLE metric_summary (
+            run INTEGER NOT NULL, name TEXT NOT NULL, last, min, max,
+            last_time INTEGER NOT NULL, last_writer TEXT NOT NULL, last_seq INTEGER NOT NULL,
+            UNIQUE (run, name))""",
+        _backfill_summary,
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -85,7 +116,10 @@ def migrate(conn: sqlite3.Connection) -> None:
                 conn.execute("ROLLBACK")
                 continue
             for statement in MIGRATIONS[version]:
-                conn.execute(statement)
+                if callable(statement):
+                    statement(conn)
+                else:
+                    conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {version + 1}")
             conn.execute("COMMIT")
         except BaseException:
