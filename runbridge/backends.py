@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from importlib import metadata
@@ -48,8 +49,17 @@ class BackendSpec:
         return f"{self.name}:{self.location}"
 
 
+_FOUND: dict[tuple[str, ...], dict[str, metadata.EntryPoint]] = {}
+
+
 def _entry_points() -> dict[str, metadata.EntryPoint]:
-    return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    """The registered backends, looked up once per import path (scanning every installed
+    distribution takes tens of milliseconds, and a Workspace is opened for every read)."""
+    key = tuple(sys.path)
+    found = _FOUND.get(key)
+    if found is None:
+        found = _FOUND[key] = {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    return found
 
 
 def installed() -> list[str]:

@@ -9,7 +9,7 @@ the reference a backend's `read_metrics` must agree with (the contract suite che
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from .records import STREAM_TYPES, Metric, MetricColumns, Record, RunColumns, RunInfo, in_logging_order
 from .shapes import fold
@@ -32,6 +32,13 @@ def columns_from_records(records: Iterable[Record], name: str | None = None) -> 
     return RunColumns(cols, others)
 
 
+def as_list(column: Sequence[Any]) -> list[Any]:
+    """A column as a list of Python values (an ``array.array`` converted in one C call)."""
+    if type(column) is list:
+        return column
+    return column.tolist() if hasattr(column, "tolist") else list(column)
+
+
 def columns_to_records(columns: RunColumns) -> list[Record]:
     """The stream records `columns` hold (scalars first, descriptions left out), in logging order."""
     m = columns.metrics
@@ -43,7 +50,8 @@ def columns_to_records(columns: RunColumns) -> list[Record]:
 def simple(columns: RunColumns) -> bool:
     """True when the columns alone are the answer: scalars only, from one writer (so their write
     order is their logging order)."""
-    return not columns.records and len(set(columns.metrics.writer)) <= 1
+    writers = columns.metrics.writer
+    return not columns.records and (not writers or writers.count(writers[0]) == len(writers))
 
 
 def fold_columns(run_id: str, columns: RunColumns) -> dict[str, Any]:
@@ -55,7 +63,7 @@ def fold_columns(run_id: str, columns: RunColumns) -> dict[str, Any]:
     if not names:
         return {}
     first = names[0]
-    values = m.value if type(m.value) is list else list(m.value)
+    values = as_list(m.value)
     if names.count(first) == len(names):  # one metric (the long runs): no per-point work
         return {first: values[0] if len(values) == 1 else values}
     grouped: dict[str, list[Any]] = {}

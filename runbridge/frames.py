@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from . import shapes
-from .columns import columns_to_records, simple
+from .columns import as_list, columns_to_records, simple
 from .records import RESERVED_PREFIX, Image, Metric, Record, Row, RunColumns, RunSummary
 
 
@@ -110,15 +110,22 @@ def columns_frame(columns: RunColumns) -> pd.DataFrame:
     n = len(m.name)
     if not n:
         return pd.DataFrame([], columns=METRIC_COLUMNS)
-    names = m.name if type(m.name) is list else list(m.name)
-    writers = m.writer if type(m.writer) is list else list(m.writer)
+    names, writers = as_list(m.name), as_list(m.writer)
     kinds = list(map(_KIND_OF.__getitem__, m.from_list)) if any(m.from_list) else ["scalar"] * n
     steps = m.step if type(m.step) is list else np.asarray(m.step, dtype=np.int64)
     data: dict[str, Any] = {
-        "name": names, "seq": np.asarray(m.seq, dtype=np.int64), "writer": writers, "step": steps,
+        "name": _text(names), "seq": np.asarray(m.seq, dtype=np.int64), "writer": _text(writers), "step": steps,
         "timestamp": pd.to_datetime(np.asarray(m.time, dtype=np.int64), unit="us", utc=True),
-        "kind": kinds, "value": pd.array(m.value if type(m.value) is list else list(m.value), dtype=object)}
+        "kind": _text(kinds), "value": pd.array(as_list(m.value), dtype=object)}
     return pd.DataFrame(data, columns=METRIC_COLUMNS)
+
+
+def _text(values: list[str]) -> Any:
+    """A column of strs, of the dtype pandas gives a list of strs; one repeated value (a long
+    run's name, writer, kind) is taken from a one-element index instead of converted a million times."""
+    if values and values.count(values[0]) == len(values):
+        return pd.Index(values[:1]).take(np.zeros(len(values), dtype=np.intp)).array
+    return values
 
 
 #: The columns of `runs_frame` before the metric and tag columns.

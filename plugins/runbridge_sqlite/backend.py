@@ -27,7 +27,7 @@ from runbridge.media import safe_join, write_file_atomically
 from runbridge.records import (RESERVED_PREFIX, File, Image, Metric, Property, Record, Row, RunColumns, RunInfo, RunSummary, Tag,
                                collector_paused)
 
-from .chunks import new_columns, pack, unpack, unpack_into
+from .chunks import ColumnsBuilder, pack, unpack
 from .schema import MIGRATIONS, check_version, legacy_value, migrate
 from .summary import batch_trios, loaded, merge
 
@@ -304,23 +304,18 @@ class SQLiteBackend:
             if pk is None:
                 return None
             self._notice_upgrade()
-            cols = new_columns()
+            builder = ColumnsBuilder(name)
             which, args = ("", (pk,)) if name is None else (" AND name = ?", (pk, name))
-            legacy = self._conn.execute(
+            builder.add_points([(name_, seq, legacy_value(value, vtype), step, time, bool(from_list), writer)
+                                for name_, seq, value, vtype, step, time, from_list, writer in self._conn.execute(
                 f"SELECT name, seq, value, vtype, step, time, from_list, {self._writer_column} FROM metrics"
-                f" WHERE run = ?{which} ORDER BY rowid", args).fetchall()
-            if legacy:
-                cols = cols._replace(step=[])
-                for name_, seq, value, vtype, step, time, from_list, writer in legacy:
-                    for column, v in zip(cols, (name_, seq, legacy_value(value, vtype), step, time,
-                                                bool(from_list), writer)):
-                        column.append(v)
+                f" WHERE run = ?{which} ORDER BY rowid", args)])
             if self._has_chunks:
                 for chunk in self._conn.execute(
                         "SELECT n, series, which, seqs, vals, steps, times, extra FROM metric_chunks"
                         " WHERE run = ? ORDER BY rowid", (pk,)):
-                    cols = unpack_into(cols, *chunk, name=name)
-            return RunColumns(cols, self._rows_and_images(pk, name))
+                    builder.add_chunk(*chunk)
+            return RunColumns(builder.columns(), self._rows_and_images(pk, name))
 
     @hookimpl
     def summarize_runs(self, experiment: str | None) -> list[RunSummary] | None:

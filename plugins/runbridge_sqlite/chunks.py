@@ -111,62 +111,107 @@ def unpack(n: int, series: str, which: bytes | None, seqs: bytes, vals: bytes, s
                                      from_lists, descriptions, writers)))
 
 
-def new_columns() -> MetricColumns:
-    """Empty columns for `unpack_into`: int columns as arrays, the rest as lists."""
-    return MetricColumns([], array("q"), [], [], array("q"), [], [])
+class ColumnsBuilder:
+    """Gathers the points of a run's chunks (only those of metric `name`, if given) as
+    `MetricColumns`, exactly as they were packed: numbers are copied as arrays, and the
+    per-point name, writer and from_list columns are built once at the end (one allocation each
+    when the run holds one series), never per point in Python."""
 
+    def __init__(self, name: str | None = None) -> None:
+        self.wanted = name
+        self.seq, self.time = array("q"), array("q")
+        self.value: Any = array("d")  # a list once a value that is not a float appears
+        self.step: Any = array("q")  # a list once a None step appears
+        #: Per piece of points: (name or per-point names, writer or per-point writers, from_list
+        #: per point or None (all False), count).
+        self.pieces: list[tuple[Any, Any, list[bool] | None, int]] = []
 
-def unpack_into(out: MetricColumns, n: int, series: str, which: bytes | None, seqs: bytes, vals: bytes,
-                steps: bytes, times: bytes, extra: str | None, name: str | None = None) -> MetricColumns:
-    """Append the points of one chunk (only those of metric `name`, if given) to the columns
-    `out`, exactly as they were packed; the int columns are copied as arrays, not per point.
-    Returns `out`, with `step` turned into a list once a None step appears."""
-    pairs = [tuple(p) for p in json.loads(series)]
-    keep: list[bool] | None = None
-    if which is None:
-        if name is not None and pairs[0][0] != name:
-            return out
-        names: list[str] = [pairs[0][0]] * n
-        writers: list[str] = [pairs[0][1]] * n
-    else:
-        idx = _array("I", which)
-        if name is not None:
-            wanted = {i for i, (metric, _) in enumerate(pairs) if metric == name}
-            if not wanted:
-                return out
-            keep = [i in wanted for i in idx]
-        names = [pairs[i][0] for i in idx]
-        writers = [pairs[i][1] for i in idx]
-    values: list[Any] = _array("d", vals).tolist()
-    step_list: Any = _array("q", steps)
-    from_lists: list[bool] | None = None
-    if extra is not None:
-        more = json.loads(extra)
-        for i, v in more.get("v", ()):
-            values[i] = v
-        if "s" in more:
-            step_list = step_list.tolist()
-            for i in more["s"]:
-                step_list[i] = None
-        if "l" in more:
-            from_lists = [False] * n
-            for i in more["l"]:
-                from_lists[i] = True
-    seq_list: Any = _array("q", seqs)
-    time_list: Any = _array("q", times)
-    if keep is not None:
-        names, writers, values = (list(compress(c, keep)) for c in (names, writers, values))
-        seq_list, time_list = (array("q", compress(c, keep)) for c in (seq_list, time_list))
-        step_list = list(compress(step_list, keep)) if type(step_list) is list else array("q", compress(step_list, keep))
-        from_lists = None if from_lists is None else list(compress(from_lists, keep))
-    count = len(names)
-    if type(step_list) is list and type(out.step) is not list:
-        out = out._replace(step=out.step.tolist())
-    out.name.extend(names)
-    out.seq.extend(seq_list)
-    out.value.extend(values)
-    out.step.extend(step_list)
-    out.time.extend(time_list)
-    out.from_list.extend(from_lists if from_lists is not None else repeat(False, count))
-    out.writer.extend(writers)
-    return out
+    def _numbers(self, seqs: Any, values: Any, steps: Any, times: Any) -> None:
+        if type(values) is list and type(self.value) is not list:
+            self.value = self.value.tolist()
+        if type(steps) is list and type(self.step) is not list:
+            self.step = self.step.tolist()
+        self.seq.extend(seqs)
+        self.value.extend(values)
+        self.step.extend(steps)
+        self.time.extend(times)
+
+    def add_points(self, points: Sequence[tuple]) -> None:
+        """Points given one by one: (name, seq, value, step, time, from_list, writer) tuples."""
+        if points:
+            name, seq, value, step, time, from_list, writer = map(list, zip(*points))
+            self._numbers(seq, value, step, time)
+            self.pieces.append((name, writer, from_list, len(points)))
+
+    def add_chunk(self, n: int, series: str, which: bytes | None, seqs: bytes, vals: bytes, steps: bytes,
+                  times: bytes, extra: str | None) -> None:
+        """The points of one stored chunk."""
+        pairs = [tuple(p) for p in json.loads(series)]
+        keep: list[bool] | None = None
+        if which is None:
+            if self.wanted is not None and pairs[0][0] != self.wanted:
+                return
+            names: Any = pairs[0][0]
+            writers: Any = pairs[0][1]
+        else:
+            idx = _array("I", which)
+            if self.wanted is not None:
+                wanted = {i for i, (metric, _) in enumerate(pairs) if metric == self.wanted}
+                if not wanted:
+                    return
+                keep = [i in wanted for i in idx]
+            names = [pairs[i][0] for i in idx]
+            writers = [pairs[i][1] for i in idx]
+        if which is None and extra is None and not _SWAP and type(self.value) is not list \
+                and type(self.step) is not list:  # the common chunk: four copies of bytes
+            for column, blob in ((self.seq, seqs), (self.value, vals), (self.step, steps), (self.time, times)):
+                column.frombytes(blob)
+            self.pieces.append((names, writers, None, n))
+            return
+        values: Any = _array("d", vals)
+        step_list: Any = _array("q", steps)
+        from_lists: list[bool] | None = None
+        if extra is not None:
+            more = json.loads(extra)
+            if "v" in more:
+                values = values.tolist()
+                for i, v in more["v"]:
+                    values[i] = v
+            if "s" in more:
+                step_list = step_list.tolist()
+                for i in more["s"]:
+                    step_list[i] = None
+            if "l" in more:
+                from_lists = [False] * n
+                for i in more["l"]:
+                    from_lists[i] = True
+        seq_list: Any = _array("q", seqs)
+        time_list: Any = _array("q", times)
+        if keep is not None:
+            names, writers = (list(compress(c, keep)) for c in (names, writers))
+            seq_list, time_list, values, step_list = (
+                list(compress(c, keep)) if type(c) is list else array(c.typecode, compress(c, keep))
+                for c in (seq_list, time_list, values, step_list))
+            from_lists = None if from_lists is None else list(compress(from_lists, keep))
+            n = len(names)
+        self._numbers(seq_list, values, step_list, time_list)
+        self.pieces.append((names, writers, from_lists, n))
+
+    def columns(self) -> MetricColumns:
+        """The gathered points."""
+        return MetricColumns(self._per_point(0), self.seq, self.value, self.step, self.time,
+                             self._per_point(2, False), self._per_point(1))
+
+    def _per_point(self, field: int, default: Any = None) -> list[Any]:
+        """One per-point column from the pieces: a piece holds a list, or one value for all its
+        points (None: `default`)."""
+        constants = [piece[field] for piece in self.pieces if type(piece[field]) is not list]
+        total = sum(piece[3] for piece in self.pieces)
+        if len(constants) == len(self.pieces) and len(set(constants)) == 1:
+            value = constants[0]
+            return [default if value is None else value] * total
+        out: list[Any] = []
+        for piece in self.pieces:
+            value = piece[field]
+            out.extend(value if type(value) is list else [default if value is None else value] * piece[3])
+        return out
