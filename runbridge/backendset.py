@@ -115,16 +115,18 @@ class BackendSet:
             raise self._not_found(experiment, run_id)
         return found or None
 
-    def summaries(self, experiment: str | None, include_children: bool = True,
-                  missing_ok: bool = True) -> list[RunSummary]:
-        """One `RunSummary` per run held for `experiment` (all if None), newest first: the first
-        backend's `summarize_runs`, else computed from one `read` per run. A store nothing has
-        written to yet holds none (`missing_ok`) or raises `StoreNotFoundError`."""
+    def summaries(self, experiment: str | None, include_children: bool = True, missing_ok: bool = True,
+                  limit: int | None = None) -> list[RunSummary]:
+        """One `RunSummary` per run held for `experiment` (all if None), newest first, at most
+        `limit`: the first backend's `summarize_runs`, else computed from one `read` per run. A
+        store nothing has written to yet holds none (`missing_ok`) or raises `StoreNotFoundError`."""
         try:
             found = self.backends[0].summarize_runs(experiment)
             if found is None:
                 found = []
                 for info in self.list_runs(experiment):
+                    if limit is not None and len(found) >= limit:
+                        break
                     if include_children or not info.parent_id:
                         got = self.backends[0].read(info.experiment, info.run_id)
                         records = in_logging_order(got.all()) if got is not None else [info]
@@ -133,7 +135,7 @@ class BackendSet:
             if not missing_ok:
                 raise
             return []
-        return [s for s in found if include_children or not s.info.parent_id]
+        return [s for s in found if include_children or not s.info.parent_id][:limit]
 
     def find_run(self, run_id: str) -> RunInfo:
         """A run by its id alone (its experiment found for you), from the first backend that answers."""

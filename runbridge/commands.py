@@ -82,24 +82,22 @@ def runs_command(experiment_arg: str | None, experiment: str | None, limit: int,
     if name is not None and name not in ws.backends[0].list_experiments():
         raise click.ClickException(f"no experiment {name!r} in {ws.specs[0]} "
                                    f"(experiments: {', '.join(sorted(ws.backends[0].list_experiments())) or 'none'})")
-    summaries = ws.summaries(name, missing_ok=False)[:max(limit, 0)]
+    summaries = ws.summaries(name, missing_ok=False, limit=max(limit, 0))
     if not summaries:
         click.echo(f"No runs in {ws.specs[0]}" + (f" for experiment {name!r}" if name else "") + ".")
         return
-    infos = [s.info for s in summaries]
-    lasts = [{metric: trio[0] for metric, trio in s.metrics.items()} for s in summaries]
-    statuses = ["Killed?" if presumed_dead(s.info, [Tag(HEARTBEAT_TAG, s.tags[HEARTBEAT_TAG], 0)]
-                                           if HEARTBEAT_TAG in s.tags else []) else s.info.status
-                for s in summaries]
     counts: dict[str, int] = {}
-    for last in lasts:
-        for key in last:
+    for summary in summaries:
+        for key in summary.metrics:
             counts[key] = counts.get(key, 0) + 1
     shown = sorted(counts, key=lambda k: (-counts[k], k))[:max(metric_count, 0)]
     rows = []
-    for info, last, status in zip(infos, lasts, statuses):
+    for summary in summaries:
+        info, trios = summary.info, summary.metrics
+        beat = [Tag(HEARTBEAT_TAG, summary.tags[HEARTBEAT_TAG], 0)] if HEARTBEAT_TAG in summary.tags else []
+        status = "Killed?" if presumed_dead(info, beat) else info.status
         rows.append([info.run_id, info.experiment, info.display_name or "-", status, short_utc(info.start_time),
-                     duration(info)] + [fmt(last[m]) if m in last else "" for m in shown])
+                     duration(info)] + [fmt(trios[m][0]) if m in trios else "" for m in shown])
     click.echo(table(["ID", "EXPERIMENT", "NAME", "STATUS", "START (UTC)", "DURATION"] + shown, rows))
 
 

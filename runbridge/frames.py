@@ -143,16 +143,28 @@ def runs_frame(runs: Sequence[RunSummary]) -> pd.DataFrame:
         "parent_id": [i.parent_id for i in infos], "status": [i.status for i in infos],
         "start_time": _utc_column([i.start_time for i in infos]), "end_time": _utc_column([i.end_time for i in infos])}
     n = len(runs)
-    cells: dict[str, list[Any]] = {}  # in order of first appearance, as rows of dicts would give
+    # Columns in order of first appearance, as rows of dicts would give them: a metric's three
+    # columns (last, min, max) under its name, a tag's one under ("tags", key).
+    cells: dict[Any, Any] = {}
+    nan = math.nan
     for at, summary in enumerate(runs):
         for metric, trio in summary.metrics.items():
-            for suffix, value in zip((".last", ".min", ".max"), trio):
-                cells.setdefault(metric + suffix, [math.nan] * n)[at] = value
+            held = cells.get(metric)
+            if held is None:
+                held = cells[metric] = ([nan] * n, [nan] * n, [nan] * n)
+            held[0][at], held[1][at], held[2][at] = trio
         for key, value in summary.tags.items():
             if not key.startswith(RESERVED_PREFIX):
-                cells.setdefault("tags." + key, [math.nan] * n)[at] = value
-    for column, values in cells.items():
-        data.setdefault(column, values)
+                held = cells.get(("tags", key))
+                if held is None:
+                    held = cells[("tags", key)] = [nan] * n
+                held[at] = value
+    for key, held in cells.items():
+        if type(key) is tuple:
+            data["tags." + key[1]] = held
+        else:
+            for suffix, values in zip((".last", ".min", ".max"), held):
+                data[key + suffix] = values
     return pd.DataFrame(data, columns=list(data))
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 from . import context, shapes
 from .backendset import BackendSet
 from .errors import RunbridgeError, StoreNotFoundError
-from .records import CANCELED, COMPLETED, FAILED, RUNNING, Property, RunInfo
+from .records import CANCELED, COMPLETED, FAILED, RUNNING, Property, RunInfo, collector_paused
 from .run_files import RunFiles
 from .run_metrics import RunMetrics
 from .runcore import TYPE_TAG, ExitPolicy, RunCore, new_run_id
@@ -302,10 +302,10 @@ class Experiment:
                     continue
                 if _matches(summary.tags, tags) and _matches(summary.properties, properties):
                     runs.append(summary.info)
-        for info in runs:
-            if info.parent_id and not include_children:
-                continue
-            yield Run.from_core(self, RunCore(self.workspace, info))
+        with collector_paused():  # thousands of small objects, none of them garbage yet
+            found = [Run.from_core(self, RunCore(self.workspace, info)) for info in runs
+                     if include_children or not info.parent_id]
+        yield from found
 
     def get_runs_frame(self, include_children: bool = True) -> "pandas.DataFrame":
         """One row per run: status, times, tags, and last/min/max of each numeric metric."""

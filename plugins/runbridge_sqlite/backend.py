@@ -323,30 +323,35 @@ class SQLiteBackend:
             self._notice_upgrade()
             if not self._has_summary:
                 return None  # an older store this reader may not upgrade: the core reads each run
-            infos = self.list_runs(experiment)
-            where, args = ("", ()) if experiment is None else (" WHERE r.experiment = ?", (experiment,))
-            metrics: dict[str, dict[str, tuple]] = {}
-            for run_id, name, last, low, high in self._conn.execute(
-                    "SELECT r.run_id, s.name, s.last, s.min, s.max FROM metric_summary s JOIN runs r ON r.pk = s.run"
-                    f"{where} ORDER BY s.rowid", args):
-                metrics.setdefault(run_id, {})[name] = (loaded(last), loaded(low), loaded(high))
-            tags: dict[str, dict[str, str | None]] = {}
-            for run_id, key, value, removed in self._conn.execute(
-                    f"SELECT r.run_id, t.key, t.value, t.removed FROM tags t JOIN runs r ON r.pk = t.run{where}"
-                    " ORDER BY t.rowid", args):
-                held = tags.setdefault(run_id, {})
+            where, args = ("", ()) if experiment is None else (" WHERE experiment = ?", (experiment,))
+            runs = self._conn.execute(
+                "SELECT pk, run_id, experiment, display_name, parent_id, status, start_time, end_time, error"
+                f" FROM runs{where} ORDER BY start_time DESC, pk DESC", args).fetchall()
+            # Each table is scanned in rowid order (write order), runs picked by pk.
+            chosen, args = ("", ()) if experiment is None else (
+                " WHERE run IN (SELECT pk FROM runs WHERE experiment = ?)", (experiment,))
+            metrics: dict[int, dict[str, tuple]] = {pk: {} for pk, *_ in runs}
+            for row in self._conn.execute(
+                    f"SELECT run, name, last, min, max FROM metric_summary{chosen} ORDER BY rowid", args):
+                metrics[row[0]][row[1]] = row[2:]
+            for pk, name, *trio in self._conn.execute(  # ints beyond 64 bits, kept as text
+                    "SELECT run, name, last, min, max FROM metric_summary WHERE typeof(last) = 'text'"
+                    " OR typeof(min) = 'text' OR typeof(max) = 'text'"):
+                if pk in metrics:
+                    metrics[pk][name] = tuple(map(loaded, trio))
+            tags: dict[int, dict[str, str | None]] = {pk: {} for pk, *_ in runs}
+            for pk, key, value, removed in self._conn.execute(
+                    f"SELECT run, key, value, removed FROM tags{chosen} ORDER BY rowid", args):
                 if removed:
-                    held.pop(key, None)
+                    tags[pk].pop(key, None)
                 else:
-                    held[key] = value
-            props: dict[str, dict[str, str | None]] = {}
-            for run_id, key, value in self._conn.execute(
-                    f"SELECT r.run_id, p.key, p.value FROM properties p JOIN runs r ON r.pk = p.run{where}"
-                    " ORDER BY p.rowid", args):
+                    tags[pk][key] = value
+            props: dict[int, dict[str, str | None]] = {pk: {} for pk, *_ in runs}
+            for pk, key, value in self._conn.execute(
+                    f"SELECT run, key, value FROM properties{chosen} ORDER BY rowid", args):
                 if not key.startswith(RESERVED_PREFIX):
-                    props.setdefault(run_id, {}).setdefault(key, value)
-        return [RunSummary(info, tags.get(info.run_id, {}), props.get(info.run_id, {}), metrics.get(info.run_id, {}))
-                for info in infos]
+                    props[pk].setdefault(key, value)
+        return [RunSummary(RunInfo(*info), tags[pk], props[pk], metrics[pk]) for pk, *info in runs]
 
     @hookimpl
     def list_runs(self, experiment: str | None) -> list[RunInfo]:

@@ -18,7 +18,7 @@ from runbridge.records import Metric
 from .chunks import unpack
 
 INT64 = 2**63
-_NAME, _WRITER = attrgetter("name"), attrgetter("writer")
+_NAME, _VALUE, _WRITER = attrgetter("name"), attrgetter("value"), attrgetter("writer")
 
 #: (last, min, max, last key) of one metric name; the key is (time, writer, seq).
 Trio = tuple[Any, Any, Any, tuple[int, str, int]]
@@ -30,17 +30,20 @@ def _numbers(metrics: Sequence[Metric]) -> list[Metric]:
 
 def batch_trios(metrics: Sequence[Metric]) -> dict[str, Trio]:
     """The summary of one batch's points, per metric name."""
-    by_name: dict[str, list[Metric]] = {}
-    names = set(map(_NAME, metrics))
-    if len(names) == 1:
-        by_name[names.pop()] = list(metrics)
+    names = list(map(_NAME, metrics))
+    by_name: dict[str, list[Metric]] = dict.fromkeys(names)  # first-logged order
+    if len(by_name) == 1:
+        by_name[names[0]] = list(metrics)
     else:
-        for m in metrics:
-            by_name.setdefault(m.name, []).append(m)
+        for name in by_name:
+            by_name[name] = []
+        add = {name: points.append for name, points in by_name.items()}
+        for name, m in zip(names, metrics):
+            add[name](m)
     out: dict[str, Trio] = {}
     for name, points in by_name.items():
-        values = [m.value for m in points]
-        if all(type(v) is float for v in values):  # the common batch: C loops
+        values = list(map(_VALUE, points))
+        if set(map(type, values)) == {float}:  # the common batch: C loops
             nums = [v for v in values if v == v]
             if len(nums) == len(values):
                 kept = points
