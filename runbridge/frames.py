@@ -11,7 +11,7 @@ import pandas as pd
 
 from . import shapes
 from .columns import as_list, columns_to_records, simple
-from .records import RESERVED_PREFIX, Image, Metric, Record, Row, RunColumns, RunSummary
+from .records import RESERVED_PREFIX, Image, Metric, Record, Row, RunColumns, RunSummary, Same
 
 
 def _utc(us: int | None) -> Any:
@@ -110,22 +110,24 @@ def columns_frame(columns: RunColumns) -> pd.DataFrame:
     n = len(m.name)
     if not n:
         return pd.DataFrame([], columns=METRIC_COLUMNS)
-    names, writers = as_list(m.name), as_list(m.writer)
-    kinds = list(map(_KIND_OF.__getitem__, m.from_list)) if any(m.from_list) else ["scalar"] * n
+    if type(m.from_list) is Same:
+        kinds: Any = Same(_KIND_OF[m.from_list.value], n)
+    else:
+        kinds = list(map(_KIND_OF.__getitem__, m.from_list))
     steps = m.step if type(m.step) is list else np.asarray(m.step, dtype=np.int64)
     data: dict[str, Any] = {
-        "name": _text(names), "seq": np.asarray(m.seq, dtype=np.int64), "writer": _text(writers), "step": steps,
+        "name": _text(m.name), "seq": np.asarray(m.seq, dtype=np.int64), "writer": _text(m.writer), "step": steps,
         "timestamp": pd.to_datetime(np.asarray(m.time, dtype=np.int64), unit="us", utc=True),
         "kind": _text(kinds), "value": pd.array(as_list(m.value), dtype=object)}
     return pd.DataFrame(data, columns=METRIC_COLUMNS)
 
 
-def _text(values: list[str]) -> Any:
+def _text(values: Sequence[str]) -> Any:
     """A column of strs, of the dtype pandas gives a list of strs; one repeated value (a long
     run's name, writer, kind) is taken from a one-element index instead of converted a million times."""
-    if values and values.count(values[0]) == len(values):
+    if len(values) and values.count(values[0]) == len(values):
         return pd.Index(values[:1]).take(np.zeros(len(values), dtype=np.intp)).array
-    return values
+    return as_list(values)
 
 
 #: The columns of `runs_frame` before the metric and tag columns.

@@ -151,11 +151,46 @@ class RunRecords(NamedTuple):
         return [self.info, *self.records]
 
 
+class Same:
+    """A column holding one value `n` times without a list of `n` references (a long run's
+    name, writer, or from_list). A read-only sequence: len, index, count, iteration, slices."""
+
+    __slots__ = ("value", "n")
+
+    def __init__(self, value: Any, n: int) -> None:
+        self.value, self.n = value, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[Any]:
+        from itertools import repeat
+
+        return repeat(self.value, self.n)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self.value] * len(range(*index.indices(self.n)))
+        if not -self.n <= index < self.n:
+            raise IndexError("Same index out of range")
+        return self.value
+
+    def count(self, value: Any) -> int:
+        return self.n if value == self.value else 0
+
+    def tolist(self) -> list[Any]:
+        return [self.value] * self.n
+
+    def __repr__(self) -> str:
+        return f"Same({self.value!r}, {self.n})"
+
+
 class MetricColumns(NamedTuple):
     """Scalar metric points (`Metric` records) as columns, for reads of long runs: point i is
     ``(name[i], seq[i], value[i], step[i], time[i], from_list[i], writer[i])``, in write order.
 
-    Any sequence will do (lists, ``array.array`` of ints); `value` and `step` hold exact Python
+    Any sequence will do (lists, ``array.array`` of ints, `Same` for one repeated value); `value`
+    and `step` hold exact Python
     values (ints stay ints, None steps are None). No Python object per point is needed beyond
     the values themselves, and no description (the views built from columns do not show it)."""
 
@@ -330,7 +365,7 @@ def record_from_json(text: str) -> Record:
 
 __all__ = [
     "Scalar", "RunInfo", "Metric", "Row", "Image", "Tag", "Property", "File", "Record", "RunRecords",
-    "MetricColumns", "RunColumns", "RunSummary", "collector_paused",
+    "MetricColumns", "Same", "RunColumns", "RunSummary", "collector_paused",
     "RECORD_TYPES", "STREAM_TYPES", "new_writer_id", "record_key", "in_logging_order", "STATUSES", "FINAL_STATUSES", "RUNNING", "COMPLETED", "FAILED", "CANCELED",
     "RESERVED_PREFIX", "now_us", "exactly_equal", "record_to_dict", "record_from_dict", "record_to_json",
     "record_from_json",

@@ -18,7 +18,7 @@ from itertools import compress, repeat
 from operator import itemgetter
 from typing import Any, Sequence
 
-from runbridge.records import Metric, MetricColumns
+from runbridge.records import Metric, MetricColumns, Same
 
 _SWAP = sys.byteorder != "little"
 _new_metric = partial(tuple.__new__, Metric)
@@ -202,14 +202,14 @@ class ColumnsBuilder:
         return MetricColumns(self._per_point(0), self.seq, self.value, self.step, self.time,
                              self._per_point(2, False), self._per_point(1))
 
-    def _per_point(self, field: int, default: Any = None) -> list[Any]:
+    def _per_point(self, field: int, default: Any = None) -> Sequence[Any]:
         """One per-point column from the pieces: a piece holds a list, or one value for all its
         points (None: `default`)."""
         constants = [piece[field] for piece in self.pieces if type(piece[field]) is not list]
         total = sum(piece[3] for piece in self.pieces)
         if len(constants) == len(self.pieces) and len(set(constants)) == 1:
             value = constants[0]
-            return [default if value is None else value] * total
+            return Same(default if value is None else value, total)
         out: list[Any] = []
         for piece in self.pieces:
             value = piece[field]
