@@ -44,11 +44,12 @@ def batch_trios(metrics: Sequence[Metric]) -> dict[str, Trio]:
     for name, points in by_name.items():
         values = list(map(_VALUE, points))
         if set(map(type, values)) == {float}:  # the common batch: C loops
-            nums = [v for v in values if v == v]
-            if len(nums) == len(values):
-                kept = points
+            total = sum(values)
+            if total == total:  # no NaN (a NaN, or inf and -inf, make the sum NaN)
+                nums, kept = values, points
             else:
                 kept = [m for m in points if m.value == m.value]
+                nums = list(map(_VALUE, kept))
         else:
             kept = _numbers(points)
             nums = [m.value for m in kept]
