@@ -245,7 +245,10 @@ class Backend:
         """The run's metrics as columns (`read_metrics` hook); None if not held. Only for a
         backend that `implements("read_metrics")`: the others are read with `read`."""
         with self._named("read_metrics"):
-            return self.pm.hook.read_metrics(experiment=experiment, run_id=run_id, name=name)
+            got = self.pm.hook.read_metrics(experiment=experiment, run_id=run_id, name=name)
+        if got is not None and type(got) is not RunColumns:
+            raise RunbridgeError(f"backend {self.spec} answered read_metrics with a {type(got).__name__}, not RunColumns")
+        return got
 
     def summarize_runs(self, experiment: str | None) -> list[RunSummary] | None:
         """The run list with each run's numbers and tags (`summarize_runs` hook); None when the

@@ -2,34 +2,19 @@
 without a Python object per point: the column form of `shapes.fold`, and the way back to records
 for the rare reads that need them (several writers, tables or files beside the scalars).
 
-The rules are those of `shapes.fold` and `records.in_logging_order`; `columns_from_records` is
-the reference a backend's `read_metrics` must agree with (the contract suite checks it).
+The rules are those of `shapes.fold` and `records.in_logging_order`: the contract suite checks
+that what a backend's `read_metrics` gives folds to what its `read` gives.
 """
 
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
-from .records import STREAM_TYPES, Metric, MetricColumns, Record, RunColumns, RunInfo, in_logging_order
+from .records import Metric, Record, RunColumns, RunInfo, in_logging_order
 from .shapes import fold
 
 _new_metric = partial(tuple.__new__, Metric)
-
-
-def columns_from_records(records: Iterable[Record], name: str | None = None) -> RunColumns:
-    """The `RunColumns` of a run's records (only those of metric `name`, if given), in their order."""
-    metrics: list[Metric] = []
-    others: list[Record] = []
-    for rec in records:
-        kind = type(rec)
-        if kind in STREAM_TYPES and (name is None or rec.name == name):
-            (metrics if kind is Metric else others).append(rec)
-    cols = MetricColumns(*([] for _ in range(7)))
-    for m in metrics:
-        for column, value in zip(cols, (m.name, m.seq, m.value, m.step, m.time, m.from_list, m.writer)):
-            column.append(value)
-    return RunColumns(cols, others)
 
 
 def as_list(column: Sequence[Any]) -> list[Any]:

@@ -9,7 +9,6 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from . import shapes
 from .columns import as_list, columns_to_records, simple
 from .records import RESERVED_PREFIX, Image, Metric, Record, Row, RunColumns, RunSummary, Same
 

@@ -216,7 +216,7 @@ class Run(RunMetrics, RunFiles):
         while frontier:
             parent_id = frontier.pop(0)
             for info in by_parent.get(parent_id, []):
-                out.append(Run(self.experiment, info.run_id))
+                out.append(Run.from_core(self.experiment, RunCore(self.experiment.workspace, info)))
                 if recursive:
                     frontier.append(info.run_id)
         return out

@@ -19,7 +19,7 @@ import shutil
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from runbridge.errors import StoreNotFoundError
 from runbridge.hookspecs import StoreLocation, hookimpl
