@@ -27,7 +27,7 @@ from runbridge.media import safe_join, write_file_atomically
 from runbridge.records import (RESERVED_PREFIX, File, Image, Metric, Property, Record, Row, RunColumns, RunInfo, RunSummary, Tag,
                                collector_paused)
 
-from .chunks import ColumnsBuilder, pack, unpack
+from .chunks import Batch, ColumnsBuilder, pack, unpack
 from .schema import MIGRATIONS, check_version, legacy_value, migrate
 from .summary import batch_trios, loaded, merge
 
@@ -210,11 +210,12 @@ class SQLiteBackend:
             else:
                 raise TypeError(f"the sqlite backend cannot store a {kind.__name__} record")
 
-        trios = batch_trios(metrics) if metrics else {}
+        batch = Batch(metrics) if metrics else None
+        trios = batch_trios(batch) if batch else {}
 
         def work(c: sqlite3.Connection) -> None:
-            if metrics:
-                c.execute("INSERT INTO metric_chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (pk, *pack(metrics)))
+            if batch:
+                c.execute("INSERT INTO metric_chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (pk, *pack(batch)))
                 merge(c, pk, trios)
             if rows:
                 c.executemany("INSERT INTO table_rows VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)

@@ -40,23 +40,34 @@ def _array(typecode: str, blob: bytes) -> array:
     return out
 
 
-def pack(metrics: Sequence[tuple]) -> tuple:
-    """The chunk columns (n, series, which, seqs, vals, steps, times, extra) of `metrics`."""
+class Batch:
+    """The per-point columns of a batch of `Metric` records that both packing and the summary
+    need, taken once: names, writers, values, and whether they form one series of floats."""
+
+    def __init__(self, metrics: Sequence[tuple]) -> None:
+        self.metrics = metrics
+        self.names = list(map(_NAME, metrics))
+        self.writers = list(map(_WRITER, metrics))
+        self.values = list(map(_VALUE, metrics))
+        self.one_series = len(set(self.names)) == 1 and len(set(self.writers)) == 1
+        self.all_floats = set(map(type, self.values)) == {float}
+
+
+def pack(batch: Batch) -> tuple:
+    """The chunk columns (n, series, which, seqs, vals, steps, times, extra) of a batch."""
+    metrics, names, writers, values = batch.metrics, batch.names, batch.writers, batch.values
     n = len(metrics)
-    names = list(map(_NAME, metrics))
-    writers = list(map(_WRITER, metrics))
     which = None
-    if len(set(names)) == 1 and len(set(writers)) == 1:
+    if batch.one_series:
         series = [(names[0], writers[0])]
     else:
         pairs = list(zip(names, writers))
         series = list(dict.fromkeys(pairs))
         index = {pair: i for i, pair in enumerate(series)}
         which = _blob(array("I", map(index.__getitem__, pairs)))
-    values = list(map(_VALUE, metrics))
     steps = list(map(_STEP, metrics))
     extra: dict[str, Any] = {}
-    if set(map(type, values)) == {float}:
+    if batch.all_floats:
         vals = array("d", values)
     else:  # exact types ride in JSON: ints of any size, bools, str and None keep their type there
         vals = array("d", [v if type(v) is float else 0.0 for v in values])

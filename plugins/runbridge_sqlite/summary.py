@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from runbridge.records import Metric
 
-from .chunks import unpack
+from .chunks import Batch, unpack
 
 INT64 = 2**63
 _NAME, _VALUE, _WRITER = attrgetter("name"), attrgetter("value"), attrgetter("writer")
@@ -28,10 +28,12 @@ def _numbers(metrics: Sequence[Metric]) -> list[Metric]:
     return [m for m in metrics if (type(m.value) is float and m.value == m.value) or type(m.value) is int]
 
 
-def batch_trios(metrics: Sequence[Metric]) -> dict[str, Trio]:
+def batch_trios(batch: Batch) -> dict[str, Trio]:
     """The summary of one batch's points, per metric name."""
-    names = list(map(_NAME, metrics))
+    metrics, names = batch.metrics, batch.names
     by_name: dict[str, list[Metric]] = dict.fromkeys(names)  # first-logged order
+    if batch.one_series and batch.all_floats:  # the common batch: C loops over what packing took
+        return _float_series(names[0], metrics, batch.values)
     if len(by_name) == 1:
         by_name[names[0]] = list(metrics)
     else:
@@ -59,6 +61,18 @@ def batch_trios(metrics: Sequence[Metric]) -> dict[str, Trio]:
         last = kept[-1] if one_writer else max(kept, key=lambda m: (m.time, m.writer, m.seq))
         out[name] = (last.value, min(nums), max(nums), (last.time, last.writer, last.seq))
     return out
+
+
+def _float_series(name: str, points: Sequence[Metric], values: list[float]) -> dict[str, Trio]:
+    total = sum(values)
+    if total == total:  # no NaN (a NaN, or inf and -inf, make the sum NaN)
+        nums, last = values, points[-1]
+    else:
+        kept = [m for m in points if m.value == m.value]
+        if not kept:
+            return {}
+        nums, last = list(map(_VALUE, kept)), kept[-1]
+    return {name: (last.value, min(nums), max(nums), (last.time, last.writer, last.seq))}
 
 
 def _stored(value: Any) -> Any:
@@ -99,4 +113,4 @@ def backfill(conn: sqlite3.Connection) -> None:
                                   " WHERE run = ? ORDER BY rowid", (run,)).fetchall():
             points.extend(unpack(*chunk))
         if points:
-            merge(conn, run, batch_trios(points))
+            merge(conn, run, batch_trios(Batch(points)))
