@@ -90,24 +90,26 @@ class WriteBuffer:
             if n:
                 batch = pending[:n]
                 del pending[:n]  # what was appended since stays, after it
-                with collector_paused():
+                with young_collections_deferred(n):
                     self._sink(Batch(batch))
 
 
 @contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while the writer hands a batch to the backends: the
-    records a backend builds from it survive the young collections and would make the collector
-    run full passes over the script's whole heap (18 in 1,000,000 `run.log` calls, against 1).
-    The script's own allocations are collected when it resumes. (A `gc.disable()` made by another
-    thread during a write is undone by it.)"""
-    was_enabled = gc.isenabled()
-    gc.disable()
+def young_collections_deferred(records: int) -> Iterator[None]:
+    """Raise the collector's first threshold while the writer hands a batch of `records` to the
+    backends, so the records a backend builds from it die before a young collection sees them:
+    otherwise they survive into the old generations and make the collector run full passes over
+    the script's whole heap (18 in 1,000,000 `run.log` calls, against 1). The collector keeps
+    running (every that many allocations), so a backend that hangs never stops it. The previous
+    threshold comes back after, unless someone changed it meanwhile."""
+    first, *older = gc.get_threshold()
+    deferred = max(first, 2 * records + 10_000) if first else 0
+    gc.set_threshold(deferred, *older)
     try:
         yield
     finally:
-        if was_enabled:
-            gc.enable()
+        if gc.get_threshold()[0] == deferred:
+            gc.set_threshold(first, *older)
 
 
 class Batch(Sequence):
