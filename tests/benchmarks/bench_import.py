@@ -2,7 +2,8 @@
 
     python tests/benchmarks/bench_import.py [--repeat 20]
 
-Each command runs --repeat times in a fresh interpreter of this venv; the table gives the best and
+Each command runs --repeat times in a fresh interpreter of this venv, the commands taking turns;
+the table gives the best and
 the median wall time, and the cost above the anchor `python -c pass` measured in the same run
 (interpreter start-up, site and the editable-install hooks included in the anchor). The last
 column is the module's own cumulative import time reported by `python -X importtime` (best of
@@ -32,12 +33,14 @@ COMMANDS = [
 ]
 
 
-def wall_times(command: list[str], repeat: int) -> list[float]:
-    times = []
+def wall_times(repeat: int) -> dict[str, list[float]]:
+    """Each command's wall times, the commands taking turns (load drifts alike for all of them)."""
+    times: dict[str, list[float]] = {label: [] for label, _, _ in COMMANDS}
     for _ in range(repeat):
-        start = time.perf_counter()
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-        times.append(time.perf_counter() - start)
+        for label, command, _ in COMMANDS:
+            start = time.perf_counter()
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+            times[label].append(time.perf_counter() - start)
     return times
 
 
@@ -59,7 +62,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20)
     args = parser.parse_args()
     os.environ.pop("PYTHONPROFILEIMPORTTIME", None)
-    results = {label: wall_times(command, args.repeat) for label, command, _ in COMMANDS}
+    results = wall_times(args.repeat)
     anchor = min(results[COMMANDS[0][0]])
     targets = {"import runbridge": "≤ 100 ms", "runbridge --help": "≤ 200 ms"}
     rows = []
