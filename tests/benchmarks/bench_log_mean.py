@@ -13,7 +13,7 @@ For each backend, in a fresh process:
     until the backend has everything), the full garbage-collector passes during the loop and the
     peak RSS added while logging (memory stays bounded when the backend is slower: back-pressure);
 (c) a training-like loop of --steps steps (about 20 µs of arithmetic, then two `run.log` calls),
-    its wall time with runbridge against the same loop without it (slowdown = ratio);
+    its wall and CPU time with runbridge against the same loop without it (slowdown = ratio);
 and the tracker's own logging call as a second anchor: `mlflow.log_metric` to the same
 `mlflow server` over HTTP (mean of 2,000 calls) and tensorboardX's `SummaryWriter.add_scalar`
 (mean of 100,000 calls). The MLflow backend talks to a real `mlflow server`
@@ -42,13 +42,13 @@ clock = time.perf_counter
 
 def train(log, steps):
     weights = [0.01 * i for i in range(256)]  # about 20 µs of arithmetic per step
-    start = clock()
+    start, cpu = clock(), time.process_time()
     for step in range(steps):
         loss = math.fsum(w * w for w in weights) / 256.0
         weights = [w - 0.001 * w for w in weights]
         log("loss", loss)
         log("lr", 0.001)
-    return clock() - start
+    return clock() - start, time.process_time() - cpu
 
 # the anchors first, before runbridge is imported
 sink = []
@@ -60,7 +60,7 @@ for chunk in range(10):  # in chunks, emptied between them, so the anchor does n
         append(("loss", i, 0.5, None, time.time_ns() // 1000, False, ""))
     raw += clock() - start
     sink.clear()
-bare = min(train(lambda name, value: None, steps) for _ in range(2))
+bare = min(train(lambda name, value: None, steps) for _ in range(2))  # (wall, CPU) of the faster
 
 from runbridge import Experiment, Workspace
 full = [0]
@@ -81,8 +81,9 @@ rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0
 run2 = Experiment(workspace, "train").start_logging(outputs=None)
 trained = train(run2.log, steps)
 run2.complete()
-print(json.dumps({"mean_us": loop / points * 1e6, "cpu_us": cpu / points * 1e6, "raw_us": raw / points * 1e6, "total_s": total,
-                  "full_gc": gcs, "rss_mb": rss / 1024, "train_s": trained, "bare_s": bare}))
+print(json.dumps({"mean_us": loop / points * 1e6, "cpu_us": cpu / points * 1e6, "raw_us": raw / points * 1e6,
+                  "total_s": total, "full_gc": gcs, "rss_mb": rss / 1024, "train_s": trained[0],
+                  "bare_s": bare[0], "train_cpu": trained[1], "bare_cpu": bare[1]}))
 """
 
 MLFLOW_ANCHOR = r"""
@@ -158,7 +159,9 @@ def main() -> None:
                          f"{got['mean_us'] / got['raw_us']:.1f}x append"
                          + (f", {anchor['mean_us'] / got['mean_us']:.1f}x faster" if anchor else ""),
                          f"{got['total_s']:.1f} s", f"{got['full_gc']}", f"+{got['rss_mb']:.0f} MB",
-                         f"{got['train_s']:.2f} s vs {got['bare_s']:.2f} s: {got['train_s'] / got['bare_s']:.2f}x"))
+                         f"{got['train_s']:.2f} s vs {got['bare_s']:.2f} s: {got['train_s'] / got['bare_s']:.2f}x "
+                         f"(CPU {got['train_cpu']:.2f} s vs {got['bare_cpu']:.2f} s: "
+                         f"{got['train_cpu'] / got['bare_cpu']:.2f}x)"))
             print(f"({backend} done)", file=sys.stderr, flush=True)
     print_table(("backend", "calls", "(a) run.log, mean per call", "anchors, same run", "ratio",
                  "(b) wall time: the calls + complete", "full GC passes", "peak RSS",
