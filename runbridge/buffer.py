@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
+import gc
 import os
 import threading
 import weakref
@@ -33,21 +35,22 @@ _new = tuple.__new__
 class WriteBuffer:
     """Pending records of one run, written in order through `sink` (one batch at a time)."""
 
-    __slots__ = ("_pending", "_lock", "_flush_lock", "_sink", "__weakref__")
+    __slots__ = ("_pending", "_flush_lock", "_sink", "__weakref__")
 
+    # No lock on the hot path: callers only append to `_pending` and the writer only removes the
+    # prefix it takes (`del pending[:n]`); each is one atomic list operation under the GIL, so an
+    # entry appended while a batch is taken stays for the next one, in order.
     def __init__(self, sink: Callable[[Sequence[Record]], None]):
         self._pending: list = []
-        self._lock = threading.Lock()  # guards _pending (held only to append or swap)
         self._flush_lock = threading.Lock()  # one batch in flight per run keeps the order
         self._sink = sink
         _ALL_BUFFERS.add(self)
 
     def add_scalar(self, entry: tuple) -> None:
         """Queue a Metric given as its plain field tuple (the hot path of `run.log`)."""
-        with self._lock:
-            pending = self._pending
-            pending.append(entry)
-            n = len(pending)
+        pending = self._pending
+        pending.append(entry)
+        n = len(pending)
         if n == 1:
             _WRITER.watch(self)
         elif n >= MAX_PENDING:
@@ -59,10 +62,10 @@ class WriteBuffer:
     def add(self, records: Sequence[Record], wake: bool = False) -> None:
         """Queue records (typed, or plain Metric field tuples); `wake`: write them soon, not
         within FLUSH_INTERVAL."""
-        with self._lock:
-            before = len(self._pending)
-            self._pending.extend(records)
-            n = len(self._pending)
+        pending = self._pending
+        before = len(pending)
+        pending.extend(records)
+        n = len(pending)
         if before == 0 and n:
             _WRITER.watch(self)
         if n >= MAX_BACKLOG:
@@ -76,17 +79,37 @@ class WriteBuffer:
     def flush(self, then: Sequence[Record] = ()) -> None:
         """Write everything pending (and then `then`, in the same order) and wait until written."""
         if then:
-            with self._lock:
-                self._pending.extend(then)
+            self._pending.extend(then)
         _WRITER.write_and_wait(self)
 
     def _write_pending(self) -> None:
         """Take everything pending and write it (on the writer thread, or inline as a fallback)."""
         with self._flush_lock:
-            with self._lock:
-                batch, self._pending = self._pending, []
-            if batch:
-                self._sink(Batch(batch))
+            pending = self._pending
+            n = len(pending)
+            if n:
+                batch = pending[:n]
+                del pending[:n]  # what was appended since stays, after it
+                with young_collections_deferred(n):
+                    self._sink(Batch(batch))
+
+
+@contextlib.contextmanager
+def young_collections_deferred(records: int) -> Iterator[None]:
+    """Raise the collector's first threshold while the writer hands a batch of `records` to the
+    backends, so the records a backend builds from it die before a young collection sees them:
+    otherwise they survive into the old generations and make the collector run full passes over
+    the script's whole heap (18 in 1,000,000 `run.log` calls, against 1). The collector keeps
+    running (every that many allocations), so a backend that hangs never stops it. The previous
+    threshold comes back after, unless someone changed it meanwhile."""
+    first, *older = gc.get_threshold()
+    deferred = max(first, 2 * records + 10_000) if first else 0
+    gc.set_threshold(deferred, *older)
+    try:
+        yield
+    finally:
+        if gc.get_threshold()[0] == deferred:
+            gc.set_threshold(first, *older)
 
 
 class Batch(Sequence):
@@ -208,6 +231,9 @@ class _Writer:
             with self._lock:
                 buffers = list(self._buffers)
                 self._buffers.clear()
+            # a buffer two threads filled at once may have missed its `watch`: sweep it too
+            taken = set(buffers)
+            buffers += [b for b in list(_ALL_BUFFERS) if len(b) and b not in taken]
             for buffer in buffers:
                 self._serve_requests()  # an asked-for flush does not wait behind the sweep
                 try:
@@ -327,7 +353,6 @@ def _after_fork_in_child() -> None:
     _WRITER.ticks = ticks
     for buffer in list(_ALL_BUFFERS):
         buffer._pending = []
-        buffer._lock = threading.Lock()
         buffer._flush_lock = threading.Lock()
     _UNENDED.clear()
     _EXIT_LOCK = threading.Lock()

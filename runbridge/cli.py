@@ -1,17 +1,54 @@
 """The `runbridge` command line (click). This module only assembles the commands; their logic
 lives in their own modules (`runbridge.commands`: backends, runs, show, metrics;
-`runbridge.commands_migrate`: migrate, sync; `runbridge.cli_run`: run)."""
+`runbridge.commands_migrate`: migrate, sync; `runbridge.cli_run`: run). A command's module is
+imported only when that command runs (or shows its own help), so ``runbridge --help`` loads click
+and nothing of the run machinery."""
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
-from .cli_run import run_command
-from .commands import COMMANDS as INSPECT_COMMANDS
-from .commands_migrate import COMMANDS as MIGRATE_COMMANDS
+#: Each command: its module, its click command, and the first words of its help (shown by
+#: ``runbridge --help`` without importing the module; a test keeps them equal to the help).
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "backends": ("runbridge.commands", "backends_command",
+                 "List the installed backends, the extra each needs, and whether it can be used here."),
+    "metrics": ("runbridge.commands", "metrics_command",
+                "Print a run's metrics: as JSON in the azureml get_metrics() shapes, or as CSV"),
+    "migrate": ("runbridge.commands_migrate", "migrate_command",
+                "Copy runs from backend SRC to backend DST: every metric with its steps and times"),
+    "run": ("runbridge.cli_run", "run_command", "Run SCRIPT [ARGS]... unchanged as a submitted run"),
+    "runs": ("runbridge.commands", "runs_command",
+             "List runs, newest first: id, experiment, name, status, start, duration, last metric values."),
+    "show": ("runbridge.commands", "show_command",
+             "Show one run: details, tags, properties, files, a summary of its metrics"),
+    "sync": ("runbridge.commands_migrate", "sync_command", "Repair the backends a run could not write to"),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A click group whose commands are imported when one is asked for by name."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module, attribute, _ = COMMANDS[cmd_name]
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(map(len, names))
+        rows = [(name, click.utils.make_default_short_help(COMMANDS[name][2], limit)) for name in names]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="runbridge")
 def main() -> None:
     """runbridge: the Azure ML SDK v1 Run API, logging into SQLite, MLflow and TensorBoard.
@@ -19,7 +56,3 @@ def main() -> None:
     Every command takes --backend SPEC (else RUNBRIDGE_BACKENDS, runbridge.toml, or the default
     store sqlite:.runbridge/runs.db). Run `runbridge COMMAND --help` for an example of each.
     """
-
-
-for _command in (run_command, *INSPECT_COMMANDS, *MIGRATE_COMMANDS):
-    main.add_command(_command)

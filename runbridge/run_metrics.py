@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from time import time_ns as _time_ns
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -40,21 +41,22 @@ class RunMetrics:
         kind = type(value)
         if kind is not float and (kind is not int or not -SMALL_INT < value < SMALL_INT):
             value = to_scalar(value, "value")
-        if type(name) is not str or not name or name not in self._names:
+        state = self._names.get(name) if type(name) is str else None
+        if state is None:
             check_name(name)
         if step is not None and (type(step) is not int or not INT64_MIN <= step <= INT64_MAX):
             step = check_step(step)
         if type(description) is not str or description:
             description = check_description(description)
-        if self._core.info.status != RUNNING:
-            self._core.check_open()
-        state = self._names.get(name)
+        core = self._core
+        if core.info.status != RUNNING:
+            core.check_open()
         if state is None or state.kind is not SCALAR:
-            seq = self._core.claim(name, SCALAR)
+            seq = core.claim(name, SCALAR)
         else:
             seq = state.next_seq
             state.next_seq = seq + 1
-        self._buffer.add_scalar((name, seq, value, step, time.time_ns() // 1000, False, description, self._core.writer))
+        self._buffer.add_scalar((name, seq, value, step, _time_ns() // 1000, False, description, core.writer))
 
     def log_list(self, name: str, value: Iterable[Any], description: str = "") -> None:
         """Log every value of an iterable under one name (repeated calls concatenate)."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..backendset import BackendSet
 from ..backends import absolute_spec
-from ..records import FAILED, Property, now_us
+from ..records import FAILED, RUNNING, Property, now_us
 from ..runcore import ExitPolicy, RunCore
 from .config import ScriptRunConfig
 from .environment import azureml_importable, without_run
@@ -33,8 +33,9 @@ class Submission:
 
 
 def submit(store: BackendSet, experiment: str, config: ScriptRunConfig, tags: dict | None = None, *,
-           foreground: bool = False, azureml_shim: bool = True) -> Submission:
-    """Start `config`'s script bound to a new run of `experiment` and return at once."""
+           foreground: bool = False, azureml_shim: bool = True, parent_id: str | None = None) -> Submission:
+    """Start `config`'s script bound to a new run of `experiment` (a child of `parent_id`, if given)
+    and return at once."""
     if not isinstance(config, ScriptRunConfig):
         raise TypeError(f"config must be a ScriptRunConfig, got {type(config).__name__}")
     source = Path(config.source_directory).expanduser().resolve()
@@ -43,7 +44,7 @@ def submit(store: BackendSet, experiment: str, config: ScriptRunConfig, tags: di
     if not (source / config.script).is_file():
         raise FileNotFoundError(f"script {config.script!r} is not a file in source_directory {str(source)!r}")
 
-    core = RunCore.start(store, experiment, outputs=None, tags=tags, run_type="script")
+    core = RunCore.start(store, experiment, outputs=None, tags=tags, run_type="script", parent_id=parent_id)
     core.own(ExitPolicy.FLUSH)  # the supervisor ends it, even after this process has gone
     local_dir = Path(tempfile.mkdtemp(prefix="runbridge-"))
     log_path = local_dir / "std_log.txt"
@@ -71,3 +72,26 @@ def submit(store: BackendSet, experiment: str, config: ScriptRunConfig, tags: di
         if out is not None:
             out.close()
     return Submission(core, process, local_dir, log_path)
+
+
+#: The run type (`get_runs(type=...)`) of a pipeline run that `runbridge run --parent NAME` made.
+PIPELINE_TYPE = "azureml.PipelineRun"
+
+
+def pipeline_run(store: BackendSet, experiment: str, name_or_id: str) -> tuple[RunCore, bool]:
+    """The run a script step runs under (``runbridge run --parent``): the run of `experiment` whose
+    id is `name_or_id`, else its newest Running pipeline run displayed as `name_or_id`, else a new
+    Running pipeline run of that name. Returns it and whether it is new (then the caller ends it)."""
+    if not isinstance(name_or_id, str) or not name_or_id.strip():
+        raise ValueError(f"--parent must name a run (a display name or a run id), got {name_or_id!r}")
+    runs = store.runs_held(experiment)
+    chosen = next((info for info in runs if info.run_id == name_or_id), None)
+    if chosen is None:
+        named = [info for info in runs if info.display_name == name_or_id and info.status == RUNNING]
+        chosen = max(named, key=lambda info: info.start_time, default=None)
+    if chosen is None:
+        return RunCore.start(store, experiment, display_name=name_or_id, run_type=PIPELINE_TYPE), True
+    if chosen.status != RUNNING:
+        raise ValueError(f"--parent {name_or_id!r} is run {chosen.run_id}, which has ended ({chosen.status}): "
+                         "a step logs to a Running parent; name a new pipeline run instead")
+    return RunCore.fetch(store, experiment, chosen.run_id), False
