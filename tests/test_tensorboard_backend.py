@@ -27,6 +27,7 @@ from runbridge.records import Image, Metric, RunInfo
 from runbridge.testing import make_png
 from runbridge_tensorboard import EventFileDamageWarning, ForeignRunWarning
 from runbridge_tensorboard.backend import path_component
+from runbridge_tensorboard.hparams import HPARAMS_FILE
 from tensorboard.backend.event_processing import event_accumulator as ea
 
 F32 = lambda v: struct.unpack("<f", struct.pack("<f", v))[0]  # noqa: E731 - what float32 shows
@@ -63,13 +64,16 @@ def _get_json(url: str):
 
 @pytest.fixture(scope="module")
 def logged(tmp_path_factory):
-    """A log folder with one parent run (numbers, strings, a table, an image) and a child run."""
+    """A log folder with one named parent run (numbers, strings, tables, an image, tags and
+    properties), a named child run, and a run without a name."""
     logdir = tmp_path_factory.mktemp("tb-live")
     png = make_png(width=4, height=3, seed=5)
     pic = logdir.parent / f"{logdir.name}-pic.png"
     pic.write_bytes(png)
     ws = Workspace(backends=[f"tensorboard:{logdir}"])
-    run = Experiment(ws, "live").start_logging(outputs=None)
+    run = Experiment(ws, "live").start_logging(display_name="ridge sweep", outputs=None,
+                                               tags={"model": "ridge", "flag": None})
+    run.add_properties({"dataset": "diabetes"})
     losses = [0.1, 0.2 + 1e-12, 1 / 3, 2.5]
     for i, v in enumerate(losses):
         run.log("loss", v, step=10 * i, description="training loss" if i == 0 else "")
@@ -78,12 +82,22 @@ def logged(tmp_path_factory):
     run.log("note", "hello **world**")
     run.log_table("tbl", {"epoch": [1, 2], "acc": [0.5, 0.75]})
     run.log_image("pic", path=str(pic))
+    for x in range(5):  # one table logged row by row, over several write batches
+        run.log_row("Y over X", x=x, y=x * 0.5, label=f"r{x}")
+        if x % 2:
+            run.flush()
+    run.log("final_mse", 0.25)
     child = run.child_run(name="fold-0")
     child.log("child_metric", 1.5)
     child.complete()
+    anonymous = Experiment(ws, "live").start_logging(outputs=None)
+    anonymous.log("loss", 1.0)
+    anonymous.complete()
     run.complete()
+    tb_run = f"live/ridge sweep ({run.id[-8:]})"
     return {"logdir": logdir, "run": run, "child": child, "losses": losses, "png": png,
-            "tb_run": f"live/{path_component(run.id)}", "tb_child": f"live/{path_component(run.id)}/{path_component(child.id)}"}
+            "tb_run": tb_run, "tb_child": f"{tb_run}/fold-0 ({child.id[-8:]})",
+            "tb_anonymous": f"live/{anonymous.id}"}
 
 
 @pytest.fixture(scope="module", params=["default", "legacy-loader"])
@@ -131,7 +145,8 @@ def _q(**params) -> str:
 def test_scalars_dashboard_plots_every_number(tensorboard_server, logged):
     base, run = tensorboard_server, logged["tb_run"]
     tags = _get_json(f"{base}/data/plugin/scalars/tags")
-    assert set(tags[run]) == {"loss", "count"}  # runbridge's exact copies stay out of the dashboard
+    # runbridge's exact copies stay out of the dashboard; a table's numeric columns are in it
+    assert set(tags[run]) == {"loss", "count", "tbl/epoch", "tbl/acc", "Y over X/x", "Y over X/y", "final_mse"}
     assert "training loss" in tags[run]["loss"]["description"]
     points = _get_json(f"{base}/data/plugin/scalars/scalars?{_q(run=run, tag='loss')}")
     assert [p[1] for p in points] == [0, 10, 20, 30]
@@ -145,7 +160,7 @@ def test_scalars_dashboard_plots_every_number(tensorboard_server, logged):
 def test_text_dashboard_shows_strings_and_tables(tensorboard_server, logged):
     base, run = tensorboard_server, logged["tb_run"]
     tags = _get_json(f"{base}/data/plugin/text/tags")
-    assert set(tags[run]) == {"note", "tbl"}
+    assert set(tags[run]) == {"note", "tbl", "Y over X"}
     [note] = _get_json(f"{base}/data/plugin/text/text?{_q(run=run, tag='note')}")
     assert "hello <strong>world</strong>" in note["text"]
     [table] = _get_json(f"{base}/data/plugin/text/text?{_q(run=run, tag='tbl')}")
@@ -160,12 +175,61 @@ def test_images_dashboard_serves_the_original_bytes(tensorboard_server, logged):
     assert _get(f"{base}/data/plugin/images/individualImage?{entry['query']}") == logged["png"]
 
 
+def test_run_selector_shows_display_names(tensorboard_server, logged):
+    runs = _get_json(f"{tensorboard_server}/data/runs")
+    assert logged["tb_run"] in runs and logged["tb_child"] in runs  # "live/ridge sweep (1a2b3c4d)"
+    assert logged["tb_anonymous"] in runs  # a run without a name is listed by its id
+
+
+def test_table_columns_are_scalars_over_the_row_index(tensorboard_server, logged):
+    base, run = tensorboard_server, logged["tb_run"]
+    ys = _get_json(f"{base}/data/plugin/scalars/scalars?{_q(run=run, tag='Y over X/y')}")
+    assert [(p[1], p[2]) for p in ys] == [(x, x * 0.5) for x in range(5)]
+    acc = _get_json(f"{base}/data/plugin/scalars/scalars?{_q(run=run, tag='tbl/acc')}")
+    assert [(p[1], p[2]) for p in acc] == [(0, 0.5), (1, 0.75)]
+
+
+def test_text_view_shows_the_table_so_far(tensorboard_server, logged):
+    base, run = tensorboard_server, logged["tb_run"]
+    shown = _get_json(f"{base}/data/plugin/text/text?{_q(run=run, tag='Y over X')}")
+    # one entry per write batch (rows 0-1, 2-3, 4), each the whole table up to that batch
+    assert [entry["step"] for entry in shown] == [1, 3, 4]
+    last = shown[-1]["text"]
+    assert last.count("<tr>") == 6 and all(f"r{x}" in last for x in range(5))  # header + 5 rows
+    assert shown[0]["text"].count("<tr>") == 3
+
+
+def _post_json(url: str, body: dict):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json", "X-XSRF-Protected": "1"})
+    with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - 127.0.0.1 only
+        return json.loads(resp.read())
+
+
+def test_hparams_dashboard_lists_tags_properties_and_final_metrics(tensorboard_server, logged):
+    base, run = tensorboard_server, logged["tb_run"]
+    experiment = _post_json(f"{base}/data/plugin/hparams/experiment", {"experimentName": ""})
+    names = {h["name"] for h in experiment["hparamInfos"]}
+    assert {"tags/model", "tags/flag", "properties/dataset"} <= names
+    assert not any(n.startswith("tags/runbridge.") for n in names)  # bookkeeping stays out
+    metrics = {m["name"]["tag"] for m in experiment["metricInfos"]}
+    assert {"loss", "final_mse"} <= metrics
+    groups = _post_json(f"{base}/data/plugin/hparams/session_groups", {
+        "experimentName": "", "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"],
+        "colParams": [{"hparam": "tags/model"}, {"metric": {"tag": "final_mse"}}],
+        "startIndex": 0, "sliceSize": 100})
+    [ours] = [g for g in groups["sessionGroups"] if g["sessions"][0]["name"] == run]
+    assert ours["hparams"] == {"tags/model": "ridge", "tags/flag": "", "properties/dataset": "diabetes"}
+    final = {m["name"]["tag"]: m["value"] for m in ours["metricValues"]}
+    assert final["final_mse"] == 0.25 and final["loss"] == F32(logged["losses"][-1])
+
+
 def test_exact_values_come_back_through_runbridge(logged):
     fresh = Run(Experiment(Workspace(backends=[f"tensorboard:{logged['logdir']}"]), "live"), logged["run"].id)
     metrics = fresh.get_metrics()
     assert metrics["loss"] == logged["losses"] and type(metrics["count"][1]) is int
     assert metrics["count"] == [7, 2**40 + 1]
-    assert fresh.get_portal_url() == f"tensorboard --logdir {logged['logdir'] / 'live' / path_component(fresh.id)}"
+    assert fresh.get_portal_url() == f"tensorboard --logdir {logged['logdir'] / logged['tb_run']}"
     assert [c.id for c in fresh.get_children()] == [logged["child"].id]
 
 
@@ -452,7 +516,8 @@ def test_second_process_writes_its_own_file_and_reads_merge_in_order(tmp_path):
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
     backend.pm.hook.write(run=info, records=[Metric("m", 2, 2.0, None, t0 + 4)])
     backend.pm.hook.end_run(run=info._replace(end_time=t0 + 5, status="Completed"), status="Completed")
-    assert len(event_files(logdir / "exp" / "shared")) == 2
+    files = [p.name for p in event_files(logdir / "exp" / "shared")]
+    assert len(files) == 3 and HPARAMS_FILE in files  # one per process, and the tag as an hparam
     found = open_backend(spec).read("exp", "shared")
     assert found.info.status == "Completed"
     assert [(type(r).__name__, getattr(r, "seq", None)) for r in found.records] == [
