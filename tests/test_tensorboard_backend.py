@@ -622,3 +622,149 @@ def test_files_follow_the_umask_so_other_users_can_read_them(tmp_path):
     assert all(any(k in f for f in files) for k in kinds), files
     assert set(files.values()) == {"0o644"}, files
     assert {oct(p.stat().st_mode & 0o777) for p in paths if p.is_dir()} == {"0o755"}
+
+
+# --- folder names: what TensorBoard's run selector lists ------------------------------------------
+
+def _run_folders(exp_dir: Path) -> list[Path]:
+    return sorted(p for p in exp_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+@pytest.mark.parametrize("name", ["../x", "/", "..", ".", "a/../../b", "nul\x00name", "x" * 5000,
+                                  ".runbridge-index", "files", "C:\\evil", "é" * 300])
+def test_hostile_display_names_stay_one_folder_inside_the_experiment(tmp_path, name):
+    logdir = tmp_path / "logs"
+    spec = f"tensorboard:{logdir}"
+    run = Experiment(Workspace(backends=[spec]), "exp").start_logging(display_name=name, outputs=None)
+    run.log("m", 1.5)
+    run.complete()
+    [folder] = _run_folders(logdir / "exp")
+    assert folder.parent == logdir / "exp" and folder.name.endswith(f" ({run.id[-8:]})")
+    assert len(folder.name.encode()) <= 255 and "/" not in folder.name and "\x00" not in folder.name
+    assert sorted(p.name for p in logdir.iterdir()) == ["exp"]  # nothing escaped the experiment
+    fresh = Run(Experiment(Workspace(backends=[spec]), "exp"), run.id)
+    assert fresh.get_metrics() == {"m": 1.5} and fresh.display_name == name
+    assert [r.run_id for r in open_backend(spec).list_runs("exp")] == [run.id]
+
+
+def test_a_taken_folder_name_falls_back_to_the_run_id(tmp_path):
+    logdir = tmp_path / "logs"
+    spec = f"tensorboard:{logdir}"
+    exp = Experiment(Workspace(backends=[spec]), "exp")
+    parent = exp.start_logging(display_name="p", outputs=None)
+    # two runs whose names and id endings agree: the second cannot have the same folder
+    first = parent.child_run(name="same", run_id="first-12345678")
+    second = parent.child_run(name="same", run_id="second-12345678")
+    # a folder someone else made holds the name a third run would get
+    parent_dir = logdir / "exp" / f"p ({parent.id[-8:]})"
+    foreign = parent_dir / "taken (87654321)"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("not a run")
+    third = parent.child_run(name="taken", run_id="third-87654321")
+    for i, r in enumerate((first, second, third)):
+        r.log("i", i)
+        r.complete()
+    parent.complete()
+    assert sorted(p.name for p in _run_folders(parent_dir)) == [
+        "same (12345678)", "second-12345678", "taken (87654321)", "third-87654321"]
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]  # left as it was
+    for i, r in enumerate((first, second, third)):
+        assert Run(Experiment(Workspace(backends=[spec]), "exp"), r.id).get_metrics() == {"i": i}
+
+
+def test_runs_in_folders_named_by_id_still_read(tmp_path):
+    """Earlier versions named every run folder by its run id: such log folders read as before."""
+    logdir = tmp_path / "logs"
+    spec = f"tensorboard:{logdir}"
+    run = Experiment(Workspace(backends=[spec]), "exp").start_logging(display_name="old", outputs=None)
+    child = run.child_run(name="kid")
+    child.log("c", 2)
+    child.complete()
+    run.log("m", 1)
+    run.tag("t", "v")
+    run.complete()
+    exp_dir = logdir / "exp"
+    # lay the runs out as the earlier version did: <exp>/<run id>/<child id>/, index by id
+    old = exp_dir / path_component(run.id)
+    (exp_dir / f"old ({run.id[-8:]})").rename(old)
+    (old / f"kid ({child.id[-8:]})").rename(old / path_component(child.id))
+    (exp_dir / ".runbridge-index" / path_component(child.id)).write_text(f"{run.id}/{child.id}")
+    (exp_dir / ".runbridge-index" / path_component(run.id)).unlink()
+    ws = Workspace(backends=[spec])
+    fresh = Run(Experiment(ws, "exp"), run.id)
+    assert fresh.get_metrics() == {"m": 1} and fresh.get_tags() == {"t": "v"}
+    assert [c.get_metrics() for c in fresh.get_children()] == [{"c": 2}]
+    assert {r.run_id for r in open_backend(spec).list_runs("exp")} == {run.id, child.id}
+    fresh.tag("later", "yes")  # writing to an old-layout run keeps it where it is
+    assert Run(Experiment(Workspace(backends=[spec]), "exp"), run.id).get_tags() == {"t": "v", "later": "yes"}
+    assert sorted(p.name for p in _run_folders(exp_dir)) == [path_component(run.id)]
+
+
+def test_named_runs_migrate_to_sqlite_and_back(tmp_path):
+    import runbridge
+
+    spec = f"tensorboard:{tmp_path / 'tb'}"
+    run = Experiment(Workspace(backends=[spec]), "exp").start_logging(display_name="ridge", outputs=None)
+    run.log_row("Y over X", x=1, y=0.5)
+    run.tag("model", "ridge")
+    child = run.child_run(name="fold-0")
+    child.log("m", 3)
+    child.complete()
+    run.complete()
+    db = f"sqlite:{tmp_path / 'runs.db'}"
+    assert "every value copied reads back exactly" in str(runbridge.migrate(spec, db))
+    back = f"tensorboard:{tmp_path / 'tb-again'}"
+    assert "every value copied reads back exactly" in str(runbridge.migrate(db, back))
+    again = Run(Experiment(Workspace(backends=[back]), "exp"), run.id)
+    assert again.display_name == "ridge" and again.get_tags() == {"model": "ridge"}
+    assert again.get_metrics() == {"Y over X": {"x": 1, "y": 0.5}}
+    folder = tmp_path / "tb-again" / "exp" / f"ridge ({run.id[-8:]})"
+    assert (folder / f"fold-0 ({child.id[-8:]})").is_dir() and (folder / HPARAMS_FILE).is_file()
+
+
+def _hparams_tensorboard_reads(folder: Path) -> dict:
+    """The hparams TensorBoard's own loader finds in a run folder (as its HParams plugin does)."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    content = accumulator(folder).PluginTagToContent("hparams")
+    [start] = [plugin_data_pb2.HParamsPluginData.FromString(c).session_start_info for c in content.values()]
+    return {k: v.string_value for k, v in start.hparams.items()}
+
+
+def test_hparams_follow_tag_changes_from_any_process(tmp_path):
+    logdir = tmp_path / "logs"
+    spec = f"tensorboard:{logdir}"
+    run = Experiment(Workspace(backends=[spec]), "exp").start_logging(display_name="r", outputs=None,
+                                                                       tags={"a": "1", "b": "2"})
+    run.add_properties({"p": "x"})
+    run.flush()
+    folder = logdir / "exp" / f"r ({run.id[-8:]})"
+    assert _hparams_tensorboard_reads(folder) == {"tags/a": "1", "tags/b": "2", "properties/p": "x"}
+    run.tag("a", None)  # a valueless tag
+    run.tag("b", "3")
+    run.complete()
+    code = textwrap.dedent(f"""
+        from runbridge import Workspace, Experiment, Run
+        Run(Experiment(Workspace(backends=[{spec!r}]), "exp"), {run.id!r}).tag("later", "yes")
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    assert _hparams_tensorboard_reads(folder) == {"tags/a": "", "tags/b": "3", "properties/p": "x",
+                                                  "tags/later": "yes"}
+    assert not any(p.name.endswith(".tmp") for p in folder.iterdir())  # rewritten atomically
+
+
+def test_text_view_of_a_long_table_shows_its_latest_rows(tmp_path):
+    logdir = tmp_path / "logs"
+    run = Experiment(Workspace(backends=[f"tensorboard:{logdir}"]), "exp").start_logging(outputs=None)
+    for i in range(1200):
+        run.log_row("curve", i=i, v=i / 10)
+    run.complete()
+    acc = accumulator(logdir / "exp" / path_component(run.id))
+    from tensorboard.util import tensor_util
+
+    [shown] = acc.Tensors("curve")  # one write batch
+    text = tensor_util.make_ndarray(shown.tensor_proto).item().decode()
+    lines = text.splitlines()
+    assert lines[0] == "(the last 500 of 1,200 rows)"
+    assert lines[4] == "| 700 | 70.0 |" and lines[-1] == "| 1199 | 119.9 |" and len(lines) == 2 + 2 + 500
+    assert [e.step for e in acc.Tensors("curve/v")] == list(range(1200))
