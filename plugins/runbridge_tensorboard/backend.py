@@ -44,7 +44,7 @@ from runbridge.records import (
     COMPLETED, File, Image, Property, Record, RunInfo, Tag, record_from_dict, record_to_dict,
 )
 
-from . import hparams, tfrecord, translate
+from . import fastread, hparams, tfrecord, translate
 
 STATE_FILE = "runbridge.run.json"
 FILES_DIR = "files"
@@ -419,9 +419,10 @@ class TensorBoardBackend:
         folder = self._locate(experiment, run_id)
         if folder is None:
             return None
-        if (folder / STATE_FILE).exists():
-            return self._read_own(folder)
-        return self._read_foreign(folder, experiment, run_id)
+        with fastread.gc_paused():
+            if (folder / STATE_FILE).exists():
+                return self._read_own(folder)
+            return self._read_foreign(folder, experiment, run_id)
 
     def _read_own(self, folder: Path) -> list[Record]:
         state = self._state(folder)  # written after the events of start_run/end_run: the newest
@@ -432,7 +433,7 @@ class TensorBoardBackend:
         foreign = [p for p in files if not p.name.endswith(OWN_SUFFIX)]
         if foreign:  # an adopted folder: what the other tool wrote comes first
             records.extend(self._decode_foreign(folder, foreign)[0])
-        for rec in translate.decode_own(_merged_events(own)):
+        for rec in fastread.decode_files([str(p) for p in own]):
             kind = type(rec)
             if kind is RunInfo:
                 current = rec
