@@ -13,8 +13,9 @@ the record's ``seq``; ``wall_time`` = the record's time):
 * Other metrics (bool, None, ints beyond int64) and every ``Row``, ``Image``, ``Tag``,
   ``Property``, ``File``, ``RunInfo``: the exact record as one JSON line
   (`runbridge.records.record_to_json`) in a DT_STRING tensor under ``runbridge.records``;
-  bools and big ints also get a display scalar, rows a markdown table in the Text dashboard
-  (consecutive rows of one table in one event), images an image summary with the original
+  bools and big ints also get a display scalar, rows a display scalar ``<table>/<column>`` per
+  numeric cell (step = the row's index) and, on the last row of each batch, the table so far
+  as markdown in the Text dashboard (`TableView`), images an image summary with the original
   bytes, JSON metrics a text summary.
 
 Fields of an exact metric that the event cannot carry by itself travel in the value's
