@@ -41,7 +41,7 @@ from runbridge.errors import StoreNotFoundError
 from runbridge.hookspecs import StoreLocation, hookimpl
 from runbridge.media import safe_join, write_file_atomically
 from runbridge.records import (
-    COMPLETED, File, Image, Property, Record, RunInfo, Tag, record_from_dict, record_to_dict,
+    COMPLETED, File, Image, Property, Record, RunInfo, record_from_dict, record_to_dict,
 )
 
 from . import fastread, hparams, tfrecord, translate
@@ -355,7 +355,7 @@ class TensorBoardBackend:
                 pass  # the name is taken: the id folder, which is unique
         folder.mkdir(exist_ok=True)
         index = exp_dir / INDEX_DIR / path_component(run.run_id)
-        write_file_atomically(index, data= folder.relative_to(exp_dir).as_posix().encode("utf-8"))
+        write_file_atomically(index, data=folder.relative_to(exp_dir).as_posix().encode("utf-8"))
         return folder
 
     def _write_state(self, folder: Path, run: RunInfo) -> None:
@@ -398,7 +398,7 @@ class TensorBoardBackend:
             elif kind is Image and rec.data is not None:
                 write_file_atomically(_run_file(folder, rec.file_name), data=rec.data)
         _writer(folder).append(records)
-        if any(type(rec) is Tag or type(rec) is Property for rec in records):
+        if hparams.shown_in(records):
             shown = hparams.updated(hparams.read(folder), records)
             if shown is not None:
                 hparams.write(folder, shown, run.start_time, run.run_id)

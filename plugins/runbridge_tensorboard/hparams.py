@@ -27,6 +27,13 @@ PROPERTY_PREFIX = "properties/"
 RESERVED_PREFIX = "runbridge."
 
 
+def shown_in(records: Sequence[Record]) -> bool:
+    """Whether `records` set a tag or property the HParams dashboard shows (heartbeats and other
+    bookkeeping tags do not, so they never cost a read of the HParams file)."""
+    return any(type(r) is Property or (type(r) is Tag and not r.key.startswith(RESERVED_PREFIX))
+               for r in records)
+
+
 def updated(current: dict[str, str], records: Sequence[Record]) -> dict[str, str] | None:
     """`current` with the tags and properties of `records` applied, or None if none changes it."""
     out = dict(current)
