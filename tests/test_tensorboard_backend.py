@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import struct
 import subprocess
@@ -229,7 +230,8 @@ def test_exact_values_come_back_through_runbridge(logged):
     metrics = fresh.get_metrics()
     assert metrics["loss"] == logged["losses"] and type(metrics["count"][1]) is int
     assert metrics["count"] == [7, 2**40 + 1]
-    assert fresh.get_portal_url() == f"tensorboard --logdir {logged['logdir'] / logged['tb_run']}"
+    # a command to paste into a shell: the folder "ridge sweep (…)" is one quoted argument
+    assert shlex.split(fresh.get_portal_url()) == ["tensorboard", "--logdir", str(logged["logdir"] / logged["tb_run"])]
     assert [c.id for c in fresh.get_children()] == [logged["child"].id]
 
 

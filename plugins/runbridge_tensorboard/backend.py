@@ -26,6 +26,7 @@ import hashlib
 import heapq
 import json
 import os
+import shlex
 import shutil
 import socket
 import threading
@@ -519,7 +520,7 @@ class TensorBoardBackend:
         folder = self._locate(run.experiment, run.run_id)
         if folder is None:
             return None
-        return f"tensorboard --logdir {folder}"
+        return f"tensorboard --logdir {shlex.quote(str(folder))}"  # run folder names hold spaces
 
     @hookimpl
     def fetch_file(self, run: RunInfo, name: str, destination: str) -> bool | None:

@@ -3,8 +3,9 @@
 An event file is a sequence of records ``len:u64le, masked_crc(len):u32le, data, masked_crc(data):u32le``.
 TensorBoard's own reader (``tensorboard.compat.tensorflow_stub.pywrap_tensorflow``) checks the
 same checksums with a pure-Python byte loop, and its loader stops silently at the first bad
-record. This module checks many records at once with numpy (the checksums of every record of a
-batch or a file in a few vector operations) and, on damage, warns with the file name and byte
+record. This module computes checksums with google-crc32c (C, one call per record; part of the
+``tensorboard`` extra) or, without it, with numpy (the checksums of every record of a batch or a
+file in a few vector operations), compares them for a whole chunk at once and, on damage, warns with the file name and byte
 offset and reads on where the format allows:
 
 * a record cut off at the end of the file (a crash, or a writer caught mid-write): everything
@@ -164,11 +165,17 @@ def masked_crc32c_many(msgs: Sequence[bytes]) -> list[int]:
 
 def frame(records: Sequence[bytes]) -> bytes:
     """The TFRecord framing of `records`, ready to append to an event file in one write."""
-    headers = [struct.pack("<Q", len(r)) for r in records]
+    pack = struct.pack
+    parts: list[bytes] = []
+    if _crc_c is not None:
+        crc = _crc_c
+        for r in records:
+            h = pack("<Q", len(r))
+            parts += (h, pack("<I", mask(crc(h))), r, pack("<I", mask(crc(r))))
+        return b"".join(parts)
+    headers = [pack("<Q", len(r)) for r in records]
     crcs = masked_crc32c_many(headers + list(records))
     n = len(records)
-    pack = struct.pack
-    parts = []
     for i, r in enumerate(records):
         parts.append(headers[i])
         parts.append(pack("<I", crcs[i]))
