@@ -111,7 +111,7 @@ def decode_file(path: str) -> Iterator[tuple[float, Record]]:
     templates: list[_Template] = []
     STEP_IS_SEQ, NO_STEP = translate.STEP_IS_SEQ, translate.NO_STEP
     for blob in tfrecord.read_records(path):
-        if blob[0] == 0x09 and len(blob) > 10:
+        if len(blob) > 24 and blob[0] == 0x09:  # a wall time, and room for any step varint
             if blob[9] == 0x10:
                 b = blob[10]  # the step's varint, inline up to 3 bytes (steps below 2,097,152)
                 if b < 0x80:
