@@ -782,7 +782,8 @@ def test_every_float_and_step_reads_back_exactly_in_bulk(tmp_path):
     nan_payload = struct.unpack("<d", struct.pack("<Q", 0x7FF8_0000_DEAD_BEEF))[0]
     specials = [0.0, -0.0, float("inf"), float("-inf"), 5e-324, 1.7976931348623157e308, nan_payload]
     names = [f"metric-{k}" for k in range(20)]  # more names than templates kept
-    logged: dict[str, list] = {n: [] for n in names + ["mixed", "stepped"]}
+    ints = [0, 1, 127, 128, 2 ** 31, -1, -(2 ** 63), 2 ** 63 - 1, 2 ** 64, -(2 ** 70)]
+    logged: dict[str, list] = {n: [] for n in names + ["mixed", "stepped", "ints"]}
     logdir = tmp_path / "logs"
     spec = f"tensorboard:{logdir}"
     run = Experiment(Workspace(backends=[spec]), "bulk").start_logging(outputs=None)
@@ -794,6 +795,8 @@ def test_every_float_and_step_reads_back_exactly_in_bulk(tmp_path):
         mixed = i if i % 3 == 0 else (f"s{i}" if i % 3 == 1 else i + 0.5)
         run.log("mixed", mixed, description="half and half" if i == 7 else "")
         logged["mixed"].append(mixed)
+        run.log("ints", ints[i % len(ints)])
+        logged["ints"].append(ints[i % len(ints)])
         for step in (-(2 ** 63), -1, 2 ** 21, 2 ** 35, 2 ** 63 - 1) if i % 1000 == 0 else ():
             run.log("stepped", i + 0.25, step=step)
             logged["stepped"].append(i + 0.25)

@@ -1,6 +1,6 @@
-"""Reading runbridge's own event files fast: float metrics decoded from their bytes by template.
+"""Reading runbridge's own event files fast: numeric metrics decoded from their bytes by template.
 
-Most events of a long run are float metrics that differ from the previous event of the same
+Most events of a long run are float (or int) metrics that differ from the previous event of the same
 metric only in wall time, step and value. The first such event of a shape is parsed with
 protobuf (`translate.decode_own`); its bytes become a template (everything from the summary up to
 the exact value, and the exact value's metadata after it). Each later event that matches the
@@ -25,6 +25,7 @@ from runbridge.records import Metric, Record
 from . import tfrecord, translate
 
 _DOUBLE_TENSOR = b"\x08\x02\x12\x002\x08"  # dtype DT_DOUBLE, empty shape, one packed double
+_INT64_TENSOR = b"\x08\x09\x12\x00R"  # dtype DT_INT64, empty shape, packed int64s (length follows)
 
 
 @contextmanager
@@ -65,22 +66,26 @@ def _summary_at(blob: bytes) -> tuple[int, int] | None:
 
 
 class _Template:
-    """The bytes every event of one float metric shares (see the module docstring)."""
+    """The bytes every event of one metric shares (see the module docstring): `prefix` up to the
+    exact value, `width` bytes of value (a double, or an int64 varint), then `meta`."""
 
-    __slots__ = ("prefix", "value_at", "meta", "name", "flag", "writer")
+    __slots__ = ("prefix", "value_at", "width", "is_int", "meta", "name", "flag", "writer")
 
-    def __init__(self, prefix: bytes, meta: bytes, name: str, flag: bytes, writer: str):
-        self.prefix, self.meta, self.name, self.flag, self.writer = prefix, meta, name, flag, writer
+    def __init__(self, prefix: bytes, width: int, is_int: bool, meta: bytes, name: str, flag: bytes, writer: str):
+        self.prefix, self.width, self.is_int, self.meta = prefix, width, is_int, meta
+        self.name, self.flag, self.writer = name, flag, writer
         self.value_at = len(prefix)
 
 
 def _template(blob: bytes, ev: event_pb2.Event) -> _Template | None:
-    """The template of `blob` if it is a float metric the fast path can decode, else None."""
+    """The template of `blob` if it is a metric the fast path can decode (a float, or an int in
+    the int64 range), else None."""
     values = ev.summary.value
     if not values:
         return None
     v = values[0]
-    if not v.tag.startswith(translate.EXACT_PREFIX) or v.tensor.dtype != types_pb2.DT_DOUBLE:
+    dtype = v.tensor.dtype
+    if not v.tag.startswith(translate.EXACT_PREFIX) or dtype not in (types_pb2.DT_DOUBLE, types_pb2.DT_INT64):
         return None
     content = v.metadata.plugin_data.content
     flag = content[:1]
@@ -94,14 +99,28 @@ def _template(blob: bytes, ev: event_pb2.Event) -> _Template | None:
     if blob[q] != 0x0A:
         return None
     length0, start0 = _varint(blob, q + 1)  # the first value: the exact one
-    found = blob.find(_DOUBLE_TENSOR, start0, start0 + length0)
-    if found < 0:
+    end0 = start0 + length0
+    if dtype == types_pb2.DT_DOUBLE:
+        found = blob.find(_DOUBLE_TENSOR, start0, end0)
+        value_at, width = found + len(_DOUBLE_TENSOR), 8
+        ok = found >= 0 and len(v.tensor.double_val) == 1 and \
+            blob[value_at:value_at + 8] == struct.pack("<d", v.tensor.double_val[0])
+    else:
+        found = blob.find(_INT64_TENSOR, start0, end0)
+        value_at = found + len(_INT64_TENSOR) + 1
+        width = blob[value_at - 1] if found >= 0 else 0
+        ok = found >= 0 and len(v.tensor.int64_val) == 1 and 0 < width <= 10 and \
+            _int64_at(blob, value_at) == (v.tensor.int64_val[0], value_at + width)
+    if not ok:
         return None
-    value_at = found + len(_DOUBLE_TENSOR)
-    if len(v.tensor.double_val) != 1 or blob[value_at:value_at + 8] != struct.pack("<d", v.tensor.double_val[0]):
-        return None
-    return _Template(blob[p:value_at], blob[value_at + 8:start0 + length0], v.tag[len(translate.EXACT_PREFIX):],
-                     flag, content[1:].decode("utf-8", "surrogatepass"))
+    return _Template(blob[p:value_at], width, dtype == types_pb2.DT_INT64, blob[value_at + width:end0],
+                     v.tag[len(translate.EXACT_PREFIX):], flag, content[1:].decode("utf-8", "surrogatepass"))
+
+
+def _int64_at(data: bytes, p: int) -> tuple[int, int]:
+    """(value, offset after it) of the int64 varint at `p` (negative ones take 10 bytes)."""
+    value, end = _varint(data, p)
+    return (value - (1 << 64) if value >= 1 << 63 else value), end
 
 
 def decode_file(path: str) -> Iterator[tuple[float, Record]]:
@@ -131,9 +150,9 @@ def decode_file(path: str) -> Iterator[tuple[float, Record]]:
             for k, t in enumerate(templates):
                 if blob.startswith(t.prefix, p):
                     at = p + t.value_at
-                    if blob.startswith(t.meta, at + 8) and step < 1 << 63:
+                    if blob.startswith(t.meta, at + t.width) and step < 1 << 63:
                         wall = unpack_from("<d", blob, 1)[0]
-                        value = unpack_from("<d", blob, at)[0]
+                        value = _int64_at(blob, at)[0] if t.is_int else unpack_from("<d", blob, at)[0]
                         flag = t.flag
                         if flag == STEP_IS_SEQ:
                             rec = Metric(t.name, step, value, step, round(wall * 1e6), False, "", t.writer)
