@@ -127,6 +127,7 @@ def bench(points: int, repeat: int) -> list[tuple[str, float, float]]:
     rows.append((f"read {points:,} points: get_metrics vs EventAccumulator (tensorboardX folder)", rb_r, ea_tbx))
     rows.append((f"read {points:,} points: Run(exp, id) + get_metrics vs EventAccumulator (same folder)",
                  rb_fresh, ea_same))
+    shutil.rmtree(tmp, ignore_errors=True)
     return rows
 
 
