@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import struct
 import subprocess
@@ -27,6 +28,7 @@ from runbridge.records import Image, Metric, RunInfo
 from runbridge.testing import make_png
 from runbridge_tensorboard import EventFileDamageWarning, ForeignRunWarning
 from runbridge_tensorboard.backend import path_component
+from runbridge_tensorboard.hparams import HPARAMS_FILE
 from tensorboard.backend.event_processing import event_accumulator as ea
 
 F32 = lambda v: struct.unpack("<f", struct.pack("<f", v))[0]  # noqa: E731 - what float32 shows
@@ -63,13 +65,16 @@ def _get_json(url: str):
 
 @pytest.fixture(scope="module")
 def logged(tmp_path_factory):
-    """A log folder with one parent run (numbers, strings, a table, an image) and a child run."""
+    """A log folder with one named parent run (numbers, strings, tables, an image, tags and
+    properties), a named child run, and a run without a name."""
     logdir = tmp_path_factory.mktemp("tb-live")
     png = make_png(width=4, height=3, seed=5)
     pic = logdir.parent / f"{logdir.name}-pic.png"
     pic.write_bytes(png)
     ws = Workspace(backends=[f"tensorboard:{logdir}"])
-    run = Experiment(ws, "live").start_logging(outputs=None)
+    run = Experiment(ws, "live").start_logging(display_name="ridge sweep", outputs=None,
+                                               tags={"model": "ridge", "flag": None})
+    run.add_properties({"dataset": "diabetes"})
     losses = [0.1, 0.2 + 1e-12, 1 / 3, 2.5]
     for i, v in enumerate(losses):
         run.log("loss", v, step=10 * i, description="training loss" if i == 0 else "")
@@ -78,12 +83,22 @@ def logged(tmp_path_factory):
     run.log("note", "hello **world**")
     run.log_table("tbl", {"epoch": [1, 2], "acc": [0.5, 0.75]})
     run.log_image("pic", path=str(pic))
+    for x in range(5):  # one table logged row by row, over several write batches
+        run.log_row("Y over X", x=x, y=x * 0.5, label=f"r{x}")
+        if x % 2:
+            run.flush()
+    run.log("final_mse", 0.25)
     child = run.child_run(name="fold-0")
     child.log("child_metric", 1.5)
     child.complete()
+    anonymous = Experiment(ws, "live").start_logging(outputs=None)
+    anonymous.log("loss", 1.0)
+    anonymous.complete()
     run.complete()
+    tb_run = f"live/ridge sweep ({run.id[-8:]})"
     return {"logdir": logdir, "run": run, "child": child, "losses": losses, "png": png,
-            "tb_run": f"live/{path_component(run.id)}", "tb_child": f"live/{path_component(run.id)}/{path_component(child.id)}"}
+            "tb_run": tb_run, "tb_child": f"{tb_run}/fold-0 ({child.id[-8:]})",
+            "tb_anonymous": f"live/{anonymous.id}"}
 
 
 @pytest.fixture(scope="module", params=["default", "legacy-loader"])
@@ -131,7 +146,8 @@ def _q(**params) -> str:
 def test_scalars_dashboard_plots_every_number(tensorboard_server, logged):
     base, run = tensorboard_server, logged["tb_run"]
     tags = _get_json(f"{base}/data/plugin/scalars/tags")
-    assert set(tags[run]) == {"loss", "count"}  # runbridge's exact copies stay out of the dashboard
+    # runbridge's exact copies stay out of the dashboard; a table's numeric columns are in it
+    assert set(tags[run]) == {"loss", "count", "tbl/epoch", "tbl/acc", "Y over X/x", "Y over X/y", "final_mse"}
     assert "training loss" in tags[run]["loss"]["description"]
     points = _get_json(f"{base}/data/plugin/scalars/scalars?{_q(run=run, tag='loss')}")
     assert [p[1] for p in points] == [0, 10, 20, 30]
@@ -145,7 +161,7 @@ def test_scalars_dashboard_plots_every_number(tensorboard_server, logged):
 def test_text_dashboard_shows_strings_and_tables(tensorboard_server, logged):
     base, run = tensorboard_server, logged["tb_run"]
     tags = _get_json(f"{base}/data/plugin/text/tags")
-    assert set(tags[run]) == {"note", "tbl"}
+    assert set(tags[run]) == {"note", "tbl", "Y over X"}
     [note] = _get_json(f"{base}/data/plugin/text/text?{_q(run=run, tag='note')}")
     assert "hello <strong>world</strong>" in note["text"]
     [table] = _get_json(f"{base}/data/plugin/text/text?{_q(run=run, tag='tbl')}")
@@ -160,12 +176,63 @@ def test_images_dashboard_serves_the_original_bytes(tensorboard_server, logged):
     assert _get(f"{base}/data/plugin/images/individualImage?{entry['query']}") == logged["png"]
 
 
+def test_run_selector_shows_display_names(tensorboard_server, logged):
+    runs = _get_json(f"{tensorboard_server}/data/runs")
+    assert logged["tb_run"] in runs and logged["tb_child"] in runs  # "live/ridge sweep (1a2b3c4d)"
+    assert logged["tb_anonymous"] in runs  # a run without a name is listed by its id
+
+
+def test_table_columns_are_scalars_over_the_row_index(tensorboard_server, logged):
+    base, run = tensorboard_server, logged["tb_run"]
+    ys = _get_json(f"{base}/data/plugin/scalars/scalars?{_q(run=run, tag='Y over X/y')}")
+    assert [(p[1], p[2]) for p in ys] == [(x, x * 0.5) for x in range(5)]
+    acc = _get_json(f"{base}/data/plugin/scalars/scalars?{_q(run=run, tag='tbl/acc')}")
+    assert [(p[1], p[2]) for p in acc] == [(0, 0.5), (1, 0.75)]
+
+
+def test_text_view_shows_the_table_so_far(tensorboard_server, logged):
+    base, run = tensorboard_server, logged["tb_run"]
+    shown = _get_json(f"{base}/data/plugin/text/text?{_q(run=run, tag='Y over X')}")
+    # one entry per write batch (the flushes end batches after rows 1 and 3), each entry the
+    # whole table up to its last row (a header and step + 1 rows), not that batch's rows alone
+    assert {1, 3, 4} <= {entry["step"] for entry in shown}
+    assert all(entry["text"].count("<tr>") == entry["step"] + 2 for entry in shown)
+    last = shown[-1]["text"]
+    assert shown[-1]["step"] == 4 and all(f"r{x}" in last for x in range(5))
+
+
+def _post_json(url: str, body: dict):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json", "X-XSRF-Protected": "1"})
+    with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - 127.0.0.1 only
+        return json.loads(resp.read())
+
+
+def test_hparams_dashboard_lists_tags_properties_and_final_metrics(tensorboard_server, logged):
+    base, run = tensorboard_server, logged["tb_run"]
+    experiment = _post_json(f"{base}/data/plugin/hparams/experiment", {"experimentName": ""})
+    names = {h["name"] for h in experiment["hparamInfos"]}
+    assert {"tags/model", "tags/flag", "properties/dataset"} <= names
+    assert not any(n.startswith("tags/runbridge.") for n in names)  # bookkeeping stays out
+    metrics = {m["name"]["tag"] for m in experiment["metricInfos"]}
+    assert {"loss", "final_mse"} <= metrics
+    groups = _post_json(f"{base}/data/plugin/hparams/session_groups", {
+        "experimentName": "", "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"],
+        "colParams": [{"hparam": "tags/model"}, {"metric": {"tag": "final_mse"}}],
+        "startIndex": 0, "sliceSize": 100})
+    [ours] = [g for g in groups["sessionGroups"] if g["sessions"][0]["name"] == run]
+    assert ours["hparams"] == {"tags/model": "ridge", "tags/flag": "", "properties/dataset": "diabetes"}
+    final = {m["name"]["tag"]: m["value"] for m in ours["metricValues"]}
+    assert final["final_mse"] == 0.25 and final["loss"] == F32(logged["losses"][-1])
+
+
 def test_exact_values_come_back_through_runbridge(logged):
     fresh = Run(Experiment(Workspace(backends=[f"tensorboard:{logged['logdir']}"]), "live"), logged["run"].id)
     metrics = fresh.get_metrics()
     assert metrics["loss"] == logged["losses"] and type(metrics["count"][1]) is int
     assert metrics["count"] == [7, 2**40 + 1]
-    assert fresh.get_portal_url() == f"tensorboard --logdir {logged['logdir'] / 'live' / path_component(fresh.id)}"
+    # a command to paste into a shell: the folder "ridge sweep (…)" is one quoted argument
+    assert shlex.split(fresh.get_portal_url()) == ["tensorboard", "--logdir", str(logged["logdir"] / logged["tb_run"])]
     assert [c.id for c in fresh.get_children()] == [logged["child"].id]
 
 
@@ -296,13 +363,16 @@ def test_foreign_kinds_runbridge_cannot_hold_are_named_in_a_warning(tmp_path):
 
 # --- damaged files ---------------------------------------------------------------------------------
 
-@pytest.fixture(params=["8MiB-chunks", "777-byte-chunks"], autouse=False)
+@pytest.fixture(params=["8MiB-chunks", "777-byte-chunks", "numpy-crc"], autouse=False)
 def read_chunk(request, monkeypatch):
-    """Event files are read and checked in chunks: check records that straddle chunk borders too."""
+    """Event files are read and checked in chunks: check records that straddle chunk borders too,
+    and the checksums computed with numpy (where google-crc32c is not installed)."""
     from runbridge_tensorboard import tfrecord
 
     if request.param == "777-byte-chunks":
         monkeypatch.setattr(tfrecord, "READ_CHUNK", 777)
+    if request.param == "numpy-crc":
+        monkeypatch.setattr(tfrecord, "_crc_c", None)
     return request.param
 
 
@@ -452,7 +522,8 @@ def test_second_process_writes_its_own_file_and_reads_merge_in_order(tmp_path):
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
     backend.pm.hook.write(run=info, records=[Metric("m", 2, 2.0, None, t0 + 4)])
     backend.pm.hook.end_run(run=info._replace(end_time=t0 + 5, status="Completed"), status="Completed")
-    assert len(event_files(logdir / "exp" / "shared")) == 2
+    files = [p.name for p in event_files(logdir / "exp" / "shared")]
+    assert len(files) == 3 and HPARAMS_FILE in files  # one per process, and the tag as an hparam
     found = open_backend(spec).read("exp", "shared")
     assert found.info.status == "Completed"
     assert [(type(r).__name__, getattr(r, "seq", None)) for r in found.records] == [
@@ -557,3 +628,184 @@ def test_files_follow_the_umask_so_other_users_can_read_them(tmp_path):
     assert all(any(k in f for f in files) for k in kinds), files
     assert set(files.values()) == {"0o644"}, files
     assert {oct(p.stat().st_mode & 0o777) for p in paths if p.is_dir()} == {"0o755"}
+
+
+# --- folder names: what TensorBoard's run selector lists ------------------------------------------
+
+def _run_folders(exp_dir: Path) -> list[Path]:
+    return sorted(p for p in exp_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+@pytest.mark.parametrize("name", ["../x", "/", "..", ".", "a/../../b", "nul\x00name", "x" * 5000,
+                                  ".runbridge-index", "files", "C:\\evil", "é" * 300])
+def test_hostile_display_names_stay_one_folder_inside_the_experiment(tmp_path, name):
+    logdir = tmp_path / "logs"
+    spec = f"tensorboard:{logdir}"
+    run = Experiment(Workspace(backends=[spec]), "exp").start_logging(display_name=name, outputs=None)
+    run.log("m", 1.5)
+    run.complete()
+    [folder] = _run_folders(logdir / "exp")
+    assert folder.parent == logdir / "exp" and folder.name.endswith(f" ({run.id[-8:]})")
+    assert len(folder.name.encode()) <= 255 and "/" not in folder.name and "\x00" not in folder.name
+    assert sorted(p.name for p in logdir.iterdir()) == ["exp"]  # nothing escaped the experiment
+    fresh = Run(Experiment(Workspace(backends=[spec]), "exp"), run.id)
+    assert fresh.get_metrics() == {"m": 1.5} and fresh.display_name == name
+    assert [r.run_id for r in open_backend(spec).list_runs("exp")] == [run.id]
+
+
+def test_a_taken_folder_name_falls_back_to_the_run_id(tmp_path):
+    logdir = tmp_path / "logs"
+    spec = f"tensorboard:{logdir}"
+    exp = Experiment(Workspace(backends=[spec]), "exp")
+    parent = exp.start_logging(display_name="p", outputs=None)
+    # two runs whose names and id endings agree: the second cannot have the same folder
+    first = parent.child_run(name="same", run_id="first-12345678")
+    second = parent.child_run(name="same", run_id="second-12345678")
+    # a folder someone else made holds the name a third run would get
+    parent_dir = logdir / "exp" / f"p ({parent.id[-8:]})"
+    foreign = parent_dir / "taken (87654321)"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("not a run")
+    third = parent.child_run(name="taken", run_id="third-87654321")
+    for i, r in enumerate((first, second, third)):
+        r.log("i", i)
+        r.complete()
+    parent.complete()
+    assert sorted(p.name for p in _run_folders(parent_dir)) == [
+        "same (12345678)", "second-12345678", "taken (87654321)", "third-87654321"]
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]  # left as it was
+    for i, r in enumerate((first, second, third)):
+        assert Run(Experiment(Workspace(backends=[spec]), "exp"), r.id).get_metrics() == {"i": i}
+
+
+def test_runs_in_folders_named_by_id_still_read(tmp_path):
+    """Earlier versions named every run folder by its run id: such log folders read as before."""
+    logdir = tmp_path / "logs"
+    spec = f"tensorboard:{logdir}"
+    run = Experiment(Workspace(backends=[spec]), "exp").start_logging(display_name="old", outputs=None)
+    child = run.child_run(name="kid")
+    child.log("c", 2)
+    child.complete()
+    run.log("m", 1)
+    run.tag("t", "v")
+    run.complete()
+    exp_dir = logdir / "exp"
+    # lay the runs out as the earlier version did: <exp>/<run id>/<child id>/, index by id
+    old = exp_dir / path_component(run.id)
+    (exp_dir / f"old ({run.id[-8:]})").rename(old)
+    (old / f"kid ({child.id[-8:]})").rename(old / path_component(child.id))
+    (exp_dir / ".runbridge-index" / path_component(child.id)).write_text(f"{run.id}/{child.id}")
+    (exp_dir / ".runbridge-index" / path_component(run.id)).unlink()
+    ws = Workspace(backends=[spec])
+    fresh = Run(Experiment(ws, "exp"), run.id)
+    assert fresh.get_metrics() == {"m": 1} and fresh.get_tags() == {"t": "v"}
+    assert [c.get_metrics() for c in fresh.get_children()] == [{"c": 2}]
+    assert {r.run_id for r in open_backend(spec).list_runs("exp")} == {run.id, child.id}
+    fresh.tag("later", "yes")  # writing to an old-layout run keeps it where it is
+    assert Run(Experiment(Workspace(backends=[spec]), "exp"), run.id).get_tags() == {"t": "v", "later": "yes"}
+    assert sorted(p.name for p in _run_folders(exp_dir)) == [path_component(run.id)]
+
+
+def test_named_runs_migrate_to_sqlite_and_back(tmp_path):
+    import runbridge
+
+    spec = f"tensorboard:{tmp_path / 'tb'}"
+    run = Experiment(Workspace(backends=[spec]), "exp").start_logging(display_name="ridge", outputs=None)
+    run.log_row("Y over X", x=1, y=0.5)
+    run.tag("model", "ridge")
+    child = run.child_run(name="fold-0")
+    child.log("m", 3)
+    child.complete()
+    run.complete()
+    db = f"sqlite:{tmp_path / 'runs.db'}"
+    assert "every value copied reads back exactly" in str(runbridge.migrate(spec, db))
+    back = f"tensorboard:{tmp_path / 'tb-again'}"
+    assert "every value copied reads back exactly" in str(runbridge.migrate(db, back))
+    again = Run(Experiment(Workspace(backends=[back]), "exp"), run.id)
+    assert again.display_name == "ridge" and again.get_tags() == {"model": "ridge"}
+    assert again.get_metrics() == {"Y over X": {"x": 1, "y": 0.5}}
+    folder = tmp_path / "tb-again" / "exp" / f"ridge ({run.id[-8:]})"
+    assert (folder / f"fold-0 ({child.id[-8:]})").is_dir() and (folder / HPARAMS_FILE).is_file()
+
+
+def _hparams_tensorboard_reads(folder: Path) -> dict:
+    """The hparams TensorBoard's own loader finds in a run folder (as its HParams plugin does)."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    content = accumulator(folder).PluginTagToContent("hparams")
+    [start] = [plugin_data_pb2.HParamsPluginData.FromString(c).session_start_info for c in content.values()]
+    return {k: v.string_value for k, v in start.hparams.items()}
+
+
+def test_hparams_follow_tag_changes_from_any_process(tmp_path):
+    logdir = tmp_path / "logs"
+    spec = f"tensorboard:{logdir}"
+    run = Experiment(Workspace(backends=[spec]), "exp").start_logging(display_name="r", outputs=None,
+                                                                       tags={"a": "1", "b": "2"})
+    run.add_properties({"p": "x"})
+    run.flush()
+    folder = logdir / "exp" / f"r ({run.id[-8:]})"
+    assert _hparams_tensorboard_reads(folder) == {"tags/a": "1", "tags/b": "2", "properties/p": "x"}
+    run.tag("a", None)  # a valueless tag
+    run.tag("b", "3")
+    run.complete()
+    code = textwrap.dedent(f"""
+        from runbridge import Workspace, Experiment, Run
+        Run(Experiment(Workspace(backends=[{spec!r}]), "exp"), {run.id!r}).tag("later", "yes")
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    assert _hparams_tensorboard_reads(folder) == {"tags/a": "", "tags/b": "3", "properties/p": "x",
+                                                  "tags/later": "yes"}
+    assert not any(p.name.endswith(".tmp") for p in folder.iterdir())  # rewritten atomically
+
+
+def test_text_view_of_a_long_table_shows_its_latest_rows(tmp_path):
+    logdir = tmp_path / "logs"
+    run = Experiment(Workspace(backends=[f"tensorboard:{logdir}"]), "exp").start_logging(outputs=None)
+    for i in range(1200):
+        run.log_row("curve", i=i, v=i / 10)
+    run.complete()
+    acc = accumulator(logdir / "exp" / path_component(run.id))
+    from tensorboard.util import tensor_util
+
+    shown = acc.Tensors("curve")[-1]  # the last write batch shows the whole table
+    text = tensor_util.make_ndarray(shown.tensor_proto).item().decode()
+    lines = text.splitlines()
+    assert lines[0] == "(the last 500 of 1,200 rows)"
+    assert lines[4] == "| 700 | 70.0 |" and lines[-1] == "| 1199 | 119.9 |" and len(lines) == 2 + 2 + 500
+    assert [e.step for e in acc.Tensors("curve/v")] == list(range(1200))
+
+
+def test_every_float_and_step_reads_back_exactly_in_bulk(tmp_path):
+    """Long runs are decoded by byte templates: every value, step and writer still comes back
+    exactly, whatever the mix of names, kinds, steps and descriptions."""
+    nan_payload = struct.unpack("<d", struct.pack("<Q", 0x7FF8_0000_DEAD_BEEF))[0]
+    specials = [0.0, -0.0, float("inf"), float("-inf"), 5e-324, 1.7976931348623157e308, nan_payload]
+    names = [f"metric-{k}" for k in range(20)]  # more names than templates kept
+    ints = [0, 1, 127, 128, 2 ** 31, -1, -(2 ** 63), 2 ** 63 - 1, 2 ** 64, -(2 ** 70)]
+    logged: dict[str, list] = {n: [] for n in names + ["mixed", "stepped", "ints"]}
+    logdir = tmp_path / "logs"
+    spec = f"tensorboard:{logdir}"
+    run = Experiment(Workspace(backends=[spec]), "bulk").start_logging(outputs=None)
+    for i in range(3000):
+        name = names[(i * 7) % len(names)]
+        value = specials[i % len(specials)] if i % 5 == 0 else i / 3
+        run.log(name, value)
+        logged[name].append(value)
+        mixed = i if i % 3 == 0 else (f"s{i}" if i % 3 == 1 else i + 0.5)
+        run.log("mixed", mixed, description="half and half" if i == 7 else "")
+        logged["mixed"].append(mixed)
+        run.log("ints", ints[i % len(ints)])
+        logged["ints"].append(ints[i % len(ints)])
+        for step in (-(2 ** 63), -1, 2 ** 21, 2 ** 35, 2 ** 63 - 1) if i % 1000 == 0 else ():
+            run.log("stepped", i + 0.25, step=step)
+            logged["stepped"].append(i + 0.25)
+    run.complete()
+    fresh = Run(Experiment(Workspace(backends=[spec]), "bulk"), run.id)
+    metrics = fresh.get_metrics()
+    for name, values in logged.items():
+        assert [struct.pack("<d", v) if type(v) is float else v for v in metrics[name]] == \
+            [struct.pack("<d", v) if type(v) is float else v for v in values], name
+    stepped = [r.step for r in open_backend(spec).read("bulk", run.id).records
+               if type(r) is Metric and r.name == "stepped"]
+    assert stepped == [-(2 ** 63), -1, 2 ** 21, 2 ** 35, 2 ** 63 - 1] * 3

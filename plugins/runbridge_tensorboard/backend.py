@@ -2,13 +2,17 @@
 
 Layout under the log folder (the spec's location, ``tensorboard:<logdir>``)::
 
-    <logdir>/<experiment>/<run id>/                 a top-level run (TensorBoard run "<experiment>/<run id>")
+    <logdir>/<experiment>/<name> (<id[-8:]>)/       a top-level run (TensorBoard run "<experiment>/<name> (<id[-8:]>)")
         events.out.tfevents.<time>.<host>.<pid>.<n>.runbridge   one file per writing process
+        events.out.tfevents.0000000000.hparams.runbridge      tags and properties as HParams (rewritten whole)
         runbridge.run.json                          the run's current RunInfo (for fast listing)
         files/<name>                                uploads, images, JSON metrics
-        <child run id>/                             child runs are sub-folders: sub-runs in TensorBoard
+        <child name> (<id[-8:]>)/                   child runs are sub-folders: sub-runs in TensorBoard
     <logdir>/<experiment>/.runbridge-index/<run id> where a run's folder is (children are nested)
 
+A run's folder is named once, when it starts (`folder_name`): its display name and the end of its
+id, or its id alone when it has no name or that folder is taken; renaming the run later leaves the
+folder as it is. Folders named by the run id (how earlier versions laid runs out) read as before.
 Names are percent-encoded where a file system or TensorBoard would trip on them. The event
 files are the source of truth (see `translate`); the JSON state file only speeds up `list_runs`.
 Every folder holding event files that runbridge did not write is a run too ("foreign" runs,
@@ -22,6 +26,7 @@ import hashlib
 import heapq
 import json
 import os
+import shlex
 import shutil
 import socket
 import threading
@@ -40,7 +45,7 @@ from runbridge.records import (
     COMPLETED, File, Image, Property, Record, RunInfo, record_from_dict, record_to_dict,
 )
 
-from . import tfrecord, translate
+from . import fastread, hparams, tfrecord, translate
 
 STATE_FILE = "runbridge.run.json"
 FILES_DIR = "files"
@@ -65,6 +70,15 @@ def path_component(name: str) -> str:
         digest = hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
         out = out[:180] + "~" + digest
     return out
+
+
+def folder_name(run: RunInfo) -> str:
+    """The folder TensorBoard lists a run under: ``<display name> (<last 8 chars of its id>)``, so
+    people recognise it in the run selector; the id itself when the run has no name of its own."""
+    name = run.display_name
+    if not name or name == run.run_id:
+        return path_component(run.run_id)
+    return f"{path_component(name)} ({path_component(run.run_id[-8:])})"
 
 
 def _is_event_file(name: str) -> bool:
@@ -330,10 +344,19 @@ class TensorBoardBackend:
             parent = self._locate(run.experiment, run.parent_id)
             if parent is None or not (parent / STATE_FILE).exists():
                 parent = exp_dir / path_component(run.parent_id)
-        folder = (parent if parent is not None else exp_dir) / path_component(run.run_id)
-        folder.mkdir(parents=True, exist_ok=True)
+        base = parent if parent is not None else exp_dir
+        base.mkdir(parents=True, exist_ok=True)
+        folder = base / path_component(run.run_id)
+        named = folder_name(run)
+        if named != folder.name and not folder.exists():
+            try:  # claimed atomically: two runs of one name never share a folder
+                (base / named).mkdir()
+                folder = base / named
+            except FileExistsError:
+                pass  # the name is taken: the id folder, which is unique
+        folder.mkdir(exist_ok=True)
         index = exp_dir / INDEX_DIR / path_component(run.run_id)
-        write_file_atomically(index, data= folder.relative_to(exp_dir).as_posix().encode("utf-8"))
+        write_file_atomically(index, data=folder.relative_to(exp_dir).as_posix().encode("utf-8"))
         return folder
 
     def _write_state(self, folder: Path, run: RunInfo) -> None:
@@ -376,6 +399,10 @@ class TensorBoardBackend:
             elif kind is Image and rec.data is not None:
                 write_file_atomically(_run_file(folder, rec.file_name), data=rec.data)
         _writer(folder).append(records)
+        if hparams.shown_in(records):
+            shown = hparams.updated(hparams.read(folder), records)
+            if shown is not None:
+                hparams.write(folder, shown, run.start_time, run.run_id)
 
     @hookimpl
     def end_run(self, run: RunInfo, status: str) -> None:
@@ -393,20 +420,21 @@ class TensorBoardBackend:
         folder = self._locate(experiment, run_id)
         if folder is None:
             return None
-        if (folder / STATE_FILE).exists():
-            return self._read_own(folder)
-        return self._read_foreign(folder, experiment, run_id)
+        with fastread.gc_paused():
+            if (folder / STATE_FILE).exists():
+                return self._read_own(folder)
+            return self._read_foreign(folder, experiment, run_id)
 
     def _read_own(self, folder: Path) -> list[Record]:
         state = self._state(folder)  # written after the events of start_run/end_run: the newest
         current = None
         files = _event_files(folder)
-        own = [p for p in files if p.name.endswith(OWN_SUFFIX)]
+        own = [p for p in files if p.name.endswith(OWN_SUFFIX) and p.name != hparams.HPARAMS_FILE]
         records: list[Record] = []
-        if len(own) < len(files):  # an adopted folder: what the other tool wrote comes first
-            foreign = [p for p in files if not p.name.endswith(OWN_SUFFIX)]
+        foreign = [p for p in files if not p.name.endswith(OWN_SUFFIX)]
+        if foreign:  # an adopted folder: what the other tool wrote comes first
             records.extend(self._decode_foreign(folder, foreign)[0])
-        for rec in translate.decode_own(_merged_events(own)):
+        for rec in fastread.decode_files([str(p) for p in own]):
             kind = type(rec)
             if kind is RunInfo:
                 current = rec
@@ -492,7 +520,7 @@ class TensorBoardBackend:
         folder = self._locate(run.experiment, run.run_id)
         if folder is None:
             return None
-        return f"tensorboard --logdir {folder}"
+        return f"tensorboard --logdir {shlex.quote(str(folder))}"  # run folder names hold spaces
 
     @hookimpl
     def fetch_file(self, run: RunInfo, name: str, destination: str) -> bool | None:

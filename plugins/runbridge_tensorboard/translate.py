@@ -13,8 +13,9 @@ the record's ``seq``; ``wall_time`` = the record's time):
 * Other metrics (bool, None, ints beyond int64) and every ``Row``, ``Image``, ``Tag``,
   ``Property``, ``File``, ``RunInfo``: the exact record as one JSON line
   (`runbridge.records.record_to_json`) in a DT_STRING tensor under ``runbridge.records``;
-  bools and big ints also get a display scalar, rows a markdown table in the Text dashboard
-  (consecutive rows of one table in one event), images an image summary with the original
+  bools and big ints also get a display scalar, rows a display scalar ``<table>/<column>`` per
+  numeric cell (step = the row's index) and, on the last row of each batch, the table so far
+  as markdown in the Text dashboard (`TableView`), images an image summary with the original
   bytes, JSON metrics a text summary.
 
 Fields of an exact metric that the event cannot carry by itself travel in the value's
@@ -32,6 +33,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+from collections import deque
 from typing import Any, Iterable, Iterator, Sequence
 
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
@@ -132,19 +134,35 @@ def _md_cell(value: Any) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def markdown_table(rows: Sequence[Row]) -> str:
-    """A markdown table of `rows` (columns in first-seen order)."""
-    columns: list[str] = []
-    for row in rows:
+#: How many rows of a table the Text dashboard shows (the latest ones).
+TABLE_ROWS_SHOWN = 500
+
+
+class TableView:
+    """The rows of one table logged so far (the latest `TABLE_ROWS_SHOWN`), as markdown."""
+
+    def __init__(self) -> None:
+        self.columns: list[str] = []
+        self.rows: deque[dict[str, Any]] = deque(maxlen=TABLE_ROWS_SHOWN)
+        self.count = 0
+
+    def add(self, row: Row) -> None:
         for c, _ in row.cells:
-            if c not in columns:
-                columns.append(c)
-    lines = ["| " + " | ".join(_md_cell(c) for c in columns) + " |",
-             "|" + "---|" * len(columns)]
-    for row in rows:
-        cells = dict(row.cells)
-        lines.append("| " + " | ".join(_md_cell(cells.get(c, "")) for c in columns) + " |")
-    return "\n".join(lines)
+            if c not in self.columns:
+                self.columns.append(c)
+        self.rows.append(dict(row.cells))
+        self.count += 1
+
+    def markdown(self) -> str:
+        """The table so far (columns in first-seen order), with a note when rows are left out."""
+        columns = self.columns
+        lines = []
+        if self.count > len(self.rows):
+            lines += [f"(the last {len(self.rows):,} of {self.count:,} rows)", ""]
+        lines += ["| " + " | ".join(_md_cell(c) for c in columns) + " |", "|" + "---|" * len(columns)]
+        for cells in self.rows:
+            lines.append("| " + " | ".join(_md_cell(cells.get(c, "")) for c in columns) + " |")
+        return "\n".join(lines)
 
 
 class Encoder:
@@ -153,6 +171,7 @@ class Encoder:
     def __init__(self) -> None:
         self._seen: set[str] = set()
         self._display_plugin: dict[str, str] = {}
+        self._tables: dict[str, TableView] = {}
         self.max_step = 0
 
     def _meta(self, tag: str, metadata: summary_pb2.SummaryMetadata,
@@ -246,6 +265,15 @@ class Encoder:
         exact = _Value(tag=tag, metadata=metadata, tensor=tensor)
         return self._event(m.time / 1e6, step, [exact, display])
 
+    def _column_scalars(self, row: Row) -> list:
+        """Display scalars ``<table>/<column>`` of the row's numeric cells (for the Scalars charts)."""
+        shown = []
+        for column, v in row.cells:
+            kind = type(v)
+            if kind is float or (kind is int and -2 ** 1023 < v < 2 ** 1023):
+                shown.append(self._display_scalar(f"{row.name}/{column}", float(v)))
+        return shown
+
     def _display_for(self, name: str, v: Any) -> list:
         if type(v) is bool or type(v) is int:
             return [self._display_scalar(name, float(v))]
@@ -269,11 +297,16 @@ class Encoder:
                 j = i
                 while j < n and type(records[j]) is Row and records[j].name == rec.name:
                     j += 1
-                group = records[i:j]
-                table = self._display_text(rec.name, markdown_table(group), rec.description)
-                for k, row in enumerate(group):  # step = the row's index in its table
-                    out.append(self._record_event(row, row.time, [table] if k == len(group) - 1 else None,
-                                                  step=row.seq))
+                view = self._tables.get(rec.name)
+                if view is None:
+                    view = self._tables[rec.name] = TableView()
+                for k in range(i, j):  # step = the row's index in its table
+                    row = records[k]
+                    view.add(row)
+                    shown = self._column_scalars(row)
+                    if k == j - 1:  # the batch's last row carries the whole table so far
+                        shown.append(self._display_text(rec.name, view.markdown(), rec.description))
+                    out.append(self._record_event(row, row.time, shown, step=row.seq))
                 i = j
                 continue
             elif kind is Image:
