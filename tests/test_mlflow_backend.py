@@ -7,6 +7,9 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
+import subprocess
+import sys
 import time
 import urllib.request
 import warnings
@@ -28,6 +31,7 @@ from runbridge.backends import open_backend
 from runbridge.records import Metric, Row, RunInfo, Tag
 from runbridge.testing import make_png
 from runbridge_mlflow import translate as tr
+from runbridge_mlflow.uri import check_scheme
 
 REJECTED_NAMES = ["acc@1", "loss (train)", "a//b", "λ-損失", "n" * 300, "/abs", "dot/../up", "trail/"]
 
@@ -344,6 +348,50 @@ def test_a_probe_interval_that_is_not_seconds_is_refused_naming_the_variable(mon
     monkeypatch.setenv("RUNBRIDGE_MLFLOW_PROBE_INTERVAL", "soon")
     with pytest.raises(RunbridgeError, match="RUNBRIDGE_MLFLOW_PROBE_INTERVAL='soon'"):
         Workspace(backends=[f"mlflow:http://127.0.0.1:{free_port()}"])
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """The `runbridge` command as a user runs it (no RUNBRIDGE_* settings of the test process)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBRIDGE_")}
+    return subprocess.run([sys.executable, "-m", "runbridge", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("spec, needles", [
+    ("mlflow:http://127.0.0.1:{port}", ("http://127.0.0.1:{port}", "unreachable")),
+    ("mlflow:nosuch://x", ("unknown tracking URI scheme 'nosuch'", "mlflow:nosuch://x")),
+])
+def test_a_dead_server_or_an_unknown_scheme_is_one_error_line(tmp_path: Path, spec: str, needles) -> None:
+    """`runbridge runs -b mlflow:http://<closed port>` and a scheme MLflow does not know: one
+    `Error:` line naming the URI or the spec, exit 1 (not MLflow's 'Model registry' message)."""
+    port = free_port()
+    result = _cli("runs", "-b", spec.format(port=port), cwd=tmp_path)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    for needle in needles:
+        assert needle.format(port=port) in lines[0]
+    assert "Model registry" not in result.stderr
+
+
+def test_a_dead_server_is_reported_before_mlflow_is_imported(tmp_path: Path) -> None:
+    """Probing the server comes first: `import mlflow` alone takes seconds, a refused connection
+    does not, so the error arrives without MLflow ever being loaded."""
+    code = (f"import sys; from runbridge import Workspace, Experiment\n"
+            f"exp = Experiment(Workspace(backends=['mlflow:http://127.0.0.1:{free_port()}']), 'e')\n"
+            "try:\n    list(exp.get_runs())\nexcept Exception as exc:\n    print(type(exc).__name__, exc)\n"
+            "print('mlflow loaded:', 'mlflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=300).stdout
+    assert "unreachable" in out and "mlflow loaded: False" in out, out
+
+
+def test_tracking_uri_schemes_mlflow_knows_are_accepted() -> None:
+    for uri in ("sqlite:///x.db", "postgresql+psycopg://u:p@h/db", "mysql://h/db", "file:///tmp/m",
+                "relative/mlruns", "/abs/mlruns", "databricks", "https://host", "C:\\mlruns"):
+        check_scheme(uri)  # no error
+    with pytest.raises(RunbridgeError, match="unknown tracking URI scheme 'ftp'.*'mlflow:ftp://h/x'"):
+        Workspace(backends=["mlflow:ftp://h/x"])
 
 
 # -- batching ----------------------------------------------------------------------------------

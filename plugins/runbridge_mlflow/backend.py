@@ -15,8 +15,6 @@ import shutil
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
 from itertools import count
@@ -29,46 +27,16 @@ from mlflow.entities import Metric as MlflowMetric
 from mlflow.entities import RunTag, ViewType
 from mlflow.exceptions import MlflowException
 
-from runbridge.errors import RunbridgeError, StoreNotFoundError
-from runbridge.hookspecs import StoreLocation, hookimpl
+from runbridge.errors import StoreNotFoundError
+from runbridge.hookspecs import hookimpl
 from runbridge.media import safe_join, safe_name
 from runbridge.records import RUNNING, File, Image, Metric, Property, Record, RunInfo, Tag
 
 from . import translate as tr
+from .uri import Prober, is_http, probe_interval
 
 _RUN_ID_OK = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
 _PAGE = 1000
-#: An http tracking server is probed (GET /health, one connect) at most this often before a
-#: call, so a server that went away fails the call in a second instead of after MLflow's retries.
-#: ``RUNBRIDGE_MLFLOW_PROBE_INTERVAL`` (seconds, read when the backend opens) overrides it.
-PROBE_EVERY_S = 5.0
-PROBE_INTERVAL_ENV = "RUNBRIDGE_MLFLOW_PROBE_INTERVAL"
-
-
-def probe_interval() -> float:
-    """Seconds between two probes of an http tracking server: the environment's, else the default."""
-    raw = os.environ.get(PROBE_INTERVAL_ENV, "").strip()
-    if not raw:
-        return PROBE_EVERY_S
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = -1.0
-    if not seconds >= 0 or seconds == float("inf"):
-        raise RunbridgeError(f"{PROBE_INTERVAL_ENV}={raw!r} is not a number of seconds >= 0 (e.g. 5)")
-    return seconds
-#: MLflow's HTTP client retries a failing request for minutes by default (7 retries, backoff factor
-#: 2, 120 s timeout). For an http tracking URI these bounds apply instead, so a server that dies
-#: mid-run is given up within seconds (and its calls spooled); a value the user set is kept.
-#: They are environment variables, so they also apply to the script's own MLflow calls.
-HTTP_BOUNDS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-               "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
-
-
-class MlflowUnreachableError(RunbridgeError, ConnectionError):
-    """The MLflow tracking server does not answer."""
-
-
 def _not_found(exc: MlflowException) -> bool:
     return getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") or \
         "not found" in str(exc).lower() or "does not exist" in str(exc).lower()
@@ -91,36 +59,11 @@ def _local_artifact_dir(uri: str) -> str | None:
     return os.path.abspath(local_file_uri_to_path(uri))
 
 
-class MlflowBackend:
-    """Runs kept in MLflow: native metrics/params/tags/artifacts plus an exact record stream."""
+class MlflowClientBackend:
+    """Runs kept in MLflow: native metrics/params/tags/artifacts plus an exact record stream.
+    Opened by `runbridge_mlflow.MlflowBackend` once the URI is checked (an http server probed)."""
 
-    @staticmethod
-    @hookimpl
-    def store_location(location: str, base: str) -> StoreLocation:
-        """A tracking URI with a local store made absolute: ``sqlite:///rel.db`` becomes
-        ``sqlite:////abs/rel.db`` (owning the database, its journals and the ``mlartifacts``
-        folder beside it), ``file:rel`` / a bare path becomes ``file:///abs/rel`` / ``/abs/rel``
-        (owning that folder); servers and other schemes are kept as written."""
-        root = Path(base)
-        scheme, sep, rest = location.partition(":")
-        if sep and scheme.lower() == "sqlite" and rest.startswith("///") and ":memory:" not in rest:
-            path = rest[3:]
-            db = (root / path).resolve() if not path.startswith("/") else Path(path)
-            return StoreLocation(f"sqlite:///{db}", (*(f"{db}{s}" for s in ("", "-journal", "-wal", "-shm")),
-                                                     str(db.parent / "mlartifacts")))
-        if sep and scheme.lower() == "file":
-            path = rest[2:] if rest.startswith("//") else rest
-            folder = (root / Path(path).expanduser()).resolve()
-            return StoreLocation(folder.as_uri(), (str(folder),))
-        if not sep and (location.startswith((".", "~", "/")) or "/" in location):  # a bare file-store path
-            folder = (root / Path(location).expanduser()).resolve()
-            return StoreLocation(str(folder), (str(folder),))
-        return StoreLocation(location)
-
-    def __init__(self, location: str):
-        if not location:
-            raise ValueError("the mlflow backend needs a tracking URI, e.g. "
-                             "'mlflow:sqlite:///mlflow.db' or 'mlflow:http://127.0.0.1:5000'")
+    def __init__(self, location: str, prober: Prober | None = None):
         self.uri = location
         self._artifact_root: str | None = None
         #: The local database or folder the store lives in (None for servers): reads check it
@@ -147,11 +90,8 @@ class MlflowBackend:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bars in scripts
         # No "🏃 View run ..." banner on stdout at every run end (a user can set it back to false).
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-        self.is_http = location.startswith(("http://", "https://"))
-        if self.is_http:
-            for name, value in HTTP_BOUNDS.items():
-                os.environ.setdefault(name, value)
-        self.probe_every_s = probe_interval() if self.is_http else PROBE_EVERY_S
+        self.is_http = is_http(location)
+        self.prober = prober if prober is not None or not self.is_http else Prober(location, probe_interval())
         self._client: MlflowClient | None = None
         self._lock = threading.RLock()
         self._experiment_ids: dict[str, str] = {}
@@ -159,10 +99,9 @@ class MlflowBackend:
         self._states: dict[str, tr.RunState] = {}
         self._counter = count()
         self._last_chunk_ns = 0
-        self._reachable_at = -1e9
 
     def __repr__(self) -> str:
-        return f"MlflowBackend({self.uri!r})"
+        return f"MlflowClientBackend({self.uri!r})"
 
     @property
     def client(self) -> MlflowClient:
@@ -180,28 +119,8 @@ class MlflowBackend:
 
     def _check_reachable(self, force: bool = False) -> None:
         """Fail fast, naming the URI, when an http tracking server does not answer."""
-        if not self.is_http:
-            return
-        now = time.monotonic()
-        if not force and now - self._reachable_at < self.probe_every_s:
-            return
-        try:
-            timeout = float(os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", "") or 10)
-        except ValueError:
-            timeout = 10.0
-        url = self.uri.rstrip("/") + "/health"
-        try:
-            with urllib.request.urlopen(url, timeout=min(timeout, 10.0)):
-                pass
-        except urllib.error.HTTPError:
-            pass  # it answered
-        except (OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise MlflowUnreachableError(
-                f"MLflow tracking server {self.uri} is unreachable ({reason}); "
-                f"start it or fix the backend spec 'mlflow:{self.uri}'"
-            ) from None
-        self._reachable_at = now
+        if self.prober is not None:
+            self.prober.check(force)
 
     def _experiment_id(self, name: str, create: bool) -> str | None:
         eid = self._experiment_ids.get(name)
