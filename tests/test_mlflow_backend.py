@@ -509,25 +509,35 @@ def test_a_long_run_is_read_from_one_snapshot(tracking_uri: str) -> None:
     assert got.records[-1] == late
 
 
-def test_the_stream_is_record_to_json_lines_and_reads_back_exactly() -> None:
+def test_the_stream_keeps_metrics_in_columns_and_reads_back_exactly() -> None:
+    """A chunk holds consecutive metrics as one line of columns and every other record as the
+    core's exact JSON line; every value reads back exactly, and chunks of one `record_to_json`
+    line per record (as earlier versions wrote them) still read."""
     from runbridge.records import File, Image, Property, record_from_json, record_to_json
     from runbridge.testing import EXACT_VALUES, same
 
     t0 = 1_700_000_000_000_000
-    records = [Metric("m", i, v, i if i % 2 else None, t0 + i, bool(i % 3), "d" if i == 1 else "")
-               for i, v in enumerate([*EXACT_VALUES, 2**80, -(2**70)])]
-    records += [Row("r", 0, (("a", float("nan")), ("b", None), ("c", "x")), t0, True, "rows"),
-                Image("i", 0, "i.png", "image/png", t0, 3, None, "img"), Tag("t", None, t0, True),
-                Property("p", "v", t0), File("f/g.bin", 3, "abc", t0),
-                RunInfo("id", "exp", None, None, "Failed", t0, t0 + 1, "e" * 9000)]
+    metrics = [Metric("m", i, v, i if i % 2 else None, t0 + i, bool(i % 3), "d" if i == 1 else "",
+                      "w2" if i % 5 == 0 else "w1")
+               for i, v in enumerate([*EXACT_VALUES, 2**80, -(2**70), "text", None, True])]
+    others = [Row("r", 0, (("a", float("nan")), ("b", None), ("c", "x")), t0, True, "rows"),
+              Image("i", 0, "i.png", "image/png", t0, 3, None, "img"), Tag("t", None, t0, True),
+              Property("p", "v", t0), File("f/g.bin", 3, "abc", t0),
+              RunInfo("id", "exp", None, None, "Failed", t0, t0 + 1, "e" * 9000)]
+    records = [*metrics, *others, *metrics[:3]]
     data = tr.encode_chunk(records)
     lines = data.decode("utf-8").splitlines()
-    assert len(lines) == len(records)
-    for line, rec in zip(lines, records):  # each line is the core's exact JSON form of its record
-        assert same(tuple(record_from_json(line)), tuple(record_from_json(record_to_json(rec))))
+    assert len(lines) == 1 + len(others) + 1  # metrics: one line per run of consecutive metrics
+    block = json.loads(lines[0])
+    assert block["type"] == "Metrics" and len(block["seq"]) == len(metrics)
+    for line, rec in zip(lines[1:-1], others):  # each other line is the core's exact JSON form
         assert json.loads(line) == json.loads(record_to_json(rec))
+        assert same(tuple(record_from_json(line)), tuple(rec))
     back = tr.decode_chunk(data)
-    assert all(same(tuple(a), tuple(b)) for a, b in zip(back, records)) and len(back) == len(records)
+    assert len(back) == len(records) and all(same(tuple(a), tuple(b)) for a, b in zip(back, records))
+    assert all(type(a) is type(b) for a, b in zip(back, records))
+    old_format = "\n".join(record_to_json(r) for r in records).encode("utf-8") + b"\n"
+    assert all(same(tuple(a), tuple(b)) for a, b in zip(tr.decode_chunk(old_format), records))
     covered, snap = tr.decode_snapshot(tr.encode_snapshot(["c1", "c2"], records))
     assert covered == {"c1", "c2"} and all(same(tuple(a), tuple(b)) for a, b in zip(snap, records))
 

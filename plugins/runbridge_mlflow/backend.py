@@ -33,6 +33,7 @@ from runbridge.media import safe_join, safe_name
 from runbridge.records import RUNNING, File, Image, Metric, Property, Record, RunInfo, Tag
 
 from . import translate as tr
+from .stream import DecodedCache, Stream, local_artifact_dir
 from .uri import Prober, is_http, probe_interval
 
 _RUN_ID_OK = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
@@ -40,23 +41,6 @@ _PAGE = 1000
 def _not_found(exc: MlflowException) -> bool:
     return getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") or \
         "not found" in str(exc).lower() or "does not exist" in str(exc).lower()
-
-
-def _is_local_artifact_uri(uri: str) -> bool:
-    """True when MLflow keeps the run's artifacts in a local folder (read in place)."""
-    from urllib.parse import urlparse
-
-    scheme = urlparse(uri).scheme
-    return scheme in ("", "file") or len(scheme) == 1  # a Windows drive letter
-
-
-def _local_artifact_dir(uri: str) -> str | None:
-    """The local folder of a run's artifacts, or None for a remote artifact store."""
-    if not _is_local_artifact_uri(uri):
-        return None
-    from mlflow.utils.file_utils import local_file_uri_to_path
-
-    return os.path.abspath(local_file_uri_to_path(uri))
 
 
 class MlflowClientBackend:
@@ -99,6 +83,7 @@ class MlflowClientBackend:
         self._states: dict[str, tr.RunState] = {}
         self._counter = count()
         self._last_chunk_ns = 0
+        self._decoded = DecodedCache()
 
     def __repr__(self) -> str:
         return f"MlflowClientBackend({self.uri!r})"
@@ -295,7 +280,7 @@ class MlflowClientBackend:
             self.client.set_terminated(mid, status=status, end_time=end_ms)
 
     def _load_stream(self, run: Any) -> list[Record]:
-        stream = _Stream(self.client, run)
+        stream = Stream(self.client, run, self._decoded)
         try:
             return stream.records()
         finally:
@@ -382,7 +367,7 @@ class MlflowClientBackend:
             if final.error is not None and len(final.error) > tr.MAX_TAG_VALUE_LENGTH:
                 self._upload(mid, [], [final])
             has_tables = tr.TAG_TABLES in native.data.tags or self._state(mid).has_rows
-            stream = _Stream(self.client, native)
+            stream = Stream(self.client, native, self._decoded)
             try:
                 uncovered = len(stream.uncovered_estimate())
                 if has_tables or uncovered >= tr.SNAPSHOT_MIN_CHUNKS:
@@ -589,7 +574,7 @@ class MlflowClientBackend:
         if found is None:
             return None
         mid = found.info.run_id
-        root = _local_artifact_dir(found.info.artifact_uri or "")
+        root = local_artifact_dir(found.info.artifact_uri or "")
         Path(destination).parent.mkdir(parents=True, exist_ok=True)
         if root is not None:
             # read in place: MLflow's local download parses the path as a URI ('?', '#', '%')
@@ -608,79 +593,3 @@ class MlflowClientBackend:
                 return None
             shutil.copyfile(path, destination)
         return True
-
-class _Stream:
-    """The exact record stream of one MLflow run: chunk files, and the latest snapshot if any."""
-
-    def __init__(self, client: MlflowClient, run: Any):
-        self.client = client
-        self.mid = run.info.run_id
-        self.root: str | None = None  # a local folder holding runbridge/ (local artifact stores)
-        self._tmp: tempfile.TemporaryDirectory | None = None
-        local = _local_artifact_dir(run.info.artifact_uri or "")
-        if local is not None:
-            self.root = os.path.join(local, tr.ARTIFACT_DIR)
-            self.chunks = self._local_names("records")
-            self.snapshots = self._local_names("snapshots")
-        else:
-            self.chunks = self._remote_names(tr.RECORDS_DIR)
-            self.snapshots = self._remote_names(tr.SNAPSHOTS_DIR) if self.chunks else []
-        self._covered: set[str] = set()
-
-    def _local_names(self, sub: str) -> list[str]:
-        folder = os.path.join(self.root, sub) if self.root else None
-        if not folder or not os.path.isdir(folder):
-            return []
-        return sorted(n for n in os.listdir(folder) if tr.CHUNK_RE.match(n))
-
-    def _remote_names(self, path: str) -> list[str]:
-        names = (posixpath_basename(i.path) for i in self.client.list_artifacts(self.mid, path) if not i.is_dir)
-        return sorted(n for n in names if tr.CHUNK_RE.match(n))
-
-    def _fetch(self, rel: str) -> bytes:
-        if self.root is not None:
-            with open(os.path.join(self.root, *rel.split("/")), "rb") as fh:
-                return fh.read()
-        if self._tmp is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="runbridge-mlflow-")
-        path = self.client.download_artifacts(self.mid, f"{tr.ARTIFACT_DIR}/{rel}", self._tmp.name)
-        with open(path, "rb") as fh:
-            return fh.read()
-
-    def _fetch_chunks(self, names: list[str]) -> list[bytes]:
-        if self.root is None and len(names) > 8:
-            # many files: one parallel directory download
-            if self._tmp is None:
-                self._tmp = tempfile.TemporaryDirectory(prefix="runbridge-mlflow-")
-            folder = self.client.download_artifacts(self.mid, tr.RECORDS_DIR, self._tmp.name)
-            out = []
-            for name in names:
-                with open(os.path.join(folder, name), "rb") as fh:
-                    out.append(fh.read())
-            return out
-        return [self._fetch(f"records/{name}") for name in names]
-
-    def uncovered_estimate(self) -> list[str]:
-        """Chunks newer than the latest snapshot (by name; `records` reads the exact set)."""
-        last = self.snapshots[-1] if self.snapshots else ""
-        return [c for c in self.chunks if c > last]
-
-    def records(self) -> list[Record]:
-        out: list[Record] = []
-        covered: set[str] = set()
-        if self.snapshots:
-            covered, out = tr.decode_snapshot(self._fetch(f"snapshots/{self.snapshots[-1]}"))
-        needed = [c for c in self.chunks if c not in covered]
-        for data in self._fetch_chunks(needed):
-            out.extend(tr.decode_chunk(data))
-        self._covered = covered
-        return out
-
-    def close(self) -> None:
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-
-
-def posixpath_basename(path: str) -> str:
-    return path.rsplit("/", 1)[-1]

@@ -12,9 +12,10 @@ How a runbridge run lives in MLflow
   step, else the writer's per-name logging order ``seq``), tags are tags, properties are params,
   images and uploads are artifacts under their own names. Names MLflow rejects are written under
   an encoded key, with the original name in the manifest tag ``runbridge.key.<encoded>``.
-* Exactness: every record of a write call is also appended, as JSON lines in the exact form of
-  `runbridge.records.record_to_json`, to a new chunk artifact ``runbridge/records/<chunk>.jsonl``
-  (one file per write call, never re-written). `read` replays those chunks, so ints, bools,
+* Exactness: every record of a write call is also appended, as JSON lines, to a new chunk
+  artifact ``runbridge/records/<chunk>.jsonl`` (one file per write call, never re-written):
+  consecutive metrics as one line of columns (`encode_chunk`), any other record in the exact
+  form of `runbridge.records.record_to_json`. `read` replays those chunks, so ints, bools,
   strings, None, NaN/inf, float64 bits, rows, descriptions, long or None tag values and
   duplicate points come back exactly.
 * Native timestamps never collide. MLflow's SQL store keys a point by (name, timestamp, step,
@@ -441,18 +442,96 @@ def _record_from(data: dict[str, Any]) -> Record:
     return record_from_dict(data)
 
 
+#: What a column of a metrics block holds as plain JSON (non-finite floats go in its "float" list).
+_COLUMN_TYPES = (float, int, str, bool, type(None))
+
+
+def _metrics_block(metrics: list[Metric]) -> str:
+    """Consecutive metric records as one JSON line of columns (one line per flushed batch instead
+    of one per point: reading decodes arrays of numbers, not a dict per point). Keys:
+    ``series`` [[name, writer], ...], ``which`` the series of each point (absent for one series),
+    ``seq``, ``value``, ``step``, ``time``; sparse: ``float`` [[position, "nan"|"inf"|"-inf"]],
+    ``list`` positions logged by `log_list`, ``desc`` [[position, description]] where not ""."""
+    series: dict[tuple[str, str], int] = {}
+    which = [series.setdefault((m.name, m.writer), len(series)) for m in metrics]
+    values = [m.value for m in metrics]
+    block: dict[str, Any] = {"type": "Metrics", "series": [list(k) for k in series]}
+    if len(series) > 1:
+        block["which"] = which
+    block["seq"] = [m.seq for m in metrics]
+    special = [[i, repr(v)] for i, v in enumerate(values) if type(v) is float and not math.isfinite(v)]
+    for i, _ in special:
+        values[i] = None
+    block["value"] = values
+    block["step"] = [m.step for m in metrics]
+    block["time"] = [m.time for m in metrics]
+    if special:
+        block["float"] = special
+    listed = [i for i, m in enumerate(metrics) if m.from_list]
+    if listed:
+        block["list"] = listed
+    described = [[i, m.description] for i, m in enumerate(metrics) if m.description != ""]
+    if described:
+        block["desc"] = described
+    return _ENCODE(block)
+
+
+def _metrics_from_block(block: dict[str, Any]) -> list[Metric]:
+    """Inverse of `_metrics_block`."""
+    seqs = block["seq"]
+    n = len(seqs)
+    series = block["series"]
+    which = block.get("which")
+    if which is None:
+        names, writers = [series[0][0]] * n, [series[0][1]] * n
+    else:
+        names = [series[w][0] for w in which]
+        writers = [series[w][1] for w in which]
+    values = block["value"]
+    for i, text in block.get("float", ()):
+        values[i] = float(text)
+    from_list = [False] * n
+    for i in block.get("list", ()):
+        from_list[i] = True
+    descriptions = [""] * n
+    for i, text in block.get("desc", ()):
+        descriptions[i] = text
+    return list(map(Metric._make, zip(names, seqs, values, block["step"], block["time"], from_list,
+                                      descriptions, writers)))
+
+
 def encode_chunk(records: Iterable[Record]) -> bytes:
-    """Records as JSON lines, exactly `runbridge.records.record_to_json` per line."""
-    return "\n".join([_record_json(r) for r in records]).encode("utf-8") + b"\n"
+    """Records as JSON lines: each run of consecutive metrics whose values JSON holds as one
+    columnar line (`_metrics_block`), every other record one `record_to_json` line."""
+    lines: list[str] = []
+    run: list[Metric] = []
+    for rec in records:
+        if type(rec) is Metric and type(rec.value) in _COLUMN_TYPES:
+            run.append(rec)
+            continue
+        if run:
+            lines.append(_metrics_block(run))
+            run = []
+        lines.append(_record_json(rec))
+    if run:
+        lines.append(_metrics_block(run))
+    return "\n".join(lines).encode("utf-8") + b"\n"
 
 
 def decode_chunk(data: bytes | str) -> list[Record]:
-    """Inverse of `encode_chunk` (any `record_to_json` lines)."""
+    """Inverse of `encode_chunk`; also reads chunks of one `record_to_json` line per record (as
+    runbridge wrote them before metrics blocks)."""
     text = data.decode("utf-8") if isinstance(data, bytes) else data
     lines = [line for line in text.split("\n") if line]
     if not lines:
         return []
-    return [_record_from(d) for d in json.loads("[" + ",".join(lines) + "]")]
+    out: list[Record] = []
+    for item in json.loads("[" + ",".join(lines) + "]"):
+        if item.get("type") == "Metrics":
+            out.extend(_metrics_from_block(item))
+        else:
+            out.append(_record_from(item))
+    return out
 
 
 def encode_snapshot(chunks: Sequence[str], records: Iterable[Record]) -> bytes:
