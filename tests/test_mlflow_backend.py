@@ -8,12 +8,15 @@ import io
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 import warnings
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pytest
@@ -106,7 +109,8 @@ def test_mlflow_users_see_native_runs(tracking_uri: str, tmp_path: Path, monkeyp
     loss = client.get_metric_history(mid, "loss")
     assert [(m.step, m.value) for m in loss] == [(0, 0.9), (10, 0.5), (20, 0.25)]
     assert [(m.step, m.value) for m in client.get_metric_history(mid, "acc")] == [(0, 1.0), (1, 2.0), (2, 3.0)]
-    assert "note" not in native.data.metrics  # strings live in the exact stream only
+    assert "note" not in native.data.metrics  # a string is no metric in MLflow, but a tag:
+    assert native.data.tags["metric.note"] == "a string"
     # tags are tags, properties are params
     assert native.data.tags["team"] == "vision"
     # (plus the one bookkeeping param of the run's writer: its timestamp lane)
@@ -143,6 +147,87 @@ def test_mlflow_users_see_native_runs(tracking_uri: str, tmp_path: Path, monkeyp
     assert fresh.get_tags() == {"team": "vision"}
     assert fresh.get_file_names() == ["outputs/model.bin", "roc.png"]
     assert fresh.get_metrics()["per_class"] == {"cls": [0, 1, 2], "precision": [0.5, 0.6, 0.7]}
+
+
+def _rest(url: str, endpoint: str, **query: str) -> Any:
+    """GET an MLflow server's REST API (what the MLflow UI and any client see)."""
+    with urllib.request.urlopen(f"{url}/{endpoint}?{urllib.parse.urlencode(query)}", timeout=30) as answer:
+        data = answer.read()
+    return json.loads(data) if endpoint.startswith("api/") else data.decode("utf-8")
+
+
+@pytest.mark.slow
+def test_string_metrics_have_a_native_home_on_a_live_server(mlflow_server, fast_mlflow_http) -> None:
+    """A string logged once is the tag `metric.<name>`; a series of strings is the text artifact
+    `metrics/<name>.txt` (one `<step>\t<value>` line each, line breaks escaped) and its tag shows
+    the latest value, as the server's REST API shows them; runbridge reads back the values."""
+    name = unique("strings")
+    run = experiment_for(mlflow_server.url, name).start_logging(outputs=None)
+    run.log("model", "ridge")
+    for epoch in range(3):
+        run.log("phase", f"epoch {epoch}")
+    run.log("notes", "first\nline", step=10)
+    run.log("notes", "back\\slash", step=20)
+    run.log("loss", 0.5)
+    run.complete()
+
+    client = MlflowClient(mlflow_server.url)
+    mid = mlflow_run_of(client, name, run.id).info.run_id
+    tags = {t["key"]: t["value"] for t in _rest(mlflow_server.url, "api/2.0/mlflow/runs/get",
+                                                  run_id=mid)["run"]["data"]["tags"]}
+    assert (tags["metric.model"], tags["metric.phase"], tags["metric.notes"]) == ("ridge", "epoch 2", "back\\slash")
+    listed = _rest(mlflow_server.url, "api/2.0/mlflow/artifacts/list", run_id=mid, path="metrics")
+    assert sorted(f["path"] for f in listed["files"]) == ["metrics/notes.txt", "metrics/phase.txt"]
+    phase = _rest(mlflow_server.url, "get-artifact", path="metrics/phase.txt", run_uuid=mid)
+    assert phase == "0\tepoch 0\n1\tepoch 1\n2\tepoch 2\n"
+    notes = _rest(mlflow_server.url, "get-artifact", path="metrics/notes.txt", run_uuid=mid)
+    assert notes == "10\tfirst\\nline\n20\tback\\\\slash\n"
+    fresh = Run(experiment_for(mlflow_server.url, name), run.id)
+    assert fresh.get_tags() == {}  # the metric.* tags are metrics to runbridge users
+    metrics = fresh.get_metrics()
+    assert metrics["model"] == "ridge" and metrics["phase"] == ["epoch 0", "epoch 1", "epoch 2"]
+    assert metrics["notes"] == ["first\nline", "back\\slash"] and metrics["loss"] == 0.5
+
+
+def _documented_tags() -> set[str]:
+    """The `runbridge.*` tags docs/backends.md lists in its MLflow bookkeeping table."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "backends.md").read_text(encoding="utf-8")
+    section = text.split("**Bookkeeping tags**", 1)[1].split("\n\n", 1)[0]
+    return {m.split("<", 1)[0] for m in re.findall(r"^\| `(runbridge\.[^`]+)`", section, re.M)}
+
+
+def test_mlflow_users_see_only_the_documented_bookkeeping_tags(sqlite_uri: str) -> None:
+    """A plain run carries one `runbridge.*` tag (its id); a failed run adds its error; every
+    `runbridge.*` tag any run carries is listed in docs/backends.md. Exact times, display names
+    and long errors still read back (from the stream)."""
+    documented = _documented_tags()
+    assert {"runbridge.run_id", "runbridge.error", "runbridge.parent_id", "runbridge.key."} <= documented
+    name = unique("tags")
+    experiment = experiment_for(sqlite_uri, name)
+    plain = experiment.start_logging(outputs=None)
+    plain.log("loss", 0.5)
+    child = plain.child_run(name="fold-0")
+    child.complete()
+    plain.complete()
+    failed = experiment.start_logging(display_name="x" * 300, outputs=None)
+    failed.log("acc@1", 1)
+    failed.fail("e" * 9000)
+    client = MlflowClient(sqlite_uri)
+
+    def reserved(run_id: str) -> set[str]:
+        return {k for k in mlflow_run_of(client, name, run_id).data.tags if k.startswith("runbridge.")}
+
+    assert reserved(plain.id) == {"runbridge.run_id"}
+    assert reserved(child.id) == {"runbridge.run_id"}  # nested by mlflow.parentRunId
+    assert reserved(failed.id) == {"runbridge.run_id", "runbridge.error", f"runbridge.key.{tr.encode_key('acc@1')}"}
+    for run_id in (plain.id, child.id, failed.id):
+        assert all(any(k == d or (d.endswith(".") and k.startswith(d)) for d in documented) for k in reserved(run_id))
+    again = Experiment(Workspace(backends=[f"mlflow:{sqlite_uri}"]), name)
+    back = Run(again, failed.id)
+    assert back.get_details()["error"]["error"]["message"] == "e" * 9000 and back.display_name == "x" * 300
+    info = open_backend(f"mlflow:{sqlite_uri}").read(name, plain.id).info
+    assert info.display_name is None and info.status == "Completed"
+    assert Run(again, child.id).parent.id == plain.id
 
 
 def test_values_mlflow_alters_read_back_exactly(sqlite_uri: str) -> None:
@@ -444,7 +529,8 @@ def test_writers_of_one_run_never_share_a_native_timestamp() -> None:
 
 def test_big_writes_are_batched_and_each_flush_adds_one_chunk(sqlite_uri: str) -> None:
     """Every write call becomes <=1000-metric log_batch calls and one new stream chunk; rows are
-    never re-written (each chunk holds only its own flush)."""
+    never re-written (each chunk holds only its own flush). Ending the run adds one chunk: the
+    run's exact final fields."""
     backend = open_backend(f"mlflow:{sqlite_uri}")
     t0 = 1_700_000_000_000_000
     info = RunInfo("batched", "batching", "b", None, "Running", t0)
@@ -459,12 +545,12 @@ def test_big_writes_are_batched_and_each_flush_adds_one_chunk(sqlite_uri: str) -
     native = mlflow_run_of(client, "batching", "batched")
     assert len(client.get_metric_history(native.info.run_id, "x")) == flushes * 2500
     chunks = client.list_artifacts(native.info.run_id, "runbridge/records")
-    assert len(chunks) == flushes
+    assert len(chunks) == flushes + 1
     rows_per_chunk = []
     for chunk in chunks:
         lines = Path(client.download_artifacts(native.info.run_id, chunk.path)).read_text().splitlines()
         rows_per_chunk.append(sum(1 for line in lines if json.loads(line)["type"] == "Row"))
-    assert rows_per_chunk == [10] * flushes
+    assert rows_per_chunk == [10] * flushes + [0]
     records = open_backend(f"mlflow:{sqlite_uri}").read("batching", "batched").records
     assert [r.cells[0][1] for r in records if type(r) is Row] == list(range(0, 40))
 
@@ -501,7 +587,7 @@ def test_a_long_run_is_read_from_one_snapshot(tracking_uri: str) -> None:
     client = MlflowClient(tracking_uri)
     mid = mlflow_run_of(client, experiment, "long-run").info.run_id
     assert len(client.list_artifacts(mid, "runbridge/snapshots")) == 1
-    assert len(client.list_artifacts(mid, "runbridge/records")) == flushes + 2  # every chunk kept
+    assert len(client.list_artifacts(mid, "runbridge/records")) == flushes + 3  # every chunk kept
     got = open_backend(f"mlflow:{tracking_uri}").read(experiment, "long-run")
     assert got.info == ended
     assert [r.value for r in got.records if type(r) is Metric] == list(range(flushes * 3))

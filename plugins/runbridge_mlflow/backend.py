@@ -218,10 +218,10 @@ class MlflowClientBackend:
             params = self.client.get_run(mid).data.params
         raise AssertionError("unreachable: free_lanes is endless")
 
-    def _chunk_name(self) -> str:
+    def _chunk_name(self, stream: list[Record]) -> str:
         ns = max(time.time_ns(), self._last_chunk_ns + 1)
         self._last_chunk_ns = ns
-        return tr.chunk_name(ns, os.getpid(), next(self._counter))
+        return tr.chunk_name(ns, os.getpid(), next(self._counter), tr.chunk_flags(stream))
 
     def _upload(self, mid: str, files: list[tuple[str, str | None, bytes | None]],
                 stream: list[Record]) -> None:
@@ -245,7 +245,7 @@ class MlflowClientBackend:
                 self.client.log_artifacts(mid, tmp)
             if stream:
                 chunk_dir = Path(tempfile.mkdtemp(dir=tmp))  # never a name a user file took
-                (chunk_dir / self._chunk_name()).write_bytes(tr.encode_chunk(stream))
+                (chunk_dir / self._chunk_name(stream)).write_bytes(tr.encode_chunk(stream))
                 self.client.log_artifacts(mid, str(chunk_dir), tr.RECORDS_DIR)
 
     def _log_native(self, mid: str, batch: tr.NativeBatch) -> None:
@@ -263,7 +263,7 @@ class MlflowClientBackend:
         tags = tr.run_info_tags(run)
         current = native.data.tags
         stale = [RunTag(k, v) for k, v in tags.items() if current.get(k) != v]
-        for key in (tr.TAG_END, tr.TAG_ERROR, tr.TAG_ERROR_TRUNCATED, tr.TAG_DISPLAY_NAME):
+        for key in (tr.TAG_ERROR, *tr.LEGACY_TAGS):  # exact values now live in the stream
             if key in current and key not in tags:
                 self.client.delete_tag(mid, key)
         for _, _, batch in tr.log_batches((), (), stale):
@@ -321,12 +321,15 @@ class MlflowClientBackend:
                 mid = existing.info.run_id
                 self._mids[(run.experiment, run.run_id)] = mid
                 self._sync_info(mid, existing, run)
+                self._state(mid).pending = run
                 return
             tags = tr.run_info_tags(run)
             if run.parent_id is not None:
                 parent = self._find_run(run.experiment, run.parent_id)
                 if parent is not None:
                     tags[tr.MLFLOW_PARENT] = parent.info.run_id
+                else:  # nothing for MLflow to nest it under: keep the id
+                    tags[tr.TAG_PARENT] = run.parent_id
             try:
                 tags.setdefault("mlflow.user", getpass.getuser())
             except Exception:  # noqa: BLE001 - no user name is fine
@@ -335,6 +338,7 @@ class MlflowClientBackend:
                 eid, start_time=run.start_time // 1000, tags=tags, run_name=tr.native_run_name(run))
             mid = created.info.run_id
             self._mids[(run.experiment, run.run_id)] = mid
+            self._state(mid).pending = run  # its exact fields go into the stream with the first write
             if run.status != RUNNING:
                 self.client.set_terminated(
                     mid, status=tr.STATUS_TO_MLFLOW.get(run.status, "FINISHED"),
@@ -349,11 +353,13 @@ class MlflowClientBackend:
             mid = self._mid(run)
             state = self._state(mid)
             self._claim_lanes(mid, state, records)
-            batch = tr.translate_batch(records, state)
+            pending = state.pending
+            batch = tr.translate_batch(records if pending is None else [pending, *records], state)
             # Files, then the exact stream chunk listing them, then the native view. If the native
             # calls fail half way, reads stay exact and `runbridge sync` (which skips what `read`
             # shows is held) cannot mix native float copies into the stream.
             self._upload(mid, batch.files, batch.stream)
+            state.pending = None
             self._log_native(mid, batch)
 
     @hookimpl
@@ -362,18 +368,18 @@ class MlflowClientBackend:
             self._check_reachable()
             mid = self._mid(run)
             final = run if run.status == status else run._replace(status=status)
+            self._upload(mid, [], [final])  # the exact times, display name and error
             native = self.client.get_run(mid)
             self._sync_info(mid, native, final)
-            if final.error is not None and len(final.error) > tr.MAX_TAG_VALUE_LENGTH:
-                self._upload(mid, [], [final])
-            has_tables = tr.TAG_TABLES in native.data.tags or self._state(mid).has_rows
             stream = Stream(self.client, native, self._decoded)
             try:
+                flags = [tr.flags_of(c) for c in stream.chunks]
+                tables = tr.TAG_TABLES in native.data.tags or any("r" in f for f in flags)
+                strings = any("S" in f for f in flags) or sum(1 for f in flags if "s" in f.lower()) > 1
                 uncovered = len(stream.uncovered_estimate())
-                if has_tables or uncovered >= tr.SNAPSHOT_MIN_CHUNKS:
+                if tables or strings or uncovered >= tr.SNAPSHOT_MIN_CHUNKS:
                     records = stream.records()
-                    if has_tables:
-                        self._write_tables(mid, native, records)
+                    self._write_views(mid, native, records, tables, strings)
                     if uncovered >= tr.SNAPSHOT_MIN_CHUNKS:
                         self._write_snapshot(mid, stream.chunks, records)
             finally:
@@ -387,29 +393,30 @@ class MlflowClientBackend:
             Path(tmp, chunks[-1]).write_bytes(tr.encode_snapshot(chunks, records))
             self.client.log_artifact(mid, str(Path(tmp, chunks[-1])), tr.SNAPSHOTS_DIR)
 
-    def _write_tables(self, mid: str, native: Any, records: list[Record]) -> None:
-        """The run's tables as MLflow table artifacts (`mlflow.load_table` reads them), written
-        once when the run ends from the exact stream (never re-written per row)."""
-        tables = tr.table_artifacts(records)
-        if not tables:
-            return
+    def _write_views(self, mid: str, native: Any, records: list[Record], tables: bool, strings: bool) -> None:
+        """What MLflow users look for, written once when the run ends from the exact stream
+        (never re-written per row or value): the run's tables as MLflow table artifacts
+        (`mlflow.load_table` reads them) and its series of strings as text artifacts."""
         taken = {r.name for r in records if type(r) is File} | {
             r.file_name for r in records if type(r) is Image}
-        logged = []
-        try:
-            logged = json.loads(native.data.tags.get(tr.MLFLOW_LOGGED_ARTIFACTS, "[]"))
-        except ValueError:
-            logged = []
-        files = []
-        for name, table in tables.items():
-            path = tr.table_path(name, taken)
-            files.append((path, None, json.dumps(table, ensure_ascii=False).encode("utf-8")))
-            entry = {"path": path, "type": "table"}
-            if entry not in logged:
-                logged.append(entry)
+        files: list[tuple[str, str | None, bytes | None]] = []
+        logged: list = []
+        if tables:
+            try:
+                logged = json.loads(native.data.tags.get(tr.MLFLOW_LOGGED_ARTIFACTS, "[]"))
+            except ValueError:
+                logged = []
+            for name, table in tr.table_artifacts(records).items():
+                path = tr.table_path(name, taken)
+                files.append((path, None, json.dumps(table, ensure_ascii=False).encode("utf-8")))
+                entry = {"path": path, "type": "table"}
+                if entry not in logged:
+                    logged.append(entry)
+        if strings:
+            files.extend((path, None, data) for path, data in tr.string_series_artifacts(records, taken).items())
         self._upload(mid, files, [])
         value = json.dumps(logged)
-        if len(value) <= tr.MAX_TAG_VALUE_LENGTH:
+        if logged and len(value) <= tr.MAX_TAG_VALUE_LENGTH:
             self.client.set_tag(mid, tr.MLFLOW_LOGGED_ARTIFACTS, value)
 
     @hookimpl
@@ -465,17 +472,15 @@ class MlflowClientBackend:
         tags = run.data.tags
         mid = run.info.run_id
         ours = tr.TAG_RUN_ID in tags
-        info = tr.run_info_from_mlflow(
-            run.info, tags, experiment, self._parent_runbridge_id(tags.get(tr.MLFLOW_PARENT)))
         stream: list[Record] = []
-        exact_error = None
+        exact = None
         for rec in self._load_stream(run):
             if type(rec) is RunInfo:
-                exact_error = rec.error
+                exact = rec
             else:
                 stream.append(rec)
-        if tags.get(tr.TAG_ERROR_TRUNCATED) and exact_error is not None and info.error is not None:
-            info = info._replace(error=exact_error)
+        info = tr.run_info_from_mlflow(
+            run.info, tags, experiment, self._parent_runbridge_id(tags.get(tr.MLFLOW_PARENT)), exact)
         metric_keys, param_keys, tag_keys = tr.stream_keys(stream)
         start = info.start_time
         series = []
