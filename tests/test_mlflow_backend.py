@@ -193,15 +193,17 @@ def _documented_tags() -> set[str]:
     """The `runbridge.*` tags docs/backends.md lists in its MLflow bookkeeping table."""
     text = (Path(__file__).resolve().parents[1] / "docs" / "backends.md").read_text(encoding="utf-8")
     section = text.split("**Bookkeeping tags**", 1)[1].split("\n\n", 1)[0]
-    return {m.split("<", 1)[0] for m in re.findall(r"^\| `(runbridge\.[^`]+)`", section, re.M)}
+    first_cells = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
+    return {m.split("<", 1)[0] for cell in first_cells for m in re.findall(r"`(runbridge\.[^`]+)`", cell)}
 
 
 def test_mlflow_users_see_only_the_documented_bookkeeping_tags(sqlite_uri: str) -> None:
-    """A plain run carries one `runbridge.*` tag (its id); a failed run adds its error; every
-    `runbridge.*` tag any run carries is listed in docs/backends.md. Exact times, display names
-    and long errors still read back (from the stream)."""
+    """A plain run carries three `runbridge.*` tags (its id, its microsecond start and end); a
+    failed run adds its error; every `runbridge.*` tag any run carries is listed in
+    docs/backends.md. Long display names and errors still read back (from the stream)."""
     documented = _documented_tags()
-    assert {"runbridge.run_id", "runbridge.error", "runbridge.parent_id", "runbridge.key."} <= documented
+    plain_tags = {"runbridge.run_id", "runbridge.start_time", "runbridge.end_time"}
+    assert plain_tags | {"runbridge.error", "runbridge.parent_id", "runbridge.key."} <= documented
     name = unique("tags")
     experiment = experiment_for(sqlite_uri, name)
     plain = experiment.start_logging(outputs=None)
@@ -217,9 +219,9 @@ def test_mlflow_users_see_only_the_documented_bookkeeping_tags(sqlite_uri: str) 
     def reserved(run_id: str) -> set[str]:
         return {k for k in mlflow_run_of(client, name, run_id).data.tags if k.startswith("runbridge.")}
 
-    assert reserved(plain.id) == {"runbridge.run_id"}
-    assert reserved(child.id) == {"runbridge.run_id"}  # nested by mlflow.parentRunId
-    assert reserved(failed.id) == {"runbridge.run_id", "runbridge.error", f"runbridge.key.{tr.encode_key('acc@1')}"}
+    assert reserved(plain.id) == plain_tags
+    assert reserved(child.id) == plain_tags  # nested by mlflow.parentRunId
+    assert reserved(failed.id) == plain_tags | {"runbridge.error", f"runbridge.key.{tr.encode_key('acc@1')}"}
     for run_id in (plain.id, child.id, failed.id):
         assert all(any(k == d or (d.endswith(".") and k.startswith(d)) for d in documented) for k in reserved(run_id))
     again = Experiment(Workspace(backends=[f"mlflow:{sqlite_uri}"]), name)
@@ -529,8 +531,7 @@ def test_writers_of_one_run_never_share_a_native_timestamp() -> None:
 
 def test_big_writes_are_batched_and_each_flush_adds_one_chunk(sqlite_uri: str) -> None:
     """Every write call becomes <=1000-metric log_batch calls and one new stream chunk; rows are
-    never re-written (each chunk holds only its own flush). Ending the run adds one chunk: the
-    run's exact final fields."""
+    never re-written (each chunk holds only its own flush)."""
     backend = open_backend(f"mlflow:{sqlite_uri}")
     t0 = 1_700_000_000_000_000
     info = RunInfo("batched", "batching", "b", None, "Running", t0)
@@ -545,12 +546,12 @@ def test_big_writes_are_batched_and_each_flush_adds_one_chunk(sqlite_uri: str) -
     native = mlflow_run_of(client, "batching", "batched")
     assert len(client.get_metric_history(native.info.run_id, "x")) == flushes * 2500
     chunks = client.list_artifacts(native.info.run_id, "runbridge/records")
-    assert len(chunks) == flushes + 1
+    assert len(chunks) == flushes
     rows_per_chunk = []
     for chunk in chunks:
         lines = Path(client.download_artifacts(native.info.run_id, chunk.path)).read_text().splitlines()
         rows_per_chunk.append(sum(1 for line in lines if json.loads(line)["type"] == "Row"))
-    assert rows_per_chunk == [10] * flushes + [0]
+    assert rows_per_chunk == [10] * flushes
     records = open_backend(f"mlflow:{sqlite_uri}").read("batching", "batched").records
     assert [r.cells[0][1] for r in records if type(r) is Row] == list(range(0, 40))
 
@@ -587,7 +588,7 @@ def test_a_long_run_is_read_from_one_snapshot(tracking_uri: str) -> None:
     client = MlflowClient(tracking_uri)
     mid = mlflow_run_of(client, experiment, "long-run").info.run_id
     assert len(client.list_artifacts(mid, "runbridge/snapshots")) == 1
-    assert len(client.list_artifacts(mid, "runbridge/records")) == flushes + 3  # every chunk kept
+    assert len(client.list_artifacts(mid, "runbridge/records")) == flushes + 2  # every chunk kept
     got = open_backend(f"mlflow:{tracking_uri}").read(experiment, "long-run")
     assert got.info == ended
     assert [r.value for r in got.records if type(r) is Metric] == list(range(flushes * 3))

@@ -321,7 +321,8 @@ class MlflowClientBackend:
                 mid = existing.info.run_id
                 self._mids[(run.experiment, run.run_id)] = mid
                 self._sync_info(mid, existing, run)
-                self._state(mid).pending = run
+                if tr.needs_exact_info(run):
+                    self._state(mid).pending = run
                 return
             tags = tr.run_info_tags(run)
             if run.parent_id is not None:
@@ -338,7 +339,8 @@ class MlflowClientBackend:
                 eid, start_time=run.start_time // 1000, tags=tags, run_name=tr.native_run_name(run))
             mid = created.info.run_id
             self._mids[(run.experiment, run.run_id)] = mid
-            self._state(mid).pending = run  # its exact fields go into the stream with the first write
+            if tr.needs_exact_info(run):  # its exact fields go into the stream with the first write
+                self._state(mid).pending = run
             if run.status != RUNNING:
                 self.client.set_terminated(
                     mid, status=tr.STATUS_TO_MLFLOW.get(run.status, "FINISHED"),
@@ -368,7 +370,8 @@ class MlflowClientBackend:
             self._check_reachable()
             mid = self._mid(run)
             final = run if run.status == status else run._replace(status=status)
-            self._upload(mid, [], [final])  # the exact times, display name and error
+            if tr.needs_exact_info(final):
+                self._upload(mid, [], [final])  # the display name or error MLflow cannot hold
             native = self.client.get_run(mid)
             self._sync_info(mid, native, final)
             stream = Stream(self.client, native, self._decoded)

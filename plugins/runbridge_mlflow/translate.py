@@ -5,10 +5,10 @@ How a runbridge run lives in MLflow
 * The run is an MLflow run in the experiment of the same name. MLflow picks its own run id; the
   runbridge id is kept in the reserved tag ``runbridge.run_id`` (runs plain MLflow wrote have no
   such tag: their runbridge id is their MLflow run id).
-* Run name, status (FINISHED/FAILED/KILLED), start and end time are MLflow's own fields; a failed
-  run's error is the tag ``runbridge.error``. The exact values (microsecond times, a display name
-  MLflow's run name cannot hold, an error longer than a tag) are RunInfo records in the stream
-  below. Child runs carry ``mlflow.parentRunId`` (``runbridge.parent_id`` only when the parent
+* Run name, status (FINISHED/FAILED/KILLED), start and end time are MLflow's own fields; the
+  microsecond times are the tags ``runbridge.start_time`` / ``runbridge.end_time``, a failed
+  run's error the tag ``runbridge.error``. A display name MLflow's run name cannot hold and an
+  error longer than a tag are RunInfo records in the stream below. Child runs carry ``mlflow.parentRunId`` (``runbridge.parent_id`` only when the parent
   is not in MLflow). Earlier versions kept those values in more ``runbridge.*`` tags: still read.
 * What MLflow users see natively: int/float metrics are MLflow metric history (step = the user's
   step, else the writer's per-name logging order ``seq``), tags are tags, properties are params,
@@ -67,17 +67,17 @@ from runbridge.records import (
 RESERVED = "runbridge."
 # The tags runbridge writes (docs/backends.md lists them):
 TAG_RUN_ID = "runbridge.run_id"  # every run: how a runbridge id finds its MLflow run
+TAG_START = "runbridge.start_time"  # microseconds (MLflow keeps ms): exact times, and list order
+TAG_END = "runbridge.end_time"  # the same, once the run ended
 TAG_ERROR = "runbridge.error"  # a failed run's error (MLflow has no field for it)
 TAG_PARENT = "runbridge.parent_id"  # only when the parent run is not in MLflow (no mlflow.parentRunId)
 TAG_KEY_PREFIX = "runbridge.key."  # manifest: runbridge.key.<encoded key> = original name
 # Tags of earlier versions, read (when they agree with MLflow's fields) and removed on the next write:
 TAG_STATUS = "runbridge.status"
-TAG_START = "runbridge.start_time"
-TAG_END = "runbridge.end_time"
 TAG_DISPLAY_NAME = "runbridge.display_name"
 TAG_ERROR_TRUNCATED = "runbridge.error_truncated"
 TAG_TABLES = "runbridge.tables"
-LEGACY_TAGS = (TAG_STATUS, TAG_START, TAG_END, TAG_DISPLAY_NAME, TAG_ERROR_TRUNCATED, TAG_TABLES)
+LEGACY_TAGS = (TAG_STATUS, TAG_DISPLAY_NAME, TAG_ERROR_TRUNCATED, TAG_TABLES)
 #: A string metric's latest value is the (user-visible) tag ``metric.<name>``.
 STRING_TAG_PREFIX = "metric."
 PARAM_LANE_PREFIX = "runbridge.writer."  # runbridge.writer.<lane> = the writer id that owns it
@@ -166,12 +166,25 @@ def native_run_name(run: RunInfo) -> str:
 
 
 def run_info_tags(run: RunInfo) -> dict[str, str]:
-    """The reserved tags of `run`: its runbridge id, and its error if it has one (exact values
-    live in the stream; `TAG_PARENT` is added by the caller when MLflow lacks the parent)."""
-    tags = {TAG_RUN_ID: run.run_id}
+    """The reserved tags of `run`: its runbridge id, microsecond times, and its error if it has
+    one (`TAG_PARENT` is added by the caller when MLflow lacks the parent; what tags cannot say
+    goes into the stream, see `needs_exact_info`)."""
+    tags = {TAG_RUN_ID: run.run_id, TAG_START: str(run.start_time)}
+    if run.end_time is not None:
+        tags[TAG_END] = str(run.end_time)
     if run.error is not None:
         tags[TAG_ERROR] = truncate(run.error, MAX_TAG_VALUE_LENGTH)
     return tags
+
+
+def needs_exact_info(run: RunInfo) -> bool:
+    """True when MLflow's fields and the tags cannot give `run` back exactly: a display name its
+    run name cannot hold (over 250 characters, blank, or equal to the run id) or an error longer
+    than a tag. Such a run's RunInfo goes into the stream."""
+    name = run.display_name
+    named_exactly = native_run_name(run) == run.run_id if name is None else (
+        native_run_name(run) == name and name != run.run_id)
+    return not named_exactly or (run.error is not None and len(run.error) > MAX_TAG_VALUE_LENGTH)
 
 
 def _int_or(text: str | None, default: Any) -> Any:
@@ -185,9 +198,10 @@ def run_info_from_mlflow(info: Any, tags: dict[str, str], experiment: str,
                          parent_id: str | None, exact: RunInfo | None = None) -> RunInfo:
     """The RunInfo of an MLflow run (`info` is an `mlflow.entities.RunInfo`).
 
-    `exact` is the latest RunInfo of the run's stream (when read): its microsecond times,
-    display name and full error are taken where they still agree with MLflow's own fields (an
-    MLflow user may have renamed or re-ended the run since); tags of earlier versions likewise.
+    Microsecond times come from the tags, `exact` (the latest RunInfo of the run's stream, when
+    read and if any) gives a display name or a full error MLflow cannot hold; each is taken only
+    where it still agrees with MLflow's own fields (an MLflow user may have renamed or re-ended
+    the run since). Tags of earlier versions are read likewise.
     `parent_id` is the runbridge id of the MLflow parent run.
     """
     run_id = tags.get(TAG_RUN_ID) or info.run_id
@@ -197,7 +211,7 @@ def run_info_from_mlflow(info: Any, tags: dict[str, str], experiment: str,
         status = legacy  # (a one-to-one mapping: only SCHEDULED differs)
     start_ms = info.start_time or 0
     start = start_ms * 1000
-    for candidate in (exact.start_time if exact is not None else None, _int_or(tags.get(TAG_START), None)):
+    for candidate in (_int_or(tags.get(TAG_START), None), exact.start_time if exact is not None else None):
         if candidate is not None and candidate // 1000 == start_ms:
             start = candidate
             break
@@ -205,7 +219,7 @@ def run_info_from_mlflow(info: Any, tags: dict[str, str], experiment: str,
     end = None
     if end_ms is not None and status != RUNNING:
         end = end_ms * 1000
-        for candidate in (exact.end_time if exact is not None else None, _int_or(tags.get(TAG_END), None)):
+        for candidate in (_int_or(tags.get(TAG_END), None), exact.end_time if exact is not None else None):
             if candidate is not None and candidate // 1000 == end_ms:
                 end = candidate
                 break
