@@ -33,6 +33,7 @@ from runbridge.errors import BackendFailedWarning, RunbridgeError
 from runbridge.backends import open_backend
 from runbridge.records import Metric, Row, RunInfo, Tag
 from runbridge.testing import make_png
+from runbridge_mlflow import chunks
 from runbridge_mlflow import translate as tr
 from runbridge_mlflow.uri import check_scheme
 
@@ -577,7 +578,7 @@ def test_a_long_run_is_read_from_one_snapshot(tracking_uri: str) -> None:
     experiment = unique("snapshot")
     info = RunInfo("long-run", experiment, "long", None, "Running", t0)
     backend.start_run(info)
-    flushes = tr.SNAPSHOT_MIN_CHUNKS + 3
+    flushes = chunks.SNAPSHOT_MIN_CHUNKS + 3
     for f in range(flushes):
         backend.write(info, [Metric("x", f * 3 + i, f * 3 + i, None, t0 + f * 3 + i) for i in range(3)])
     backend.write(info, [Row("t", 0, (("a", 1),), t0 + 999)])
@@ -612,7 +613,7 @@ def test_the_stream_keeps_metrics_in_columns_and_reads_back_exactly() -> None:
               Property("p", "v", t0), File("f/g.bin", 3, "abc", t0),
               RunInfo("id", "exp", None, None, "Failed", t0, t0 + 1, "e" * 9000)]
     records = [*metrics, *others, *metrics[:3]]
-    data = tr.encode_chunk(records)
+    data = chunks.encode_chunk(records)
     lines = data.decode("utf-8").splitlines()
     assert len(lines) == 1 + len(others) + 1  # metrics: one line per run of consecutive metrics
     block = json.loads(lines[0])
@@ -620,12 +621,12 @@ def test_the_stream_keeps_metrics_in_columns_and_reads_back_exactly() -> None:
     for line, rec in zip(lines[1:-1], others):  # each other line is the core's exact JSON form
         assert json.loads(line) == json.loads(record_to_json(rec))
         assert same(tuple(record_from_json(line)), tuple(rec))
-    back = tr.decode_chunk(data)
+    back = chunks.decode_chunk(data)
     assert len(back) == len(records) and all(same(tuple(a), tuple(b)) for a, b in zip(back, records))
     assert all(type(a) is type(b) for a, b in zip(back, records))
     old_format = "\n".join(record_to_json(r) for r in records).encode("utf-8") + b"\n"
-    assert all(same(tuple(a), tuple(b)) for a, b in zip(tr.decode_chunk(old_format), records))
-    covered, snap = tr.decode_snapshot(tr.encode_snapshot(["c1", "c2"], records))
+    assert all(same(tuple(a), tuple(b)) for a, b in zip(chunks.decode_chunk(old_format), records))
+    covered, snap = chunks.decode_snapshot(chunks.encode_snapshot(["c1", "c2"], records))
     assert covered == {"c1", "c2"} and all(same(tuple(a), tuple(b)) for a, b in zip(snap, records))
 
 

@@ -3,6 +3,10 @@
 Any tracking URI MLflow supports: ``mlflow:sqlite:////abs/mlflow.db``, ``mlflow:http://host:5000``,
 ``mlflow:file:///abs/mlruns``. The translation rules live in `translate` (pure); this module
 only makes the client calls. See `runbridge_mlflow.translate` for what MLflow users see.
+
+Longer than 400 lines because it is one class: every hook's MLflow client calls, which share the
+run lookups, lanes and per-run state (URIs, the stream's format and reading live in their own
+modules).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from runbridge.hookspecs import hookimpl
 from runbridge.media import safe_join, safe_name
 from runbridge.records import RUNNING, File, Image, Metric, Property, Record, RunInfo, Tag
 
+from . import chunks
 from . import translate as tr
 from .stream import DecodedCache, Stream, local_artifact_dir
 from .uri import Prober, is_http, probe_interval
@@ -221,7 +226,7 @@ class MlflowClientBackend:
     def _chunk_name(self, stream: list[Record]) -> str:
         ns = max(time.time_ns(), self._last_chunk_ns + 1)
         self._last_chunk_ns = ns
-        return tr.chunk_name(ns, os.getpid(), next(self._counter), tr.chunk_flags(stream))
+        return chunks.chunk_name(ns, os.getpid(), next(self._counter), chunks.chunk_flags(stream))
 
     def _upload(self, mid: str, files: list[tuple[str, str | None, bytes | None]],
                 stream: list[Record]) -> None:
@@ -245,8 +250,8 @@ class MlflowClientBackend:
                 self.client.log_artifacts(mid, tmp)
             if stream:
                 chunk_dir = Path(tempfile.mkdtemp(dir=tmp))  # never a name a user file took
-                (chunk_dir / self._chunk_name(stream)).write_bytes(tr.encode_chunk(stream))
-                self.client.log_artifacts(mid, str(chunk_dir), tr.RECORDS_DIR)
+                (chunk_dir / self._chunk_name(stream)).write_bytes(chunks.encode_chunk(stream))
+                self.client.log_artifacts(mid, str(chunk_dir), chunks.RECORDS_DIR)
 
     def _log_native(self, mid: str, batch: tr.NativeBatch) -> None:
         for metrics, params, tags in tr.log_batches(batch.metrics, batch.params, batch.tags):
@@ -301,7 +306,7 @@ class MlflowClientBackend:
         out: list[File] = []
         for info in self.client.list_artifacts(mid, path):
             if info.is_dir:
-                if info.path == tr.ARTIFACT_DIR:
+                if info.path == chunks.ARTIFACT_DIR:
                     continue
                 out.extend(self._artifact_files(mid, time_us, info.path))
             else:
@@ -376,25 +381,25 @@ class MlflowClientBackend:
             self._sync_info(mid, native, final)
             stream = Stream(self.client, native, self._decoded)
             try:
-                flags = [tr.flags_of(c) for c in stream.chunks]
+                flags = [chunks.flags_of(c) for c in stream.chunks]
                 tables = tr.TAG_TABLES in native.data.tags or any("r" in f for f in flags)
                 strings = any("S" in f for f in flags) or sum(1 for f in flags if "s" in f.lower()) > 1
                 uncovered = len(stream.uncovered_estimate())
-                if tables or strings or uncovered >= tr.SNAPSHOT_MIN_CHUNKS:
+                if tables or strings or uncovered >= chunks.SNAPSHOT_MIN_CHUNKS:
                     records = stream.records()
                     self._write_views(mid, native, records, tables, strings)
-                    if uncovered >= tr.SNAPSHOT_MIN_CHUNKS:
+                    if uncovered >= chunks.SNAPSHOT_MIN_CHUNKS:
                         self._write_snapshot(mid, stream.chunks, records)
             finally:
                 stream.close()
             self._states.pop(mid, None)
 
-    def _write_snapshot(self, mid: str, chunks: list[str], records: list[Record]) -> None:
+    def _write_snapshot(self, mid: str, names: list[str], records: list[Record]) -> None:
         """One file holding the whole stream so far, so a read fetches one file instead of every
         chunk (a long run flushes often). Chunks stay: nothing is re-written."""
         with tempfile.TemporaryDirectory(prefix="runbridge-mlflow-") as tmp:
-            Path(tmp, chunks[-1]).write_bytes(tr.encode_snapshot(chunks, records))
-            self.client.log_artifact(mid, str(Path(tmp, chunks[-1])), tr.SNAPSHOTS_DIR)
+            Path(tmp, names[-1]).write_bytes(chunks.encode_snapshot(names, records))
+            self.client.log_artifact(mid, str(Path(tmp, names[-1])), chunks.SNAPSHOTS_DIR)
 
     def _write_views(self, mid: str, native: Any, records: list[Record], tables: bool, strings: bool) -> None:
         """What MLflow users look for, written once when the run ends from the exact stream

@@ -17,7 +17,7 @@ from mlflow.store.artifact.artifact_repository_registry import get_artifact_repo
 
 from runbridge.records import Record
 
-from . import translate as tr
+from . import chunks
 
 T = TypeVar("T")
 
@@ -82,23 +82,23 @@ class Stream:
         self.root: str | None = None  # a local folder holding runbridge/ (local artifact stores)
         local = local_artifact_dir(run.info.artifact_uri or "")
         if local is not None:
-            self.root = os.path.join(local, tr.ARTIFACT_DIR)
+            self.root = os.path.join(local, chunks.ARTIFACT_DIR)
             self.chunks = self._local_names("records")
             self.snapshots = self._local_names("snapshots")
         else:
             self._repo = get_artifact_repository(run.info.artifact_uri, tracking_uri=client.tracking_uri)
-            self.chunks = self._remote_names(tr.RECORDS_DIR)
-            self.snapshots = self._remote_names(tr.SNAPSHOTS_DIR) if self.chunks else []
+            self.chunks = self._remote_names(chunks.RECORDS_DIR)
+            self.snapshots = self._remote_names(chunks.SNAPSHOTS_DIR) if self.chunks else []
 
     def _local_names(self, sub: str) -> list[str]:
         folder = os.path.join(self.root, sub) if self.root else None
         if not folder or not os.path.isdir(folder):
             return []
-        return sorted(n for n in os.listdir(folder) if tr.CHUNK_RE.match(n))
+        return sorted(n for n in os.listdir(folder) if chunks.CHUNK_RE.match(n))
 
     def _remote_names(self, path: str) -> list[str]:
         names = (i.path.rsplit("/", 1)[-1] for i in self._repo.list_artifacts(path) if not i.is_dir)
-        return sorted(n for n in names if tr.CHUNK_RE.match(n))
+        return sorted(n for n in names if chunks.CHUNK_RE.match(n))
 
     def _scratch(self) -> str:
         if self._tmp is None:
@@ -109,14 +109,14 @@ class Stream:
         if self.root is not None:
             with open(os.path.join(self.root, *rel.split("/")), "rb") as fh:
                 return fh.read()
-        path = self._repo.download_artifacts(f"{tr.ARTIFACT_DIR}/{rel}", self._scratch())
+        path = self._repo.download_artifacts(f"{chunks.ARTIFACT_DIR}/{rel}", self._scratch())
         with open(path, "rb") as fh:
             return fh.read()
 
     def _fetch_chunks(self, names: list[str]) -> list[bytes]:
         if self.root is None and len(names) > 8 and len(names) > len(self.chunks) // 2:
             # most of the folder: one directory download, which fetches files in parallel
-            folder = self._repo.download_artifacts(tr.RECORDS_DIR, self._scratch())
+            folder = self._repo.download_artifacts(chunks.RECORDS_DIR, self._scratch())
             out = []
             for name in names:
                 with open(os.path.join(folder, name), "rb") as fh:
@@ -145,7 +145,7 @@ class Stream:
             hit = self._cached(name)
             if hit is None:
                 data = self._fetch(name)
-                hit = without_gc(lambda: tr.decode_snapshot(data))
+                hit = without_gc(lambda: chunks.decode_snapshot(data))
                 self._keep(name, hit, len(hit[1]))
             covered, snapshot = hit
             out.extend(snapshot)
@@ -158,7 +158,7 @@ class Stream:
         missing = [c for c in needed if c not in decoded]
         if missing:
             blobs = self._fetch_chunks(missing)
-            fresh = without_gc(lambda: [tr.decode_chunk(b) for b in blobs])
+            fresh = without_gc(lambda: [chunks.decode_chunk(b) for b in blobs])
             for name, recs in zip(missing, fresh):
                 decoded[name] = recs
                 self._keep(f"records/{name}", recs, len(recs))
