@@ -16,6 +16,7 @@ import os
 import threading
 from typing import TYPE_CHECKING, Sequence
 
+from runbridge.errors import BackendUnavailableError
 from runbridge.hookspecs import StoreLocation, hookimpl
 from runbridge.records import Record, RunInfo
 
@@ -67,8 +68,12 @@ class MlflowBackend:
                 if self._impl is None:
                     if self.prober is not None:
                         self.prober.check(force=True)
-                    from .backend import MlflowClientBackend
-
+                    try:
+                        from .backend import MlflowClientBackend
+                    except ImportError as exc:  # MLflow is there but a part it needs is not
+                        raise BackendUnavailableError(
+                            f"the mlflow backend cannot be loaded because {exc}; "
+                            "fix it with: pip install 'runbridge[mlflow]'") from exc
                     self._impl = MlflowClientBackend(self.location, self.prober)
         return self._impl
 
