@@ -27,6 +27,7 @@ import argparse
 import gc
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -187,17 +188,20 @@ def read_table(points: int, repeat: int, server: bool) -> list[list[str]]:
             return started.url, started
         stores.append(("`mlflow server` (http)", start))
     rows = []
-    for label, open_store in stores:
-        uri, handle = open_store()
-        try:
-            best = bench_read(uri, points, repeat)
-        finally:
-            if handle is not None:
-                handle.stop()
-        for what, key in (("backend `read` hook (the record stream)", "hook"),
-                          ("`Run(...).get_metrics()`", "metrics")):
-            rows.append([label, what, f"{best['history']:.2f}", f"{best[key]:.3f}",
-                         f"{best['history'] / best[key]:.1f}x", "≥ 10x"])
+    try:
+        for label, open_store in stores:
+            uri, handle = open_store()
+            try:
+                best = bench_read(uri, points, repeat)
+            finally:
+                if handle is not None:
+                    handle.stop()
+            for what, key in (("backend `read` hook (the record stream)", "hook"),
+                              ("`Run(...).get_metrics()`", "metrics")):
+                rows.append([label, what, f"{best['history']:.2f}", f"{best[key]:.3f}",
+                             f"{best['history'] / best[key]:.1f}x", "≥ 10x"])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # the stores and the server's folder
     return rows
 
 
