@@ -597,6 +597,22 @@ def test_a_long_run_is_read_from_one_snapshot(tracking_uri: str) -> None:
     assert got.records[-1] == late
 
 
+def test_a_backend_reading_a_run_again_sees_what_was_written_since(sqlite_uri: str) -> None:
+    """Decoded chunks are kept between reads (chunks are never rewritten), yet every read lists
+    the stream again: a second read through the same backend has the points written since."""
+    backend = open_backend(f"mlflow:{sqlite_uri}")
+    t0 = 1_700_000_000_000_000
+    info = RunInfo("again", "reread", None, None, "Running", t0)
+    backend.start_run(info)
+    backend.write(info, [Metric("x", i, i * 0.5, i, t0 + i) for i in range(1000)])
+    first = backend.read("reread", "again").records
+    backend.write(info, [Metric("x", 1000, "late", None, t0 + 2000), Tag("k", "v", t0 + 2001)])
+    second = backend.read("reread", "again").records
+    assert [r.value for r in first if type(r) is Metric] == [i * 0.5 for i in range(1000)]
+    assert [r.value for r in second if type(r) is Metric] == [i * 0.5 for i in range(1000)] + ["late"]
+    assert [r for r in second if type(r) is Tag] == [Tag("k", "v", t0 + 2001)]
+
+
 def test_the_stream_keeps_metrics_in_columns_and_reads_back_exactly() -> None:
     """A chunk holds consecutive metrics as one line of columns and every other record as the
     core's exact JSON line; every value reads back exactly, and chunks of one `record_to_json`
