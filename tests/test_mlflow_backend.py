@@ -7,10 +7,16 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
+import re
+import subprocess
+import sys
 import time
+import urllib.parse
 import urllib.request
 import warnings
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pytest
@@ -27,7 +33,9 @@ from runbridge.errors import BackendFailedWarning, RunbridgeError
 from runbridge.backends import open_backend
 from runbridge.records import Metric, Row, RunInfo, Tag
 from runbridge.testing import make_png
+from runbridge_mlflow import chunks
 from runbridge_mlflow import translate as tr
+from runbridge_mlflow.uri import check_scheme
 
 REJECTED_NAMES = ["acc@1", "loss (train)", "a//b", "λ-損失", "n" * 300, "/abs", "dot/../up", "trail/"]
 
@@ -102,7 +110,8 @@ def test_mlflow_users_see_native_runs(tracking_uri: str, tmp_path: Path, monkeyp
     loss = client.get_metric_history(mid, "loss")
     assert [(m.step, m.value) for m in loss] == [(0, 0.9), (10, 0.5), (20, 0.25)]
     assert [(m.step, m.value) for m in client.get_metric_history(mid, "acc")] == [(0, 1.0), (1, 2.0), (2, 3.0)]
-    assert "note" not in native.data.metrics  # strings live in the exact stream only
+    assert "note" not in native.data.metrics  # a string is no metric in MLflow, but a tag:
+    assert native.data.tags["metric.note"] == "a string"
     # tags are tags, properties are params
     assert native.data.tags["team"] == "vision"
     # (plus the one bookkeeping param of the run's writer: its timestamp lane)
@@ -139,6 +148,89 @@ def test_mlflow_users_see_native_runs(tracking_uri: str, tmp_path: Path, monkeyp
     assert fresh.get_tags() == {"team": "vision"}
     assert fresh.get_file_names() == ["outputs/model.bin", "roc.png"]
     assert fresh.get_metrics()["per_class"] == {"cls": [0, 1, 2], "precision": [0.5, 0.6, 0.7]}
+
+
+def _rest(url: str, endpoint: str, **query: str) -> Any:
+    """GET an MLflow server's REST API (what the MLflow UI and any client see)."""
+    with urllib.request.urlopen(f"{url}/{endpoint}?{urllib.parse.urlencode(query)}", timeout=30) as answer:
+        data = answer.read()
+    return json.loads(data) if endpoint.startswith("api/") else data.decode("utf-8")
+
+
+@pytest.mark.slow
+def test_string_metrics_have_a_native_home_on_a_live_server(mlflow_server, fast_mlflow_http) -> None:
+    """A string logged once is the tag `metric.<name>`; a series of strings is the text artifact
+    `metrics/<name>.txt` (one `<step>\t<value>` line each, line breaks escaped) and its tag shows
+    the latest value, as the server's REST API shows them; runbridge reads back the values."""
+    name = unique("strings")
+    run = experiment_for(mlflow_server.url, name).start_logging(outputs=None)
+    run.log("model", "ridge")
+    for epoch in range(3):
+        run.log("phase", f"epoch {epoch}")
+    run.log("notes", "first\nline", step=10)
+    run.log("notes", "back\\slash", step=20)
+    run.log("loss", 0.5)
+    run.complete()
+
+    client = MlflowClient(mlflow_server.url)
+    mid = mlflow_run_of(client, name, run.id).info.run_id
+    tags = {t["key"]: t["value"] for t in _rest(mlflow_server.url, "api/2.0/mlflow/runs/get",
+                                                  run_id=mid)["run"]["data"]["tags"]}
+    assert (tags["metric.model"], tags["metric.phase"], tags["metric.notes"]) == ("ridge", "epoch 2", "back\\slash")
+    listed = _rest(mlflow_server.url, "api/2.0/mlflow/artifacts/list", run_id=mid, path="metrics")
+    assert sorted(f["path"] for f in listed["files"]) == ["metrics/notes.txt", "metrics/phase.txt"]
+    phase = _rest(mlflow_server.url, "get-artifact", path="metrics/phase.txt", run_uuid=mid)
+    assert phase == "0\tepoch 0\n1\tepoch 1\n2\tepoch 2\n"
+    notes = _rest(mlflow_server.url, "get-artifact", path="metrics/notes.txt", run_uuid=mid)
+    assert notes == "10\tfirst\\nline\n20\tback\\\\slash\n"
+    fresh = Run(experiment_for(mlflow_server.url, name), run.id)
+    assert fresh.get_tags() == {}  # the metric.* tags are metrics to runbridge users
+    metrics = fresh.get_metrics()
+    assert metrics["model"] == "ridge" and metrics["phase"] == ["epoch 0", "epoch 1", "epoch 2"]
+    assert metrics["notes"] == ["first\nline", "back\\slash"] and metrics["loss"] == 0.5
+
+
+def _documented_tags() -> set[str]:
+    """The `runbridge.*` tags docs/backends.md lists in its MLflow bookkeeping table."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "backends.md").read_text(encoding="utf-8")
+    section = text.split("**Bookkeeping tags**", 1)[1].split("\n\n", 1)[0]
+    first_cells = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
+    return {m.split("<", 1)[0] for cell in first_cells for m in re.findall(r"`(runbridge\.[^`]+)`", cell)}
+
+
+def test_mlflow_users_see_only_the_documented_bookkeeping_tags(sqlite_uri: str) -> None:
+    """A plain run carries three `runbridge.*` tags (its id, its microsecond start and end); a
+    failed run adds its error; every `runbridge.*` tag any run carries is listed in
+    docs/backends.md. Long display names and errors still read back (from the stream)."""
+    documented = _documented_tags()
+    plain_tags = {"runbridge.run_id", "runbridge.start_time", "runbridge.end_time"}
+    assert plain_tags | {"runbridge.error", "runbridge.parent_id", "runbridge.key."} <= documented
+    name = unique("tags")
+    experiment = experiment_for(sqlite_uri, name)
+    plain = experiment.start_logging(outputs=None)
+    plain.log("loss", 0.5)
+    child = plain.child_run(name="fold-0")
+    child.complete()
+    plain.complete()
+    failed = experiment.start_logging(display_name="x" * 300, outputs=None)
+    failed.log("acc@1", 1)
+    failed.fail("e" * 9000)
+    client = MlflowClient(sqlite_uri)
+
+    def reserved(run_id: str) -> set[str]:
+        return {k for k in mlflow_run_of(client, name, run_id).data.tags if k.startswith("runbridge.")}
+
+    assert reserved(plain.id) == plain_tags
+    assert reserved(child.id) == plain_tags  # nested by mlflow.parentRunId
+    assert reserved(failed.id) == plain_tags | {"runbridge.error", f"runbridge.key.{tr.encode_key('acc@1')}"}
+    for run_id in (plain.id, child.id, failed.id):
+        assert all(any(k == d or (d.endswith(".") and k.startswith(d)) for d in documented) for k in reserved(run_id))
+    again = Experiment(Workspace(backends=[f"mlflow:{sqlite_uri}"]), name)
+    back = Run(again, failed.id)
+    assert back.get_details()["error"]["error"]["message"] == "e" * 9000 and back.display_name == "x" * 300
+    info = open_backend(f"mlflow:{sqlite_uri}").read(name, plain.id).info
+    assert info.display_name is None and info.status == "Completed"
+    assert Run(again, child.id).parent.id == plain.id
 
 
 def test_values_mlflow_alters_read_back_exactly(sqlite_uri: str) -> None:
@@ -346,6 +438,50 @@ def test_a_probe_interval_that_is_not_seconds_is_refused_naming_the_variable(mon
         Workspace(backends=[f"mlflow:http://127.0.0.1:{free_port()}"])
 
 
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """The `runbridge` command as a user runs it (no RUNBRIDGE_* settings of the test process)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBRIDGE_")}
+    return subprocess.run([sys.executable, "-m", "runbridge", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("spec, needles", [
+    ("mlflow:http://127.0.0.1:{port}", ("http://127.0.0.1:{port}", "unreachable")),
+    ("mlflow:nosuch://x", ("unknown tracking URI scheme 'nosuch'", "mlflow:nosuch://x")),
+])
+def test_a_dead_server_or_an_unknown_scheme_is_one_error_line(tmp_path: Path, spec: str, needles) -> None:
+    """`runbridge runs -b mlflow:http://<closed port>` and a scheme MLflow does not know: one
+    `Error:` line naming the URI or the spec, exit 1 (not MLflow's 'Model registry' message)."""
+    port = free_port()
+    result = _cli("runs", "-b", spec.format(port=port), cwd=tmp_path)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    for needle in needles:
+        assert needle.format(port=port) in lines[0]
+    assert "Model registry" not in result.stderr
+
+
+def test_a_dead_server_is_reported_before_mlflow_is_imported(tmp_path: Path) -> None:
+    """Probing the server comes first: `import mlflow` alone takes seconds, a refused connection
+    does not, so the error arrives without MLflow ever being loaded."""
+    code = (f"import sys; from runbridge import Workspace, Experiment\n"
+            f"exp = Experiment(Workspace(backends=['mlflow:http://127.0.0.1:{free_port()}']), 'e')\n"
+            "try:\n    list(exp.get_runs())\nexcept Exception as exc:\n    print(type(exc).__name__, exc)\n"
+            "print('mlflow loaded:', 'mlflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=300).stdout
+    assert "unreachable" in out and "mlflow loaded: False" in out, out
+
+
+def test_tracking_uri_schemes_mlflow_knows_are_accepted() -> None:
+    for uri in ("sqlite:///x.db", "postgresql+psycopg://u:p@h/db", "mysql://h/db", "file:///tmp/m",
+                "relative/mlruns", "/abs/mlruns", "databricks", "https://host", "C:\\mlruns"):
+        check_scheme(uri)  # no error
+    with pytest.raises(RunbridgeError, match="unknown tracking URI scheme 'ftp'.*'mlflow:ftp://h/x'"):
+        Workspace(backends=["mlflow:ftp://h/x"])
+
+
 # -- batching ----------------------------------------------------------------------------------
 def test_log_batches_stay_within_mlflow_limits() -> None:
     metrics = [MlflowMetric(f"m{i % 7}", float(i), i, i) for i in range(2500)]
@@ -442,7 +578,7 @@ def test_a_long_run_is_read_from_one_snapshot(tracking_uri: str) -> None:
     experiment = unique("snapshot")
     info = RunInfo("long-run", experiment, "long", None, "Running", t0)
     backend.start_run(info)
-    flushes = tr.SNAPSHOT_MIN_CHUNKS + 3
+    flushes = chunks.SNAPSHOT_MIN_CHUNKS + 3
     for f in range(flushes):
         backend.write(info, [Metric("x", f * 3 + i, f * 3 + i, None, t0 + f * 3 + i) for i in range(3)])
     backend.write(info, [Row("t", 0, (("a", 1),), t0 + 999)])
@@ -461,26 +597,52 @@ def test_a_long_run_is_read_from_one_snapshot(tracking_uri: str) -> None:
     assert got.records[-1] == late
 
 
-def test_the_stream_is_record_to_json_lines_and_reads_back_exactly() -> None:
+def test_a_backend_reading_a_run_again_sees_what_was_written_since(sqlite_uri: str) -> None:
+    """Decoded chunks are kept between reads (chunks are never rewritten), yet every read lists
+    the stream again: a second read through the same backend has the points written since."""
+    backend = open_backend(f"mlflow:{sqlite_uri}")
+    t0 = 1_700_000_000_000_000
+    info = RunInfo("again", "reread", None, None, "Running", t0)
+    backend.start_run(info)
+    backend.write(info, [Metric("x", i, i * 0.5, i, t0 + i) for i in range(1000)])
+    first = backend.read("reread", "again").records
+    backend.write(info, [Metric("x", 1000, "late", None, t0 + 2000), Tag("k", "v", t0 + 2001)])
+    second = backend.read("reread", "again").records
+    assert [r.value for r in first if type(r) is Metric] == [i * 0.5 for i in range(1000)]
+    assert [r.value for r in second if type(r) is Metric] == [i * 0.5 for i in range(1000)] + ["late"]
+    assert [r for r in second if type(r) is Tag] == [Tag("k", "v", t0 + 2001)]
+
+
+def test_the_stream_keeps_metrics_in_columns_and_reads_back_exactly() -> None:
+    """A chunk holds consecutive metrics as one line of columns and every other record as the
+    core's exact JSON line; every value reads back exactly, and chunks of one `record_to_json`
+    line per record (as earlier versions wrote them) still read."""
     from runbridge.records import File, Image, Property, record_from_json, record_to_json
     from runbridge.testing import EXACT_VALUES, same
 
     t0 = 1_700_000_000_000_000
-    records = [Metric("m", i, v, i if i % 2 else None, t0 + i, bool(i % 3), "d" if i == 1 else "")
-               for i, v in enumerate([*EXACT_VALUES, 2**80, -(2**70)])]
-    records += [Row("r", 0, (("a", float("nan")), ("b", None), ("c", "x")), t0, True, "rows"),
-                Image("i", 0, "i.png", "image/png", t0, 3, None, "img"), Tag("t", None, t0, True),
-                Property("p", "v", t0), File("f/g.bin", 3, "abc", t0),
-                RunInfo("id", "exp", None, None, "Failed", t0, t0 + 1, "e" * 9000)]
-    data = tr.encode_chunk(records)
+    metrics = [Metric("m", i, v, i if i % 2 else None, t0 + i, bool(i % 3), "d" if i == 1 else "",
+                      "w2" if i % 5 == 0 else "w1")
+               for i, v in enumerate([*EXACT_VALUES, 2**80, -(2**70), "text", None, True])]
+    others = [Row("r", 0, (("a", float("nan")), ("b", None), ("c", "x")), t0, True, "rows"),
+              Image("i", 0, "i.png", "image/png", t0, 3, None, "img"), Tag("t", None, t0, True),
+              Property("p", "v", t0), File("f/g.bin", 3, "abc", t0),
+              RunInfo("id", "exp", None, None, "Failed", t0, t0 + 1, "e" * 9000)]
+    records = [*metrics, *others, *metrics[:3]]
+    data = chunks.encode_chunk(records)
     lines = data.decode("utf-8").splitlines()
-    assert len(lines) == len(records)
-    for line, rec in zip(lines, records):  # each line is the core's exact JSON form of its record
-        assert same(tuple(record_from_json(line)), tuple(record_from_json(record_to_json(rec))))
+    assert len(lines) == 1 + len(others) + 1  # metrics: one line per run of consecutive metrics
+    block = json.loads(lines[0])
+    assert block["type"] == "Metrics" and len(block["seq"]) == len(metrics)
+    for line, rec in zip(lines[1:-1], others):  # each other line is the core's exact JSON form
         assert json.loads(line) == json.loads(record_to_json(rec))
-    back = tr.decode_chunk(data)
-    assert all(same(tuple(a), tuple(b)) for a, b in zip(back, records)) and len(back) == len(records)
-    covered, snap = tr.decode_snapshot(tr.encode_snapshot(["c1", "c2"], records))
+        assert same(tuple(record_from_json(line)), tuple(rec))
+    back = chunks.decode_chunk(data)
+    assert len(back) == len(records) and all(same(tuple(a), tuple(b)) for a, b in zip(back, records))
+    assert all(type(a) is type(b) for a, b in zip(back, records))
+    old_format = "\n".join(record_to_json(r) for r in records).encode("utf-8") + b"\n"
+    assert all(same(tuple(a), tuple(b)) for a, b in zip(chunks.decode_chunk(old_format), records))
+    covered, snap = chunks.decode_snapshot(chunks.encode_snapshot(["c1", "c2"], records))
     assert covered == {"c1", "c2"} and all(same(tuple(a), tuple(b)) for a, b in zip(snap, records))
 
 

@@ -3,6 +3,10 @@
 Any tracking URI MLflow supports: ``mlflow:sqlite:////abs/mlflow.db``, ``mlflow:http://host:5000``,
 ``mlflow:file:///abs/mlruns``. The translation rules live in `translate` (pure); this module
 only makes the client calls. See `runbridge_mlflow.translate` for what MLflow users see.
+
+Longer than 400 lines because it is one class: every hook's MLflow client calls, which share the
+run lookups, lanes and per-run state (URIs, the stream's format and reading live in their own
+modules).
 """
 
 from __future__ import annotations
@@ -15,8 +19,6 @@ import shutil
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
 from itertools import count
@@ -29,98 +31,28 @@ from mlflow.entities import Metric as MlflowMetric
 from mlflow.entities import RunTag, ViewType
 from mlflow.exceptions import MlflowException
 
-from runbridge.errors import RunbridgeError, StoreNotFoundError
-from runbridge.hookspecs import StoreLocation, hookimpl
+from runbridge.errors import StoreNotFoundError
+from runbridge.hookspecs import hookimpl
 from runbridge.media import safe_join, safe_name
 from runbridge.records import RUNNING, File, Image, Metric, Property, Record, RunInfo, Tag
 
+from . import chunks
 from . import translate as tr
+from .stream import DecodedCache, Stream, local_artifact_dir
+from .uri import Prober, is_http, probe_interval
 
 _RUN_ID_OK = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
 _PAGE = 1000
-#: An http tracking server is probed (GET /health, one connect) at most this often before a
-#: call, so a server that went away fails the call in a second instead of after MLflow's retries.
-#: ``RUNBRIDGE_MLFLOW_PROBE_INTERVAL`` (seconds, read when the backend opens) overrides it.
-PROBE_EVERY_S = 5.0
-PROBE_INTERVAL_ENV = "RUNBRIDGE_MLFLOW_PROBE_INTERVAL"
-
-
-def probe_interval() -> float:
-    """Seconds between two probes of an http tracking server: the environment's, else the default."""
-    raw = os.environ.get(PROBE_INTERVAL_ENV, "").strip()
-    if not raw:
-        return PROBE_EVERY_S
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = -1.0
-    if not seconds >= 0 or seconds == float("inf"):
-        raise RunbridgeError(f"{PROBE_INTERVAL_ENV}={raw!r} is not a number of seconds >= 0 (e.g. 5)")
-    return seconds
-#: MLflow's HTTP client retries a failing request for minutes by default (7 retries, backoff factor
-#: 2, 120 s timeout). For an http tracking URI these bounds apply instead, so a server that dies
-#: mid-run is given up within seconds (and its calls spooled); a value the user set is kept.
-#: They are environment variables, so they also apply to the script's own MLflow calls.
-HTTP_BOUNDS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-               "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
-
-
-class MlflowUnreachableError(RunbridgeError, ConnectionError):
-    """The MLflow tracking server does not answer."""
-
-
 def _not_found(exc: MlflowException) -> bool:
     return getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") or \
         "not found" in str(exc).lower() or "does not exist" in str(exc).lower()
 
 
-def _is_local_artifact_uri(uri: str) -> bool:
-    """True when MLflow keeps the run's artifacts in a local folder (read in place)."""
-    from urllib.parse import urlparse
+class MlflowClientBackend:
+    """Runs kept in MLflow: native metrics/params/tags/artifacts plus an exact record stream.
+    Opened by `runbridge_mlflow.MlflowBackend` once the URI is checked (an http server probed)."""
 
-    scheme = urlparse(uri).scheme
-    return scheme in ("", "file") or len(scheme) == 1  # a Windows drive letter
-
-
-def _local_artifact_dir(uri: str) -> str | None:
-    """The local folder of a run's artifacts, or None for a remote artifact store."""
-    if not _is_local_artifact_uri(uri):
-        return None
-    from mlflow.utils.file_utils import local_file_uri_to_path
-
-    return os.path.abspath(local_file_uri_to_path(uri))
-
-
-class MlflowBackend:
-    """Runs kept in MLflow: native metrics/params/tags/artifacts plus an exact record stream."""
-
-    @staticmethod
-    @hookimpl
-    def store_location(location: str, base: str) -> StoreLocation:
-        """A tracking URI with a local store made absolute: ``sqlite:///rel.db`` becomes
-        ``sqlite:////abs/rel.db`` (owning the database, its journals and the ``mlartifacts``
-        folder beside it), ``file:rel`` / a bare path becomes ``file:///abs/rel`` / ``/abs/rel``
-        (owning that folder); servers and other schemes are kept as written."""
-        root = Path(base)
-        scheme, sep, rest = location.partition(":")
-        if sep and scheme.lower() == "sqlite" and rest.startswith("///") and ":memory:" not in rest:
-            path = rest[3:]
-            db = (root / path).resolve() if not path.startswith("/") else Path(path)
-            return StoreLocation(f"sqlite:///{db}", (*(f"{db}{s}" for s in ("", "-journal", "-wal", "-shm")),
-                                                     str(db.parent / "mlartifacts")))
-        if sep and scheme.lower() == "file":
-            path = rest[2:] if rest.startswith("//") else rest
-            folder = (root / Path(path).expanduser()).resolve()
-            return StoreLocation(folder.as_uri(), (str(folder),))
-        if not sep and (location.startswith((".", "~", "/")) or "/" in location):  # a bare file-store path
-            folder = (root / Path(location).expanduser()).resolve()
-            return StoreLocation(str(folder), (str(folder),))
-        return StoreLocation(location)
-
-    def __init__(self, location: str):
-        if not location:
-            raise ValueError("the mlflow backend needs a tracking URI, e.g. "
-                             "'mlflow:sqlite:///mlflow.db' or 'mlflow:http://127.0.0.1:5000'")
+    def __init__(self, location: str, prober: Prober | None = None):
         self.uri = location
         self._artifact_root: str | None = None
         #: The local database or folder the store lives in (None for servers): reads check it
@@ -147,11 +79,8 @@ class MlflowBackend:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bars in scripts
         # No "🏃 View run ..." banner on stdout at every run end (a user can set it back to false).
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-        self.is_http = location.startswith(("http://", "https://"))
-        if self.is_http:
-            for name, value in HTTP_BOUNDS.items():
-                os.environ.setdefault(name, value)
-        self.probe_every_s = probe_interval() if self.is_http else PROBE_EVERY_S
+        self.is_http = is_http(location)
+        self.prober = prober if prober is not None or not self.is_http else Prober(location, probe_interval())
         self._client: MlflowClient | None = None
         self._lock = threading.RLock()
         self._experiment_ids: dict[str, str] = {}
@@ -159,10 +88,10 @@ class MlflowBackend:
         self._states: dict[str, tr.RunState] = {}
         self._counter = count()
         self._last_chunk_ns = 0
-        self._reachable_at = -1e9
+        self._decoded = DecodedCache()
 
     def __repr__(self) -> str:
-        return f"MlflowBackend({self.uri!r})"
+        return f"MlflowClientBackend({self.uri!r})"
 
     @property
     def client(self) -> MlflowClient:
@@ -180,28 +109,8 @@ class MlflowBackend:
 
     def _check_reachable(self, force: bool = False) -> None:
         """Fail fast, naming the URI, when an http tracking server does not answer."""
-        if not self.is_http:
-            return
-        now = time.monotonic()
-        if not force and now - self._reachable_at < self.probe_every_s:
-            return
-        try:
-            timeout = float(os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", "") or 10)
-        except ValueError:
-            timeout = 10.0
-        url = self.uri.rstrip("/") + "/health"
-        try:
-            with urllib.request.urlopen(url, timeout=min(timeout, 10.0)):
-                pass
-        except urllib.error.HTTPError:
-            pass  # it answered
-        except (OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise MlflowUnreachableError(
-                f"MLflow tracking server {self.uri} is unreachable ({reason}); "
-                f"start it or fix the backend spec 'mlflow:{self.uri}'"
-            ) from None
-        self._reachable_at = now
+        if self.prober is not None:
+            self.prober.check(force)
 
     def _experiment_id(self, name: str, create: bool) -> str | None:
         eid = self._experiment_ids.get(name)
@@ -314,10 +223,10 @@ class MlflowBackend:
             params = self.client.get_run(mid).data.params
         raise AssertionError("unreachable: free_lanes is endless")
 
-    def _chunk_name(self) -> str:
+    def _chunk_name(self, stream: list[Record]) -> str:
         ns = max(time.time_ns(), self._last_chunk_ns + 1)
         self._last_chunk_ns = ns
-        return tr.chunk_name(ns, os.getpid(), next(self._counter))
+        return chunks.chunk_name(ns, os.getpid(), next(self._counter), chunks.chunk_flags(stream))
 
     def _upload(self, mid: str, files: list[tuple[str, str | None, bytes | None]],
                 stream: list[Record]) -> None:
@@ -341,8 +250,8 @@ class MlflowBackend:
                 self.client.log_artifacts(mid, tmp)
             if stream:
                 chunk_dir = Path(tempfile.mkdtemp(dir=tmp))  # never a name a user file took
-                (chunk_dir / self._chunk_name()).write_bytes(tr.encode_chunk(stream))
-                self.client.log_artifacts(mid, str(chunk_dir), tr.RECORDS_DIR)
+                (chunk_dir / self._chunk_name(stream)).write_bytes(chunks.encode_chunk(stream))
+                self.client.log_artifacts(mid, str(chunk_dir), chunks.RECORDS_DIR)
 
     def _log_native(self, mid: str, batch: tr.NativeBatch) -> None:
         for metrics, params, tags in tr.log_batches(batch.metrics, batch.params, batch.tags):
@@ -359,7 +268,7 @@ class MlflowBackend:
         tags = tr.run_info_tags(run)
         current = native.data.tags
         stale = [RunTag(k, v) for k, v in tags.items() if current.get(k) != v]
-        for key in (tr.TAG_END, tr.TAG_ERROR, tr.TAG_ERROR_TRUNCATED, tr.TAG_DISPLAY_NAME):
+        for key in (tr.TAG_ERROR, *tr.LEGACY_TAGS):  # exact values now live in the stream
             if key in current and key not in tags:
                 self.client.delete_tag(mid, key)
         for _, _, batch in tr.log_batches((), (), stale):
@@ -376,7 +285,7 @@ class MlflowBackend:
             self.client.set_terminated(mid, status=status, end_time=end_ms)
 
     def _load_stream(self, run: Any) -> list[Record]:
-        stream = _Stream(self.client, run)
+        stream = Stream(self.client, run, self._decoded)
         try:
             return stream.records()
         finally:
@@ -397,7 +306,7 @@ class MlflowBackend:
         out: list[File] = []
         for info in self.client.list_artifacts(mid, path):
             if info.is_dir:
-                if info.path == tr.ARTIFACT_DIR:
+                if info.path == chunks.ARTIFACT_DIR:
                     continue
                 out.extend(self._artifact_files(mid, time_us, info.path))
             else:
@@ -417,12 +326,16 @@ class MlflowBackend:
                 mid = existing.info.run_id
                 self._mids[(run.experiment, run.run_id)] = mid
                 self._sync_info(mid, existing, run)
+                if tr.needs_exact_info(run):
+                    self._state(mid).pending = run
                 return
             tags = tr.run_info_tags(run)
             if run.parent_id is not None:
                 parent = self._find_run(run.experiment, run.parent_id)
                 if parent is not None:
                     tags[tr.MLFLOW_PARENT] = parent.info.run_id
+                else:  # nothing for MLflow to nest it under: keep the id
+                    tags[tr.TAG_PARENT] = run.parent_id
             try:
                 tags.setdefault("mlflow.user", getpass.getuser())
             except Exception:  # noqa: BLE001 - no user name is fine
@@ -431,6 +344,8 @@ class MlflowBackend:
                 eid, start_time=run.start_time // 1000, tags=tags, run_name=tr.native_run_name(run))
             mid = created.info.run_id
             self._mids[(run.experiment, run.run_id)] = mid
+            if tr.needs_exact_info(run):  # its exact fields go into the stream with the first write
+                self._state(mid).pending = run
             if run.status != RUNNING:
                 self.client.set_terminated(
                     mid, status=tr.STATUS_TO_MLFLOW.get(run.status, "FINISHED"),
@@ -445,11 +360,13 @@ class MlflowBackend:
             mid = self._mid(run)
             state = self._state(mid)
             self._claim_lanes(mid, state, records)
-            batch = tr.translate_batch(records, state)
+            pending = state.pending
+            batch = tr.translate_batch(records if pending is None else [pending, *records], state)
             # Files, then the exact stream chunk listing them, then the native view. If the native
             # calls fail half way, reads stay exact and `runbridge sync` (which skips what `read`
             # shows is held) cannot mix native float copies into the stream.
             self._upload(mid, batch.files, batch.stream)
+            state.pending = None
             self._log_native(mid, batch)
 
     @hookimpl
@@ -458,54 +375,56 @@ class MlflowBackend:
             self._check_reachable()
             mid = self._mid(run)
             final = run if run.status == status else run._replace(status=status)
+            if tr.needs_exact_info(final):
+                self._upload(mid, [], [final])  # the display name or error MLflow cannot hold
             native = self.client.get_run(mid)
             self._sync_info(mid, native, final)
-            if final.error is not None and len(final.error) > tr.MAX_TAG_VALUE_LENGTH:
-                self._upload(mid, [], [final])
-            has_tables = tr.TAG_TABLES in native.data.tags or self._state(mid).has_rows
-            stream = _Stream(self.client, native)
+            stream = Stream(self.client, native, self._decoded)
             try:
+                flags = [chunks.flags_of(c) for c in stream.chunks]
+                tables = tr.TAG_TABLES in native.data.tags or any("r" in f for f in flags)
+                strings = any("S" in f for f in flags) or sum(1 for f in flags if "s" in f.lower()) > 1
                 uncovered = len(stream.uncovered_estimate())
-                if has_tables or uncovered >= tr.SNAPSHOT_MIN_CHUNKS:
+                if tables or strings or uncovered >= chunks.SNAPSHOT_MIN_CHUNKS:
                     records = stream.records()
-                    if has_tables:
-                        self._write_tables(mid, native, records)
-                    if uncovered >= tr.SNAPSHOT_MIN_CHUNKS:
+                    self._write_views(mid, native, records, tables, strings)
+                    if uncovered >= chunks.SNAPSHOT_MIN_CHUNKS:
                         self._write_snapshot(mid, stream.chunks, records)
             finally:
                 stream.close()
             self._states.pop(mid, None)
 
-    def _write_snapshot(self, mid: str, chunks: list[str], records: list[Record]) -> None:
+    def _write_snapshot(self, mid: str, names: list[str], records: list[Record]) -> None:
         """One file holding the whole stream so far, so a read fetches one file instead of every
         chunk (a long run flushes often). Chunks stay: nothing is re-written."""
         with tempfile.TemporaryDirectory(prefix="runbridge-mlflow-") as tmp:
-            Path(tmp, chunks[-1]).write_bytes(tr.encode_snapshot(chunks, records))
-            self.client.log_artifact(mid, str(Path(tmp, chunks[-1])), tr.SNAPSHOTS_DIR)
+            Path(tmp, names[-1]).write_bytes(chunks.encode_snapshot(names, records))
+            self.client.log_artifact(mid, str(Path(tmp, names[-1])), chunks.SNAPSHOTS_DIR)
 
-    def _write_tables(self, mid: str, native: Any, records: list[Record]) -> None:
-        """The run's tables as MLflow table artifacts (`mlflow.load_table` reads them), written
-        once when the run ends from the exact stream (never re-written per row)."""
-        tables = tr.table_artifacts(records)
-        if not tables:
-            return
+    def _write_views(self, mid: str, native: Any, records: list[Record], tables: bool, strings: bool) -> None:
+        """What MLflow users look for, written once when the run ends from the exact stream
+        (never re-written per row or value): the run's tables as MLflow table artifacts
+        (`mlflow.load_table` reads them) and its series of strings as text artifacts."""
         taken = {r.name for r in records if type(r) is File} | {
             r.file_name for r in records if type(r) is Image}
-        logged = []
-        try:
-            logged = json.loads(native.data.tags.get(tr.MLFLOW_LOGGED_ARTIFACTS, "[]"))
-        except ValueError:
-            logged = []
-        files = []
-        for name, table in tables.items():
-            path = tr.table_path(name, taken)
-            files.append((path, None, json.dumps(table, ensure_ascii=False).encode("utf-8")))
-            entry = {"path": path, "type": "table"}
-            if entry not in logged:
-                logged.append(entry)
+        files: list[tuple[str, str | None, bytes | None]] = []
+        logged: list = []
+        if tables:
+            try:
+                logged = json.loads(native.data.tags.get(tr.MLFLOW_LOGGED_ARTIFACTS, "[]"))
+            except ValueError:
+                logged = []
+            for name, table in tr.table_artifacts(records).items():
+                path = tr.table_path(name, taken)
+                files.append((path, None, json.dumps(table, ensure_ascii=False).encode("utf-8")))
+                entry = {"path": path, "type": "table"}
+                if entry not in logged:
+                    logged.append(entry)
+        if strings:
+            files.extend((path, None, data) for path, data in tr.string_series_artifacts(records, taken).items())
         self._upload(mid, files, [])
         value = json.dumps(logged)
-        if len(value) <= tr.MAX_TAG_VALUE_LENGTH:
+        if logged and len(value) <= tr.MAX_TAG_VALUE_LENGTH:
             self.client.set_tag(mid, tr.MLFLOW_LOGGED_ARTIFACTS, value)
 
     @hookimpl
@@ -561,17 +480,15 @@ class MlflowBackend:
         tags = run.data.tags
         mid = run.info.run_id
         ours = tr.TAG_RUN_ID in tags
-        info = tr.run_info_from_mlflow(
-            run.info, tags, experiment, self._parent_runbridge_id(tags.get(tr.MLFLOW_PARENT)))
         stream: list[Record] = []
-        exact_error = None
+        exact = None
         for rec in self._load_stream(run):
             if type(rec) is RunInfo:
-                exact_error = rec.error
+                exact = rec
             else:
                 stream.append(rec)
-        if tags.get(tr.TAG_ERROR_TRUNCATED) and exact_error is not None and info.error is not None:
-            info = info._replace(error=exact_error)
+        info = tr.run_info_from_mlflow(
+            run.info, tags, experiment, self._parent_runbridge_id(tags.get(tr.MLFLOW_PARENT)), exact)
         metric_keys, param_keys, tag_keys = tr.stream_keys(stream)
         start = info.start_time
         series = []
@@ -670,7 +587,7 @@ class MlflowBackend:
         if found is None:
             return None
         mid = found.info.run_id
-        root = _local_artifact_dir(found.info.artifact_uri or "")
+        root = local_artifact_dir(found.info.artifact_uri or "")
         Path(destination).parent.mkdir(parents=True, exist_ok=True)
         if root is not None:
             # read in place: MLflow's local download parses the path as a URI ('?', '#', '%')
@@ -689,79 +606,3 @@ class MlflowBackend:
                 return None
             shutil.copyfile(path, destination)
         return True
-
-class _Stream:
-    """The exact record stream of one MLflow run: chunk files, and the latest snapshot if any."""
-
-    def __init__(self, client: MlflowClient, run: Any):
-        self.client = client
-        self.mid = run.info.run_id
-        self.root: str | None = None  # a local folder holding runbridge/ (local artifact stores)
-        self._tmp: tempfile.TemporaryDirectory | None = None
-        local = _local_artifact_dir(run.info.artifact_uri or "")
-        if local is not None:
-            self.root = os.path.join(local, tr.ARTIFACT_DIR)
-            self.chunks = self._local_names("records")
-            self.snapshots = self._local_names("snapshots")
-        else:
-            self.chunks = self._remote_names(tr.RECORDS_DIR)
-            self.snapshots = self._remote_names(tr.SNAPSHOTS_DIR) if self.chunks else []
-        self._covered: set[str] = set()
-
-    def _local_names(self, sub: str) -> list[str]:
-        folder = os.path.join(self.root, sub) if self.root else None
-        if not folder or not os.path.isdir(folder):
-            return []
-        return sorted(n for n in os.listdir(folder) if tr.CHUNK_RE.match(n))
-
-    def _remote_names(self, path: str) -> list[str]:
-        names = (posixpath_basename(i.path) for i in self.client.list_artifacts(self.mid, path) if not i.is_dir)
-        return sorted(n for n in names if tr.CHUNK_RE.match(n))
-
-    def _fetch(self, rel: str) -> bytes:
-        if self.root is not None:
-            with open(os.path.join(self.root, *rel.split("/")), "rb") as fh:
-                return fh.read()
-        if self._tmp is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="runbridge-mlflow-")
-        path = self.client.download_artifacts(self.mid, f"{tr.ARTIFACT_DIR}/{rel}", self._tmp.name)
-        with open(path, "rb") as fh:
-            return fh.read()
-
-    def _fetch_chunks(self, names: list[str]) -> list[bytes]:
-        if self.root is None and len(names) > 8:
-            # many files: one parallel directory download
-            if self._tmp is None:
-                self._tmp = tempfile.TemporaryDirectory(prefix="runbridge-mlflow-")
-            folder = self.client.download_artifacts(self.mid, tr.RECORDS_DIR, self._tmp.name)
-            out = []
-            for name in names:
-                with open(os.path.join(folder, name), "rb") as fh:
-                    out.append(fh.read())
-            return out
-        return [self._fetch(f"records/{name}") for name in names]
-
-    def uncovered_estimate(self) -> list[str]:
-        """Chunks newer than the latest snapshot (by name; `records` reads the exact set)."""
-        last = self.snapshots[-1] if self.snapshots else ""
-        return [c for c in self.chunks if c > last]
-
-    def records(self) -> list[Record]:
-        out: list[Record] = []
-        covered: set[str] = set()
-        if self.snapshots:
-            covered, out = tr.decode_snapshot(self._fetch(f"snapshots/{self.snapshots[-1]}"))
-        needed = [c for c in self.chunks if c not in covered]
-        for data in self._fetch_chunks(needed):
-            out.extend(tr.decode_chunk(data))
-        self._covered = covered
-        return out
-
-    def close(self) -> None:
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-
-
-def posixpath_basename(path: str) -> str:
-    return path.rsplit("/", 1)[-1]

@@ -1,20 +1,28 @@
 """Pure translation between runbridge records and MLflow entities (no I/O, no client calls).
 
+Longer than 400 lines because it holds the whole mapping in both directions (names, run fields,
+metrics and lanes, batches within MLflow's limits, tables and string series), each rule next to
+its inverse.
+
 How a runbridge run lives in MLflow
 -----------------------------------
 * The run is an MLflow run in the experiment of the same name. MLflow picks its own run id; the
   runbridge id is kept in the reserved tag ``runbridge.run_id`` (runs plain MLflow wrote have no
   such tag: their runbridge id is their MLflow run id).
-* Run name, status (FINISHED/FAILED/KILLED), start and end time are MLflow's own fields; the exact
-  values (microseconds, runbridge status, error, a display name MLflow cannot hold) are kept in
-  reserved ``runbridge.*`` tags. Child runs carry ``mlflow.parentRunId``.
+* Run name, status (FINISHED/FAILED/KILLED), start and end time are MLflow's own fields; the
+  microsecond times are the tags ``runbridge.start_time`` / ``runbridge.end_time``, a failed
+  run's error the tag ``runbridge.error``. A display name MLflow's run name cannot hold and an
+  error longer than a tag are RunInfo records in the stream below. Child runs carry ``mlflow.parentRunId`` (``runbridge.parent_id`` only when the parent
+  is not in MLflow). Earlier versions kept those values in more ``runbridge.*`` tags: still read.
 * What MLflow users see natively: int/float metrics are MLflow metric history (step = the user's
   step, else the writer's per-name logging order ``seq``), tags are tags, properties are params,
-  images and uploads are artifacts under their own names. Names MLflow rejects are written under
-  an encoded key, with the original name in the manifest tag ``runbridge.key.<encoded>``.
-* Exactness: every record of a write call is also appended, as JSON lines in the exact form of
-  `runbridge.records.record_to_json`, to a new chunk artifact ``runbridge/records/<chunk>.jsonl``
-  (one file per write call, never re-written). `read` replays those chunks, so ints, bools,
+  images and uploads are artifacts under their own names. A string metric's latest value is the
+  tag ``metric.<name>``; a series of strings is also the text artifact ``metrics/<name>.txt``
+  (written when the run ends, one ``<step>\t<value>`` line per value). Names MLflow rejects are
+  written under an encoded key, with the original name in the manifest tag ``runbridge.key.<encoded>``.
+* Exactness: every record of a write call is also appended, as JSON lines, to a new chunk
+  artifact ``runbridge/records/<chunk>.jsonl`` (one file per write call, never re-written; the
+  format is `runbridge_mlflow.chunks`). `read` replays those chunks, so ints, bools,
   strings, None, NaN/inf, float64 bits, rows, descriptions, long or None tag values and
   duplicate points come back exactly.
 * Native timestamps never collide. MLflow's SQL store keys a point by (name, timestamp, step,
@@ -54,33 +62,31 @@ from runbridge.records import (
     Row,
     RunInfo,
     Tag,
-    record_from_dict,
-    record_to_json,
 )
 
 # --- reserved names ------------------------------------------------------------------------------
 RESERVED = "runbridge."
-TAG_RUN_ID = "runbridge.run_id"
-TAG_STATUS = "runbridge.status"
-TAG_START = "runbridge.start_time"
-TAG_END = "runbridge.end_time"
-TAG_PARENT = "runbridge.parent_id"
-TAG_DISPLAY_NAME = "runbridge.display_name"  # JSON; only when MLflow's run name cannot hold it
-TAG_ERROR = "runbridge.error"
-TAG_ERROR_TRUNCATED = "runbridge.error_truncated"  # the exact error is a RunInfo in the stream
-TAG_TABLES = "runbridge.tables"  # the run has rows: end_run writes the MLflow table artifacts
+# The tags runbridge writes (docs/backends.md lists them):
+TAG_RUN_ID = "runbridge.run_id"  # every run: how a runbridge id finds its MLflow run
+TAG_START = "runbridge.start_time"  # microseconds (MLflow keeps ms): exact times, and list order
+TAG_END = "runbridge.end_time"  # the same, once the run ended
+TAG_ERROR = "runbridge.error"  # a failed run's error (MLflow has no field for it)
+TAG_PARENT = "runbridge.parent_id"  # only when the parent run is not in MLflow (no mlflow.parentRunId)
 TAG_KEY_PREFIX = "runbridge.key."  # manifest: runbridge.key.<encoded key> = original name
+# Tags of earlier versions, read (when they agree with MLflow's fields) and removed on the next write:
+TAG_STATUS = "runbridge.status"
+TAG_DISPLAY_NAME = "runbridge.display_name"
+TAG_ERROR_TRUNCATED = "runbridge.error_truncated"
+TAG_TABLES = "runbridge.tables"
+LEGACY_TAGS = (TAG_STATUS, TAG_DISPLAY_NAME, TAG_ERROR_TRUNCATED, TAG_TABLES)
+#: A string metric's latest value is the (user-visible) tag ``metric.<name>``.
+STRING_TAG_PREFIX = "metric."
 PARAM_LANE_PREFIX = "runbridge.writer."  # runbridge.writer.<lane> = the writer id that owns it
 #: Timestamp lanes: writers of one run never share a native timestamp (up to this many writers).
 LANES = 16
 
-ARTIFACT_DIR = "runbridge"
-RECORDS_DIR = "runbridge/records"
-SNAPSHOTS_DIR = "runbridge/snapshots"
-#: end_run writes a snapshot (the whole stream in one file) when this many chunks are uncovered
-SNAPSHOT_MIN_CHUNKS = 32
-CHUNK_RE = re.compile(r"^\d{20}-\d+-\d+\.jsonl$")
 TABLES_DIR = "tables"
+STRINGS_DIR = "metrics"
 
 MLFLOW_PARENT = "mlflow.parentRunId"
 MLFLOW_RUN_NAME = "mlflow.runName"
@@ -153,24 +159,25 @@ def native_run_name(run: RunInfo) -> str:
 
 
 def run_info_tags(run: RunInfo) -> dict[str, str]:
-    """The reserved tags that keep `run`'s exact lifecycle fields beside MLflow's own."""
-    tags = {
-        TAG_RUN_ID: run.run_id,
-        TAG_STATUS: run.status,
-        TAG_START: str(run.start_time),
-    }
+    """The reserved tags of `run`: its runbridge id, microsecond times, and its error if it has
+    one (`TAG_PARENT` is added by the caller when MLflow lacks the parent; what tags cannot say
+    goes into the stream, see `needs_exact_info`)."""
+    tags = {TAG_RUN_ID: run.run_id, TAG_START: str(run.start_time)}
     if run.end_time is not None:
         tags[TAG_END] = str(run.end_time)
-    if run.parent_id is not None:
-        tags[TAG_PARENT] = run.parent_id
-    if native_run_name(run) != run.display_name:
-        tags[TAG_DISPLAY_NAME] = truncate(json.dumps(run.display_name, ensure_ascii=False),
-                                          MAX_TAG_VALUE_LENGTH)
     if run.error is not None:
         tags[TAG_ERROR] = truncate(run.error, MAX_TAG_VALUE_LENGTH)
-        if len(run.error) > MAX_TAG_VALUE_LENGTH:
-            tags[TAG_ERROR_TRUNCATED] = "true"
     return tags
+
+
+def needs_exact_info(run: RunInfo) -> bool:
+    """True when MLflow's fields and the tags cannot give `run` back exactly: a display name its
+    run name cannot hold (over 250 characters, blank, or equal to the run id) or an error longer
+    than a tag. Such a run's RunInfo goes into the stream."""
+    name = run.display_name
+    named_exactly = native_run_name(run) == run.run_id if name is None else (
+        native_run_name(run) == name and name != run.run_id)
+    return not named_exactly or (run.error is not None and len(run.error) > MAX_TAG_VALUE_LENGTH)
 
 
 def _int_or(text: str | None, default: Any) -> Any:
@@ -181,36 +188,49 @@ def _int_or(text: str | None, default: Any) -> Any:
 
 
 def run_info_from_mlflow(info: Any, tags: dict[str, str], experiment: str,
-                         parent_id: str | None) -> RunInfo:
+                         parent_id: str | None, exact: RunInfo | None = None) -> RunInfo:
     """The RunInfo of an MLflow run (`info` is an `mlflow.entities.RunInfo`).
 
-    Reserved tags give the exact values when they still agree with MLflow's own fields (an MLflow
-    user may have changed those since); `parent_id` is the runbridge id of the MLflow parent run.
+    Microsecond times come from the tags, `exact` (the latest RunInfo of the run's stream, when
+    read and if any) gives a display name or a full error MLflow cannot hold; each is taken only
+    where it still agrees with MLflow's own fields (an MLflow user may have renamed or re-ended
+    the run since). Tags of earlier versions are read likewise.
+    `parent_id` is the runbridge id of the MLflow parent run.
     """
     run_id = tags.get(TAG_RUN_ID) or info.run_id
-    native_status = MLFLOW_TO_STATUS.get(info.status, RUNNING)
-    status = tags.get(TAG_STATUS)
-    if status not in STATUS_TO_MLFLOW or STATUS_TO_MLFLOW[status] != info.status:
-        status = native_status
+    status = MLFLOW_TO_STATUS.get(info.status, RUNNING)
+    legacy = tags.get(TAG_STATUS)
+    if legacy in STATUS_TO_MLFLOW and STATUS_TO_MLFLOW[legacy] == info.status:
+        status = legacy  # (a one-to-one mapping: only SCHEDULED differs)
     start_ms = info.start_time or 0
-    start = _int_or(tags.get(TAG_START), None)
-    if start is None or start // 1000 != start_ms:
-        start = start_ms * 1000
+    start = start_ms * 1000
+    for candidate in (_int_or(tags.get(TAG_START), None), exact.start_time if exact is not None else None):
+        if candidate is not None and candidate // 1000 == start_ms:
+            start = candidate
+            break
     end_ms = info.end_time
-    end = _int_or(tags.get(TAG_END), None)
-    if end_ms is None or status == RUNNING:
-        end = None
-    elif end is None or end // 1000 != end_ms:
+    end = None
+    if end_ms is not None and status != RUNNING:
         end = end_ms * 1000
+        for candidate in (_int_or(tags.get(TAG_END), None), exact.end_time if exact is not None else None):
+            if candidate is not None and candidate // 1000 == end_ms:
+                end = candidate
+                break
     display_name = info.run_name or None
-    if TAG_DISPLAY_NAME in tags:
+    if exact is not None and native_run_name(exact) == info.run_name:
+        display_name = exact.display_name
+    elif TAG_DISPLAY_NAME in tags:
         try:
             display_name = json.loads(tags[TAG_DISPLAY_NAME])
         except ValueError:
             pass
+    elif info.run_name == run_id:
+        display_name = None  # MLflow's run name of a run without a display name
     if TAG_PARENT in tags:
         parent_id = tags[TAG_PARENT]
     error = tags.get(TAG_ERROR) if status != RUNNING else None
+    if error is not None and exact is not None and exact.error is not None and exact.error.startswith(error):
+        error = exact.error
     return RunInfo(run_id=run_id, experiment=experiment, display_name=display_name,
                    parent_id=parent_id, status=status, start_time=start, end_time=end, error=error)
 
@@ -224,7 +244,8 @@ class RunState:
     lanes: dict[str, int] = field(default_factory=dict)
     last_ms: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
     keys: set[str] = field(default_factory=set)
-    has_rows: bool = False
+    #: the RunInfo start_run saw, written into the stream by the next write (exact start time)
+    pending: RunInfo | None = None
 
 
 def lane_ms(time_us: int, lane: int) -> int:
@@ -312,6 +333,8 @@ def translate_batch(records: Sequence[Record], state: RunState) -> NativeBatch:
             out.stream.append(rec)
             value = native_metric_value(rec.value)
             if value is None:
+                if type(rec.value) is str:  # its latest value, where MLflow users look
+                    tag_ops[native(STRING_TAG_PREFIX + rec.name)] = truncate(rec.value, MAX_TAG_VALUE_LENGTH)
                 continue
             step = rec.step if rec.step is not None else rec.seq
             if not -_INT64 <= step < _INT64:
@@ -331,7 +354,6 @@ def translate_batch(records: Sequence[Record], state: RunState) -> NativeBatch:
             metrics.append(MlflowMetric(key, value, ms, step))
         elif kind is Row:
             out.stream.append(rec)
-            state.has_rows = True
         elif kind is Tag:
             out.stream.append(rec)
             if rec.key.startswith(RESERVED):
@@ -354,9 +376,6 @@ def translate_batch(records: Sequence[Record], state: RunState) -> NativeBatch:
             out.stream.append(rec)
         else:
             raise TypeError(f"the mlflow backend cannot store a {kind.__name__} record")
-    if state.has_rows and TAG_TABLES not in state.keys:
-        tag_ops[TAG_TABLES] = "true"
-        state.keys.add(TAG_TABLES)
     for key, name in manifest.items():
         tag_ops[TAG_KEY_PREFIX + key] = truncate(name, MAX_TAG_VALUE_LENGTH)
         state.keys.add(key)
@@ -408,64 +427,6 @@ def log_batches(metrics: Sequence[MlflowMetric], params: Sequence[Param] = (),
         yield batch_m, batch_p, batch_t
 
 
-# --- the exact stream ----------------------------------------------------------------------------
-def chunk_name(time_ns: int, pid: int, counter: int) -> str:
-    """Chunk files sort in write order (time first, across processes)."""
-    return f"{time_ns:020d}-{pid}-{counter}.jsonl"
-
-
-_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
-_METRIC_FIELDS = Metric._fields
-
-
-def _record_json(rec: Record) -> str:
-    """`record_to_json(rec)`, with a fast path for the common case (a metric)."""
-    if type(rec) is Metric:
-        value = rec.value
-        if type(value) is float and not math.isfinite(value):
-            value = {"$float": repr(value)}
-        return _ENCODE({"type": "Metric", "name": rec.name, "seq": rec.seq, "value": value,
-                        "step": rec.step, "time": rec.time, "from_list": rec.from_list,
-                        "description": rec.description, "writer": rec.writer})
-    return record_to_json(rec)
-
-
-def _record_from(data: dict[str, Any]) -> Record:
-    """`record_from_dict(data)`, with a fast path for metrics."""
-    if data.get("type") == "Metric" and len(data) == 9:
-        value = data["value"]
-        if type(value) is dict:
-            value = float(value["$float"])
-        return Metric(data["name"], data["seq"], value, data["step"], data["time"], data["from_list"],
-                      data["description"], data["writer"])
-    return record_from_dict(data)
-
-
-def encode_chunk(records: Iterable[Record]) -> bytes:
-    """Records as JSON lines, exactly `runbridge.records.record_to_json` per line."""
-    return "\n".join([_record_json(r) for r in records]).encode("utf-8") + b"\n"
-
-
-def decode_chunk(data: bytes | str) -> list[Record]:
-    """Inverse of `encode_chunk` (any `record_to_json` lines)."""
-    text = data.decode("utf-8") if isinstance(data, bytes) else data
-    lines = [line for line in text.split("\n") if line]
-    if not lines:
-        return []
-    return [_record_from(d) for d in json.loads("[" + ",".join(lines) + "]")]
-
-
-def encode_snapshot(chunks: Sequence[str], records: Iterable[Record]) -> bytes:
-    """The whole stream in one file: a header line naming the chunks it covers, then records."""
-    header = json.dumps({"covers": list(chunks)}).encode("ascii") + b"\n"
-    return header + encode_chunk(records)
-
-
-def decode_snapshot(data: bytes) -> tuple[set[str], list[Record]]:
-    header, _, rest = data.partition(b"\n")
-    return set(json.loads(header)["covers"]), decode_chunk(rest)
-
-
 def stream_keys(records: Iterable[Record]) -> tuple[set[str], set[str], set[str]]:
     """The native metric, param and tag keys the stream's records were written under."""
     metric_keys: set[str] = set()
@@ -480,6 +441,8 @@ def stream_keys(records: Iterable[Record]) -> tuple[set[str], set[str], set[str]
                 metric_keys.add(encode_key(rec.name))
         elif kind is Tag:
             tag_keys.add(encode_key(rec.key))
+        if kind is Metric and type(rec.value) is str:
+            tag_keys.add(encode_key(STRING_TAG_PREFIX + rec.name))
         elif kind is Property:
             param_keys.add(encode_key(rec.key))
     return metric_keys, param_keys, tag_keys
@@ -532,3 +495,28 @@ def table_path(name: str, taken: set[str]) -> str:
     if path in taken:
         path = f"{TABLES_DIR}/{safe_path(name)}.table.json"
     return path
+
+
+def _text_line(step: int, value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+    return f"{step}\t{escaped}"
+
+
+def string_series_artifacts(records: Iterable[Record], taken: set[str]) -> dict[str, bytes]:
+    """Every metric logged as two or more strings, as a text artifact ``metrics/<name>.txt`` of
+    ``<step>\t<value>`` lines (step = the user's step, else the value's position; backslashes
+    and line breaks escaped), by artifact path, avoiding the paths in `taken`."""
+    series: dict[str, list[str]] = {}
+    for rec in records:
+        if type(rec) is Metric and type(rec.value) is str:
+            step = rec.step if rec.step is not None else rec.seq
+            series.setdefault(rec.name, []).append(_text_line(step, rec.value))
+    out = {}
+    for name, lines in series.items():
+        if len(lines) < 2:
+            continue  # a single value: its tag says it all
+        path = f"{STRINGS_DIR}/{safe_path(name)}.txt"
+        if path in taken:
+            path = f"{STRINGS_DIR}/{safe_path(name)}.metric.txt"
+        out[path] = ("\n".join(lines) + "\n").encode("utf-8")
+    return out

@@ -1,6 +1,7 @@
 """MLflow backend benchmarks (README, Performance), printed as a table of ratios measured in one run.
 
     python tests/benchmarks/bench_mlflow.py [--points 100000] [--loop-points 5000] [--repeat 1]
+                                            [--read-repeat 3] [--no-server]
 
 Into ``mlflow:sqlite:///<tmp>/mlflow.db`` (a fresh database per measurement, created before the
 clock starts):
@@ -10,7 +11,12 @@ clock starts):
       --loop-points points and scaled linearly to N, unless --loop-points >= N), and
     - a hand-written ``MlflowClient.log_batch`` loop in batches of 1000;
 (b) reading them back: ``Run(...).get_metrics()`` through a fresh workspace vs
-    ``MlflowClient.get_metric_history`` on the run plain MLflow wrote.
+    ``MlflowClient.get_metric_history`` on the run plain MLflow wrote;
+(c) the read table: one run of N points written by runbridge, read back (best of --read-repeat,
+    interleaved, each read through a fresh workspace or client) from the SQLite store and from a
+    live ``mlflow server`` (started here, SQLite behind it, artifacts proxied): the backend's
+    ``read`` hook (run lookup plus the exact record stream) and ``Run(...).get_metrics()``
+    against ``MlflowClient.get_metric_history`` of the same run's native history.
 Ratios are "other / runbridge": above 1.0x means runbridge is faster.
 Not a test: machines are noisy, so it prints figures instead of asserting times.
 """
@@ -21,6 +27,8 @@ import argparse
 import gc
 import logging
 import os
+import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +43,10 @@ logging.getLogger("mlflow").setLevel(logging.WARNING)
 logging.getLogger("alembic").setLevel(logging.WARNING)
 
 from runbridge import Experiment, Run, Workspace  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from markdown_table import print_table  # noqa: E402
 
 
 def _fresh_uri(tmp: Path, label: str) -> str:
@@ -122,9 +134,75 @@ def bench(points: int, loop_points: int, repeat: int) -> tuple[list[tuple[str, s
          best["loop_write"], best["rb_write"], "≥ 20x"),
         (f"write {points:,} points", "MlflowClient.log_batch loop (1000/batch)", best["batch_write"], best["rb_write"],
          "≥ 0.8x"),
-        (f"read {points:,} points", "MlflowClient.get_metric_history", best["history_read"], best["rb_read"], "≥ 0.8x"),
+        (f"read {points:,} points", "MlflowClient.get_metric_history", best["history_read"], best["rb_read"], "≥ 10x"),
     ]
     return rows, facts
+
+
+def _native_history(uri: str, experiment: str, run_id: str) -> list:
+    """`MlflowClient.get_metric_history` of the MLflow run holding runbridge run `run_id`."""
+    client = MlflowClient(uri)
+    eid = client.get_experiment_by_name(experiment).experiment_id
+    [found] = client.search_runs([eid], filter_string=f"tags.`runbridge.run_id` = '{run_id}'")
+    return client.get_metric_history(found.info.run_id, "loss")
+
+
+def bench_read(uri: str, points: int, repeat: int) -> dict[str, float]:
+    """Seconds (best of `repeat`) to read `points` points of one run back from `uri`."""
+    spec = f"mlflow:{uri}"
+    values = [i * 0.001 for i in range(points)]
+    run = Experiment(Workspace(backends=[spec]), "bench-read").start_logging(outputs=None)
+    for i, v in enumerate(values):
+        run.log("loss", v, step=i)
+    run.complete()
+    best: dict[str, float] = {}
+    for _ in range(repeat):
+        gc.collect()
+        t = time.perf_counter()
+        backend = Workspace(backends=[spec]).backends[0]
+        got = backend.read("bench-read", run.id)
+        best["hook"] = min(best.get("hook", float("inf")), time.perf_counter() - t)
+        assert [r.value for r in got.records if type(r).__name__ == "Metric"] == values
+        gc.collect()
+        t = time.perf_counter()
+        metrics = Run(Experiment(Workspace(backends=[spec]), "bench-read"), run.id).get_metrics()["loss"]
+        best["metrics"] = min(best.get("metrics", float("inf")), time.perf_counter() - t)
+        assert metrics == values, "runbridge read back different values"
+        gc.collect()
+        t = time.perf_counter()
+        history = _native_history(uri, "bench-read", run.id)
+        best["history"] = min(best.get("history", float("inf")), time.perf_counter() - t)
+        assert len(history) == points
+    return best
+
+
+def read_table(points: int, repeat: int, server: bool) -> list[list[str]]:
+    """Rows of the read table: SQLite store, then (if `server`) a live tracking server."""
+    tmp = Path(tempfile.mkdtemp(prefix="bench-mlflow-read-"))
+    stores = [("SQLite store", lambda: (_fresh_uri(tmp, "read-sqlite"), None))]
+    if server:
+        def start() -> tuple[str, object]:
+            from mlflow_fixtures import MlflowServer
+
+            started = MlflowServer(tmp / "server").start()
+            return started.url, started
+        stores.append(("`mlflow server` (http)", start))
+    rows = []
+    try:
+        for label, open_store in stores:
+            uri, handle = open_store()
+            try:
+                best = bench_read(uri, points, repeat)
+            finally:
+                if handle is not None:
+                    handle.stop()
+            for what, key in (("backend `read` hook (the record stream)", "hook"),
+                              ("`Run(...).get_metrics()`", "metrics")):
+                rows.append([label, what, f"{best['history']:.2f}", f"{best[key]:.3f}",
+                             f"{best['history'] / best[key]:.1f}x", "≥ 10x"])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # the stores and the server's folder
+    return rows
 
 
 def main() -> None:
@@ -132,7 +210,13 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=100_000)
     parser.add_argument("--loop-points", type=int, default=5_000)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--read-repeat", type=int, default=3)
+    parser.add_argument("--no-server", action="store_true", help="skip the read table's http row")
+    parser.add_argument("--read-only", action="store_true", help="only the read table")
     args = parser.parse_args()
+    if args.read_only:
+        _print_read(args)
+        return
     rows, _ = bench(args.points, args.loop_points, args.repeat)
     print(f"MLflow backend, mlflow {mlflow.__version__}, SQLite store, best of {args.repeat}; "
           "ratio = other / runbridge (above 1x: runbridge faster)")
@@ -140,6 +224,16 @@ def main() -> None:
     print(f"|{'-' * 24}|{'-' * 60}|{'-' * 10}|{'-' * 13}|{'-' * 9}|--------|")
     for task, other, other_s, rb_s, target in rows:
         print(f"| {task:<22} | {other:<58} | {other_s:>8.2f} | {rb_s:>11.2f} | {other_s / rb_s:>6.1f}x | {target:<6} |")
+    print()
+    _print_read(args)
+
+
+def _print_read(args: argparse.Namespace) -> None:
+    rows = read_table(args.points, args.read_repeat, not args.no_server)
+    print(f"Reading {args.points:,} points of one run, best of {args.read_repeat}; "
+          "ratio = get_metric_history / runbridge")
+    print_table(["store", "runbridge reads with", "`get_metric_history` s", "runbridge s", "ratio", "target"],
+                rows)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,182 @@
+"""The exact record stream's files, pure (no I/O, no MLflow): chunk names and flags, and the
+JSON-lines format of chunks and snapshots.
+
+A chunk is one write call's records: each run of consecutive metrics one JSON line of columns
+(`_metrics_block`), every other record one line in the exact form of
+`runbridge.records.record_to_json`. Chunks of one such line per metric, as earlier versions
+wrote them, read too. A snapshot is a header line naming the chunks it covers, then a chunk.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any, Iterable, Sequence
+
+from runbridge.records import Metric, Record, Row, record_from_dict, record_to_json
+
+ARTIFACT_DIR = "runbridge"
+RECORDS_DIR = "runbridge/records"
+SNAPSHOTS_DIR = "runbridge/snapshots"
+#: end_run writes a snapshot (the whole stream in one file) when this many chunks are uncovered
+SNAPSHOT_MIN_CHUNKS = 32
+#: ``<time ns>-<pid>-<n>[-<flags>].jsonl``; flags say what end_run must turn into artifacts:
+#: ``r`` the chunk holds table rows, ``s`` string metrics, ``S`` a series of strings of one name.
+CHUNK_RE = re.compile(r"^\d{20}-\d+-\d+(-[a-zA-Z]+)?\.jsonl$")
+
+
+def chunk_name(time_ns: int, pid: int, counter: int, flags: str = "") -> str:
+    """Chunk files sort in write order (time first, across processes); see `CHUNK_RE`."""
+    return f"{time_ns:020d}-{pid}-{counter}{'-' + flags if flags else ''}.jsonl"
+
+
+def chunk_flags(records: Iterable[Record]) -> str:
+    """The flags of a chunk holding `records` (`CHUNK_RE`)."""
+    rows = False
+    strings: set[str] = set()
+    series = False
+    for rec in records:
+        kind = type(rec)
+        if kind is Row:
+            rows = True
+        elif kind is Metric and type(rec.value) is str:
+            series = series or rec.name in strings
+            strings.add(rec.name)
+    return ("r" if rows else "") + ("S" if series else "s" if strings else "")
+
+
+def flags_of(chunk: str) -> str:
+    """The flags in a chunk's file name ('' for none)."""
+    parts = chunk[:-len(".jsonl")].split("-")
+    return parts[3] if len(parts) > 3 else ""
+
+
+_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+_METRIC_FIELDS = Metric._fields
+
+
+def _record_json(rec: Record) -> str:
+    """`record_to_json(rec)`, with a fast path for the common case (a metric)."""
+    if type(rec) is Metric:
+        value = rec.value
+        if type(value) is float and not math.isfinite(value):
+            value = {"$float": repr(value)}
+        return _ENCODE({"type": "Metric", "name": rec.name, "seq": rec.seq, "value": value,
+                        "step": rec.step, "time": rec.time, "from_list": rec.from_list,
+                        "description": rec.description, "writer": rec.writer})
+    return record_to_json(rec)
+
+
+def _record_from(data: dict[str, Any]) -> Record:
+    """`record_from_dict(data)`, with a fast path for metrics."""
+    if data.get("type") == "Metric" and len(data) == 9:
+        value = data["value"]
+        if type(value) is dict:
+            value = float(value["$float"])
+        return Metric(data["name"], data["seq"], value, data["step"], data["time"], data["from_list"],
+                      data["description"], data["writer"])
+    return record_from_dict(data)
+
+
+#: What a column of a metrics block holds as plain JSON (non-finite floats go in its "float" list).
+_COLUMN_TYPES = (float, int, str, bool, type(None))
+
+
+def _metrics_block(metrics: list[Metric]) -> str:
+    """Consecutive metric records as one JSON line of columns (one line per flushed batch instead
+    of one per point: reading decodes arrays of numbers, not a dict per point). Keys:
+    ``series`` [[name, writer], ...], ``which`` the series of each point (absent for one series),
+    ``seq``, ``value``, ``step``, ``time``; sparse: ``float`` [[position, "nan"|"inf"|"-inf"]],
+    ``list`` positions logged by `log_list`, ``desc`` [[position, description]] where not ""."""
+    series: dict[tuple[str, str], int] = {}
+    which = [series.setdefault((m.name, m.writer), len(series)) for m in metrics]
+    values = [m.value for m in metrics]
+    block: dict[str, Any] = {"type": "Metrics", "series": [list(k) for k in series]}
+    if len(series) > 1:
+        block["which"] = which
+    block["seq"] = [m.seq for m in metrics]
+    special = [[i, repr(v)] for i, v in enumerate(values) if type(v) is float and not math.isfinite(v)]
+    for i, _ in special:
+        values[i] = None
+    block["value"] = values
+    block["step"] = [m.step for m in metrics]
+    block["time"] = [m.time for m in metrics]
+    if special:
+        block["float"] = special
+    listed = [i for i, m in enumerate(metrics) if m.from_list]
+    if listed:
+        block["list"] = listed
+    described = [[i, m.description] for i, m in enumerate(metrics) if m.description != ""]
+    if described:
+        block["desc"] = described
+    return _ENCODE(block)
+
+
+def _metrics_from_block(block: dict[str, Any]) -> list[Metric]:
+    """Inverse of `_metrics_block`."""
+    seqs = block["seq"]
+    n = len(seqs)
+    series = block["series"]
+    which = block.get("which")
+    if which is None:
+        names, writers = [series[0][0]] * n, [series[0][1]] * n
+    else:
+        names = [series[w][0] for w in which]
+        writers = [series[w][1] for w in which]
+    values = block["value"]
+    for i, text in block.get("float", ()):
+        values[i] = float(text)
+    from_list = [False] * n
+    for i in block.get("list", ()):
+        from_list[i] = True
+    descriptions = [""] * n
+    for i, text in block.get("desc", ()):
+        descriptions[i] = text
+    return list(map(Metric._make, zip(names, seqs, values, block["step"], block["time"], from_list,
+                                      descriptions, writers)))
+
+
+def encode_chunk(records: Iterable[Record]) -> bytes:
+    """Records as JSON lines: each run of consecutive metrics whose values JSON holds as one
+    columnar line (`_metrics_block`), every other record one `record_to_json` line."""
+    lines: list[str] = []
+    run: list[Metric] = []
+    for rec in records:
+        if type(rec) is Metric and type(rec.value) in _COLUMN_TYPES:
+            run.append(rec)
+            continue
+        if run:
+            lines.append(_metrics_block(run))
+            run = []
+        lines.append(_record_json(rec))
+    if run:
+        lines.append(_metrics_block(run))
+    return "\n".join(lines).encode("utf-8") + b"\n"
+
+
+def decode_chunk(data: bytes | str) -> list[Record]:
+    """Inverse of `encode_chunk`; also reads chunks of one `record_to_json` line per record (as
+    runbridge wrote them before metrics blocks)."""
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    lines = [line for line in text.split("\n") if line]
+    if not lines:
+        return []
+    out: list[Record] = []
+    for item in json.loads("[" + ",".join(lines) + "]"):
+        if item.get("type") == "Metrics":
+            out.extend(_metrics_from_block(item))
+        else:
+            out.append(_record_from(item))
+    return out
+
+
+def encode_snapshot(chunks: Sequence[str], records: Iterable[Record]) -> bytes:
+    """The whole stream in one file: a header line naming the chunks it covers, then records."""
+    header = json.dumps({"covers": list(chunks)}).encode("ascii") + b"\n"
+    return header + encode_chunk(records)
+
+
+def decode_snapshot(data: bytes) -> tuple[set[str], list[Record]]:
+    header, _, rest = data.partition(b"\n")
+    return set(json.loads(header)["covers"]), decode_chunk(rest)
