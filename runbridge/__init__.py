@@ -14,6 +14,15 @@ from .scripts.config import Environment, ScriptRunConfig
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):  # noqa: ANN202 - PEP 562: the viewer is loaded on first use only
+    """`runbridge.RunDetails`, the notebook view (azureml.widgets' name), imported when first asked for."""
+    if name == "RunDetails":
+        from .viewer.widgets import RunDetails
+
+        return RunDetails
+    raise AttributeError(f"module 'runbridge' has no attribute {name!r}")
+
 __all__ = [
     "Workspace", "Experiment", "Run", "ScriptRunConfig", "Environment", "hookimpl", "migrate",
     "RunbridgeError", "BackendUnavailableError", "BackendFailedWarning", "RunNotFoundError",

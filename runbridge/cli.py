@@ -1,6 +1,7 @@
 """The `runbridge` command line (click). This module only assembles the commands; their logic
 lives in their own modules (`runbridge.commands`: backends, runs, show, metrics;
-`runbridge.commands_migrate`: migrate, sync; `runbridge.cli_run`: run)."""
+`runbridge.commands_migrate`: migrate, sync; `runbridge.commands_view`: ui, report, plot;
+`runbridge.cli_run`: run)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import click
 from .cli_run import run_command
 from .commands import COMMANDS as INSPECT_COMMANDS
 from .commands_migrate import COMMANDS as MIGRATE_COMMANDS
+from .commands_view import COMMANDS as VIEW_COMMANDS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,5 +23,5 @@ def main() -> None:
     """
 
 
-for _command in (run_command, *INSPECT_COMMANDS, *MIGRATE_COMMANDS):
+for _command in (run_command, *INSPECT_COMMANDS, *MIGRATE_COMMANDS, *VIEW_COMMANDS):
     main.add_command(_command)
