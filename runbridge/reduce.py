@@ -10,7 +10,7 @@ from typing import Any, Sequence
 def minmax(x: Sequence[Any], y: Sequence[Any], buckets: int = 800) -> tuple[list[float], list[float]]:
     """The points of (x, y) to draw at `buckets` pixels wide: sorted by x, non-finite y dropped,
     and beyond 2 * `buckets` points, the lowest and the highest point of each bucket of equal
-    count, in x order (at most 2 * `buckets` points, first and last point kept)."""
+    count, in x order (at most 2 * `buckets` + 2 points: the first and last are kept too)."""
     if not isinstance(buckets, int) or buckets < 1:
         raise ValueError(f"buckets must be a positive int, got {buckets!r}")
     import numpy as np
