@@ -40,10 +40,11 @@ class LinePlot(NamedTuple):
     box: tuple[float, float, float, float]  # left, top, right, bottom of the plot area
 
 
-def _ticks(low: float, high: float, count: int = 5) -> list[float]:
+def _ticks(low: float, high: float, count: int = 5, whole: bool = False) -> list[float]:
+    """Round values between low and high, about `count` of them (whole numbers only if `whole`)."""
     if high <= low:
         return [low]
-    raw = (high - low) / count
+    raw = max((high - low) / count, 1.0 if whole else 0.0)
     step = 10 ** math.floor(math.log10(raw))
     for factor in (1, 2, 2.5, 5, 10):
         if raw <= factor * step:
@@ -57,9 +58,14 @@ def _label(value: float) -> str:
     return f"{value:.4g}"
 
 
+#: Points one chart is drawn from at most, over all its lines (a compare chart of 100 runs).
+MAX_POINTS = 20_000
+
+
 def line_plot(series: Sequence[tuple[str, Chart]], width: int = WIDTH, height: int = HEIGHT) -> LinePlot:
-    """A line per (label, chart) of kind LINE or XY, all on one pair of axes."""
-    buckets = max(1, width - LEFT - RIGHT)
+    """A line per (label, chart) of kind LINE or XY, all on one pair of axes: each reduced to the
+    min and max per pixel of the plot area, or fewer buckets when many lines share the chart."""
+    buckets = max(16, min(width - LEFT - RIGHT, MAX_POINTS // (2 * max(1, len(series)))))
     reduced = [(label, *minmax(chart.x, chart.y, buckets)) for label, chart in series]
     xs = [v for _, x, _ in reduced for v in (x[:1] + x[-1:])]
     ys = [v for _, _, y in reduced for v in ((min(y), max(y)) if y else ())]
@@ -70,6 +76,7 @@ def line_plot(series: Sequence[tuple[str, Chart]], width: int = WIDTH, height: i
     if y1 == y0:
         y0, y1 = y0 - abs(y0 or 1) * 0.1, y1 + abs(y1 or 1) * 0.1
     right, bottom = width - RIGHT, height - BOTTOM
+    whole_x = all(float(v).is_integer() for _, x, _ in reduced for v in x[:50])
 
     def px(x: float) -> float:
         return LEFT + (x - x0) / (x1 - x0) * (right - LEFT)
@@ -81,7 +88,7 @@ def line_plot(series: Sequence[tuple[str, Chart]], width: int = WIDTH, height: i
                   len(x)) for i, (label, x, y) in enumerate(reduced)]
     first = series[0][1] if series else None
     return LinePlot(width, height, lines,
-                    [Tick(px(t), _label(t)) for t in _ticks(x0, x1)],
+                    [Tick(px(t), _label(t)) for t in _ticks(x0, x1, whole=whole_x)],
                     [Tick(py(t), _label(t)) for t in _ticks(y0, y1)],
                     first.x_label if first else "", first.y_label if first else "",
                     (LEFT, TOP, right, bottom))
