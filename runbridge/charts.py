@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import json
 import math
+from collections import defaultdict
 from typing import Any, Iterable, NamedTuple, Sequence
 
 from .records import Image, Metric, Record, Row
+from .reduce import stats
+
+_STREAMS = frozenset((Metric, Row, Image))
 
 VALUE, LINE, TEXT, XY, TABLE, IMAGE, JSON = "value", "line", "text", "xy", "table", "image", "json"
 #: Kinds drawn as a line chart (`x`, `y` hold the points).
@@ -49,14 +53,9 @@ def is_number(value: Any) -> bool:
 
 
 def _numeric(values: Iterable[Any]) -> bool:
-    seen = False
-    for value in values:
-        if value is None or (type(value) is float and not math.isfinite(value)):
-            continue
-        if not is_number(value):
-            return False
-        seen = True
-    return seen
+    """Only ints, floats and Nones, and at least one number (one pass over the types)."""
+    kinds = set(map(type, values))
+    return kinds <= {int, float, type(None)} and bool(kinds & {int, float})
 
 
 def _metric_chart(name: str, recs: list[Metric]) -> Chart:
@@ -66,7 +65,7 @@ def _metric_chart(name: str, recs: list[Metric]) -> Chart:
     if len(values) == 1:
         return Chart(name, VALUE, value=values[0], count=1)
     steps = [r.step for r in recs]
-    if any(s is None for s in steps):
+    if None in steps:
         steps, x_label = list(range(len(values))), "index"
     else:
         x_label = "step"
@@ -88,14 +87,15 @@ def _table_chart(name: str, recs: list[Row]) -> Chart:
 
 def charts(records: Iterable[Record]) -> list[Chart]:
     """One `Chart` per metric name of a run, in first-logged order."""
-    series: dict[str, list[Record]] = {}
+    series: dict[str, list[Record]] = defaultdict(list)
     for rec in records:
-        if type(rec) in (Metric, Row, Image):
-            series.setdefault(rec.name, []).append(rec)
+        if type(rec) in _STREAMS:
+            series[rec[0]].append(rec)  # field 0 is the name of a Metric, Row or Image
     out = []
     for name, recs in series.items():
         kind = type(recs[0])
-        recs = [r for r in recs if type(r) is kind]  # a name holds one kind (checked at the call)
+        if len(set(map(type, recs))) > 1:  # a name holds one kind (checked at the call), unless another tool wrote it
+            recs = [r for r in recs if type(r) is kind]
         if kind is Metric:
             out.append(_metric_chart(name, recs))
         elif kind is Row:
@@ -113,9 +113,7 @@ def last_numbers(chart: Chart) -> tuple[Any, Any, Any] | None:
     if chart.kind == VALUE and is_number(chart.value):
         return chart.value, chart.value, chart.value
     if chart.kind == LINE:
-        numbers = [v for v in chart.y if is_number(v)]
-        if numbers:
-            return numbers[-1], min(numbers), max(numbers)
+        return stats(chart.y)
     return None
 
 

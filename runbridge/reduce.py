@@ -37,3 +37,21 @@ def minmax(x: Sequence[Any], y: Sequence[Any], buckets: int = 800) -> tuple[list
     high = base + np.nanargmax(grid, axis=1)
     picks = np.unique(np.concatenate([low, high, [0, n - 1]]))
     return xs[picks].tolist(), ys[picks].tolist()
+
+
+def stats(values: Sequence[Any]) -> tuple[Any, Any, Any] | None:
+    """(last, min, max) of the finite numbers among `values`, each the logged value itself (ints
+    stay ints), or None when there is none. One numpy pass: a million values in milliseconds."""
+    import numpy as np
+
+    try:
+        array = np.asarray(values, dtype=float)
+    except (TypeError, ValueError, OverflowError):  # ints beyond the float range: the slow, exact way
+        finite = [v for v in values if type(v) in (int, float) and v - v == 0]
+        return (finite[-1], min(finite), max(finite)) if finite else None
+    where = np.flatnonzero(np.isfinite(array))
+    if where.size == 0:
+        return None
+    picked = array[where]
+    return (values[int(where[-1])], values[int(where[int(picked.argmin())])],
+            values[int(where[int(picked.argmax())])])

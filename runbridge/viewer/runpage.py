@@ -13,7 +13,8 @@ from .. import charts, shapes
 from ..errors import RunbridgeError, RunNotFoundError
 from ..liveness import presumed_dead
 from ..media import safe_name
-from ..records import RUNNING, File, RunInfo
+from ..records import RUNNING, File, Metric, RunInfo
+from ..reduce import stats
 from ..run import Workspace
 from ..scripts.names import STD_LOG
 from ..timefmt import duration, short_utc
@@ -54,8 +55,7 @@ def drawn(chart: charts.Chart, load: Callable[[str], "bytes | None"], links: Lin
     out: dict[str, Any] = {"chart": chart, "name": chart.name, "kind": chart.kind, "count": chart.count}
     if chart.kind in charts.LINES:
         out["plot"] = svg.line_plot([(chart.name, chart)])
-        numbers = [v for v in chart.y if charts.is_number(v)]
-        out["last"], out["min"], out["max"] = (numbers[-1], min(numbers), max(numbers)) if numbers else ("", "", "")
+        out["last"], out["min"], out["max"] = stats(chart.y) or ("", "", "")
     elif chart.kind == charts.TABLE:
         columns = chart.columns or {}
         out["header"] = list(columns)
@@ -90,8 +90,9 @@ def run_page(ws: Workspace, run_id: str, links: Links) -> dict[str, Any]:
     union = union_runs(ws, info.experiment)
     holders = next((h.holders for h in union.runs if h.info.run_id == run_id), ())
     children = [h.info for h in union.runs if h.info.parent_id == run_id]
-    names = shapes.file_names(records)
-    sizes = {r.name: r.size for r in records if type(r) is File}
+    meta = [r for r in records if type(r) is not Metric]  # all but the points: what the folds below read
+    names = shapes.file_names(meta)
+    sizes = {r.name: r.size for r in meta if type(r) is File}
     cache: dict[str, bytes | None] = {}
 
     def load(name: str) -> bytes | None:
@@ -106,7 +107,7 @@ def run_page(ws: Workspace, run_id: str, links: Links) -> dict[str, Any]:
         "running": info.status == RUNNING and not dead, "holders": holders,
         "children": [(c.run_id, c.display_name or "", c.status, links.run(c.run_id)) for c in children],
         "parent": (info.parent_id, links.run(info.parent_id)) if info.parent_id else None,
-        "tags": shapes.fold_tags(records), "properties": shapes.fold_properties(records),
+        "tags": shapes.fold_tags(meta), "properties": shapes.fold_properties(meta),
         "files": [(n, sizes.get(n), links.file(run_id, n, "application/octet-stream", None)) for n in names],
         "std_log": _std_log(ws, info, names),
         "metrics": [drawn(c, load, links, run_id) for c in charts.charts(records)],
