@@ -42,7 +42,7 @@ def main() -> None:
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=args.chromium, headless=True, args=["--no-sandbox"])
-                page = browser.new_page(viewport={"width": 1000, "height": 1000})
+                page = browser.new_page(viewport={"width": 1000, "height": 1460})
                 page.goto(f"http://127.0.0.1:{server.server_port}/run?id={run_id}")
                 page.wait_for_load_state("load")
                 shot = page.screenshot(full_page=False)

@@ -311,3 +311,15 @@ def test_notebook_view(stores):
     probe = subprocess.run([sys.executable, "-c", "from azureml.widgets import RunDetails; print(RunDetails.__module__)"],
                            env={"PYTHONPATH": str(shim)}, capture_output=True, text=True, timeout=120)
     assert probe.stdout.strip() == "runbridge.viewer.widgets", probe.stderr
+
+
+def test_only_run_repr_html_reaches_up_to_the_viewer():
+    """The viewer is a layer above the azureml classes; `Run._repr_html_` imports it by name (the
+    one upward step, README "Architecture"): no other module below the viewer names it."""
+    import runbridge
+    root = Path(runbridge.__file__).parent
+    below = [p for p in root.rglob("*.py") if p.parts[len(root.parts)] not in ("viewer", "_azureml_shim")
+             and p.name not in ("cli.py", "commands_view.py", "__init__.py", "__main__.py", "testing.py")
+             or p.parent.name == "scripts"]
+    naming = sorted(str(p.relative_to(root)) for p in below if "runbridge.viewer" in p.read_text())
+    assert naming == ["run.py"]
