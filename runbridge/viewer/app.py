@@ -15,6 +15,7 @@ from typing import Any
 from .. import shapes
 from ..errors import RunNotFoundError, StoreNotFoundError
 from ..media import safe_name
+from ..records import FINAL_STATUSES, RunInfo
 from ..run import Workspace
 from . import pages, runpage
 from .render import render
@@ -23,6 +24,8 @@ from .render import render
 REFRESH_SECONDS = 5
 #: Media types a run file is served as inline (shown by the browser); anything else downloads.
 INLINE = ("image/png", "image/jpeg", "image/gif")
+#: Ended runs whose file names the app keeps (then it starts over).
+FILES_CACHED = 1000
 
 
 def create_app(ws: Workspace) -> "flask.Flask":  # noqa: F821 - flask is imported here, on first use
@@ -37,6 +40,23 @@ def create_app(ws: Workspace) -> "flask.Flask":  # noqa: F821 - flask is importe
     def links() -> runpage.Links:
         return runpage.Links(file=lambda run_id, name, media, data: flask.url_for("file_view", id=run_id, name=name),
                              run=lambda run_id: flask.url_for("run_view", id=run_id))
+
+    files: dict[str, frozenset[str]] = {}  # run id -> its file names, for ended runs (they do not change)
+
+    def remember(info: RunInfo, names: list[str]) -> frozenset[str]:
+        if info.status in FINAL_STATUSES:
+            if len(files) >= FILES_CACHED:
+                files.clear()
+            files[info.run_id] = frozenset(names)
+        return frozenset(names)
+
+    def run_files(info: RunInfo) -> frozenset[str]:
+        """The names `/file` may serve: the files the run lists (read once per ended run, so the
+        images of a run page of a million points do not read the points again each)."""
+        if info.run_id in files:
+            return files[info.run_id]
+        _, records = ws.read_run(info.experiment, info.run_id)
+        return remember(info, shapes.file_names(records))
 
     def run_id() -> str:
         value = flask.request.args.get("id", "")
@@ -78,6 +98,7 @@ def create_app(ws: Workspace) -> "flask.Flask":  # noqa: F821 - flask is importe
     @app.get("/run")
     def run_view() -> str:
         data = runpage.run_page(ws, run_id(), links())
+        remember(data["info"], [name for name, _, _ in data["files"]])
         return page("run.html", title=data["info"].display_name or data["info"].run_id, p=data,
                     refresh=REFRESH_SECONDS if data["running"] else 0)
 
@@ -90,8 +111,7 @@ def create_app(ws: Workspace) -> "flask.Flask":  # noqa: F821 - flask is importe
     def file_view() -> Any:
         name = safe_name(flask.request.args.get("name", ""), "name")
         info = ws.find_run(run_id())
-        _, records = ws.read_run(info.experiment, info.run_id)
-        if name not in shapes.file_names(records):
+        if name not in run_files(info):
             raise RunNotFoundError(f"run {info.run_id!r} has no file {name!r}")
         data = runpage.load_file(ws, info, name)
         if data is None:
