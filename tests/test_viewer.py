@@ -323,3 +323,29 @@ def test_only_run_repr_html_reaches_up_to_the_viewer():
              or p.parent.name == "scripts"]
     naming = sorted(str(p.relative_to(root)) for p in below if "runbridge.viewer" in p.read_text())
     assert naming == ["run.py"]
+
+
+def test_runbridge_ui_serves_on_loopback(stores, tmp_path):
+    import time
+    import urllib.request
+
+    from mlflow_fixtures import free_port
+    port = free_port()
+    specs = [a for s in stores["specs"][:1] for a in ("-b", s)]
+    server = subprocess.Popen([sys.executable, "-m", "runbridge", "ui", "--port", str(port), *specs], cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/runs?experiment=viewer", timeout=5) as answer:
+                    page = answer.read().decode()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "runbridge ui did not answer"
+                time.sleep(0.2)
+        assert stores["parent"] in page and "0.3125" in page
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=60)[0]
+    assert f"runbridge ui on http://127.0.0.1:{port}/" in output
