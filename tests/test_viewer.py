@@ -349,3 +349,50 @@ def test_runbridge_ui_serves_on_loopback(stores, tmp_path):
         server.terminate()
         output = server.communicate(timeout=60)[0]
     assert f"runbridge ui on http://127.0.0.1:{port}/" in output
+
+
+def test_a_running_script_runs_live_output_is_on_its_page(tmp_path):
+    import time
+    (tmp_path / "src").mkdir()
+    flag = tmp_path / "go"
+    (tmp_path / "src" / "wait.py").write_text(
+        "import os, time\nprint('live line from the script', flush=True)\n"
+        f"deadline = time.time() + 120\nwhile not os.path.exists({str(flag)!r}) and time.time() < deadline:\n"
+        "    time.sleep(0.1)\n")
+    ws = Workspace(backends=[f"sqlite:{tmp_path / 'runs.db'}"])
+    run = Experiment(ws, "scripts").submit(ScriptRunConfig(source_directory=str(tmp_path / "src"), script="wait.py"))
+    client = create_app(ws).test_client()
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            page = client.get(f"/run?id={run.id}").text
+            if "live line from the script" in page or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert "live line from the script" in page and 'http-equiv="refresh"' in page
+    finally:
+        flag.touch()
+        run.wait_for_completion()
+    page = client.get(f"/run?id={run.id}").text
+    assert "live line from the script" in page and 'http-equiv="refresh"' not in page
+
+
+def test_the_live_output_path_read_from_a_store_is_only_the_submitters(tmp_path):
+    import tempfile as tf
+
+    from runbridge.records import Property
+    from runbridge.scripts.names import LOG_PATH_PROPERTY
+    from runbridge.viewer.runpage import live_log
+    fake = Path(tf.mkdtemp(prefix="runbridge-")) / "std_log.txt"
+    fake.write_text("ok")
+    (tmp_path / "std_log.txt").write_text("not a submitter's")
+    link = fake.parent.parent / f"runbridge-link-{fake.parent.name}"
+    link.symlink_to(fake.parent)
+    try:
+        for path, expected in (("/etc/passwd", None), (str(tmp_path / "std_log.txt"), None),
+                               (str(link / "std_log.txt"), None), (str(fake), fake)):
+            assert live_log([Property(LOG_PATH_PROPERTY, path, 0)]) == expected, path
+    finally:
+        link.unlink()
+        fake.unlink()
+        fake.parent.rmdir()

@@ -13,10 +13,10 @@ from .. import charts, shapes
 from ..errors import RunbridgeError, RunNotFoundError
 from ..liveness import presumed_dead
 from ..media import safe_name
-from ..records import RUNNING, File, Metric, RunInfo
+from ..records import RUNNING, File, Metric, Property, RunInfo
 from ..reduce import stats
 from ..run import Workspace
-from ..scripts.names import STD_LOG
+from ..scripts.names import LOG_PATH_PROPERTY, STD_LOG
 from ..timefmt import duration, short_utc
 from . import svg
 from .pages import read_records, run_row, union_runs
@@ -73,10 +73,35 @@ def drawn(chart: charts.Chart, load: Callable[[str], "bytes | None"], links: Lin
     return out
 
 
-def _std_log(ws: Workspace, info: RunInfo, names: Sequence[str]) -> str | None:
-    if STD_LOG not in names:
+def live_log(records: Sequence[Any]) -> Path | None:
+    """The local file a Running script run's output is teed into (the submitter made it), only
+    where the submitter makes it: ``std_log.txt`` in a ``runbridge-*`` folder of this machine's
+    temporary folder, a regular file (the path comes from a store: anything else is ignored)."""
+    paths = [r.value for r in records if type(r) is Property and r.key == LOG_PATH_PROPERTY]
+    if not paths or not isinstance(paths[-1], str):
         return None
-    data = load_file(ws, info, STD_LOG)
+    path = Path(paths[-1])
+    folder = Path(tempfile.gettempdir()).resolve()
+    if (path.name != "std_log.txt" or not path.parent.name.startswith("runbridge-") or path.is_symlink()
+            or path.parent.is_symlink() or path.resolve().parent.parent != folder or not path.is_file()):
+        return None
+    return path
+
+
+def _tail(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(max(0, path.stat().st_size - LOG_TAIL - 1))
+        return f.read()
+
+
+def _std_log(ws: Workspace, info: RunInfo, names: Sequence[str], meta: Sequence[Any]) -> str | None:
+    live = live_log(meta) if info.status == RUNNING and STD_LOG not in names else None
+    if live is not None:
+        data = _tail(live)
+    elif STD_LOG in names:
+        data = load_file(ws, info, STD_LOG)
+    else:
+        return None
     if data is None:
         return None
     text = data[-LOG_TAIL:].decode("utf-8", "replace")
@@ -109,7 +134,7 @@ def run_page(ws: Workspace, run_id: str, links: Links) -> dict[str, Any]:
         "parent": (info.parent_id, links.run(info.parent_id)) if info.parent_id else None,
         "tags": shapes.fold_tags(meta), "properties": shapes.fold_properties(meta),
         "files": [(n, sizes.get(n), links.file(run_id, n, "application/octet-stream", None)) for n in names],
-        "std_log": _std_log(ws, info, names),
+        "std_log": _std_log(ws, info, names, meta),
         "metrics": [drawn(c, load, links, run_id) for c in charts.charts(records)],
     }
 
