@@ -292,10 +292,15 @@ def test_plot_command_and_python_plots(stores, tmp_path):
     figure = run.plot()
     titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
     assert titles == ["accuracy", "loss", "model", SCRIPT_NAME, "Y over X", "people", "ROC", "confusion"]
+    panels = {ax.get_title(): ax for ax in figure.axes}
+    assert panels["ROC"].images and panels["confusion"].images  # the image, and the heatmap
+    assert [t.get_text() for t in panels["accuracy"].texts] == ["0.9375"]
     (line,) = run.plot("loss").axes[0].get_lines()
     assert list(line.get_ydata()) == [0.75, 0.5, 0.3125]
     compare = Experiment(ws, "viewer").plot("loss", runs=[run, Run(Experiment(ws, "viewer"), stores["child"])])
     assert compare.axes[0].get_title() == "loss"
+    bars = Experiment(ws, "viewer").plot("accuracy", runs=[run]).axes[0].patches
+    assert [b.get_height() for b in bars] == [0.9375]
     with pytest.raises(ValueError, match="name"):
         run.plot("nope")
 
