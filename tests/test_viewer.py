@@ -309,9 +309,12 @@ def test_notebook_view(stores):
     import runbridge
     ws = Workspace(backends=[stores["specs"][0]])
     run = Run(Experiment(ws, "viewer"), stores["parent"])
-    page = run._repr_html_()
+    frame = run._repr_html_()
+    assert frame.startswith('<iframe class="runbridge-run"')  # the page's styles stay out of the notebook
+    page = html.unescape(re.search(r'srcdoc="([^"]*)"', frame).group(1))
     assert stores["parent"] in page and "<script" not in page and "data:image/png;base64," in page
-    assert runbridge.RunDetails(run).get_html().count("<svg") == page.count("<svg") >= 3
+    assert html.escape(SCRIPT_NAME, quote=False) in page
+    assert runbridge.RunDetails(run).get_html().count("&lt;svg") == page.count("<svg") >= 3
     shim = Path(runbridge.__file__).parent / "_azureml_shim"
     probe = subprocess.run([sys.executable, "-c", "from azureml.widgets import RunDetails; print(RunDetails.__module__)"],
                            env={"PYTHONPATH": str(shim)}, capture_output=True, text=True, timeout=120)

@@ -1,18 +1,24 @@
 """Runs in a notebook: `RunDetails(run).show()` (what `azureml.widgets` users call) and the HTML
-behind `Run._repr_html_`: the run page, self-contained, refreshed by calling again."""
+behind `Run._repr_html_`: the run page, self-contained, refreshed by calling again. The page sits
+in an iframe of its own (`srcdoc`), so its styles never touch the notebook's."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ..run import Run
+from .render import render
 from .report import run_html
+
+#: Height of the notebook frame, in pixels (the page scrolls inside it).
+FRAME_HEIGHT = 720
 
 
 def html(run: Run) -> str:
-    """The run's page as self-contained HTML (charts inline, images embedded)."""
+    """The run's page, self-contained (charts inline, images embedded), in a sandboxed iframe."""
     run.flush()
-    return run_html(run.experiment.workspace, run.id)
+    page = run_html(run.experiment.workspace, run.id)
+    return render("widget.html", page=page, title=f"run {run.id}", height=FRAME_HEIGHT)
 
 
 class RunDetails:
