@@ -9,7 +9,7 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 from .. import charts, shapes
 from ..errors import RunbridgeError
 from ..liveness import presumed_dead
-from ..records import STATUSES, Record, RunInfo
+from ..records import STATUSES, Record, RunInfo, now_us
 from ..run import Workspace
 from ..timefmt import duration, short_utc
 
@@ -117,6 +117,11 @@ def read_records(ws: Workspace, info: RunInfo) -> list[Record]:
         return [info]
 
 
+def _elapsed(info: RunInfo) -> int:
+    """Microseconds the run took, or has taken so far while it has no end time (for sorting)."""
+    return ((info.end_time or now_us()) - info.start_time) if info.start_time else 0
+
+
 def run_row(held: Held, records: Sequence[Record]) -> dict[str, Any]:
     """One row of the runs list: the run's columns and (last, min, max) per numeric metric."""
     info = shapes.run_info(records) or held.info
@@ -129,7 +134,7 @@ def run_row(held: Held, records: Sequence[Record]) -> dict[str, Any]:
             "status": "Killed?" if presumed_dead(info, records) else info.status,
             "start": short_utc(info.start_time), "duration": duration(info), "parent": info.parent_id,
             "tags": shapes.fold_tags(records), "metrics": metrics, "holders": held.holders,
-            "seconds": ((info.end_time or 0) - info.start_time) if info.start_time else 0}
+            "seconds": _elapsed(info)}
 
 
 def _matches_tag(tags: Mapping[str, Any], wanted: str) -> bool:
@@ -174,7 +179,7 @@ def runs_page(ws: Workspace, query: Query) -> dict[str, Any]:
         if rows is None:
             key = {"id": lambda h: h.info.run_id, "name": lambda h: h.info.display_name or "",
                    "status": lambda h: h.info.status, "experiment": lambda h: h.info.experiment,
-                   "duration": lambda h: ((h.info.end_time or 0) - h.info.start_time),
+                   "duration": lambda h: _elapsed(h.info),
                    "start": lambda h: h.info.start_time}[query.sort]
             held = sorted(held, key=key, reverse=query.descending)
         else:
