@@ -3,6 +3,7 @@ self-contained HTML file) and plot (a PNG or SVG chart). They need the ``ui`` ex
 
 from __future__ import annotations
 
+import importlib
 import webbrowser
 from pathlib import Path
 from typing import Sequence
@@ -18,8 +19,8 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 def _needs_ui_extra() -> None:
     try:
-        import flask  # noqa: F401
-        import jinja2  # noqa: F401
+        importlib.import_module("flask")
+        importlib.import_module("jinja2")
     except ImportError as exc:
         raise click.ClickException(f"the viewer needs the ui extra ({exc}): pip install 'runbridge[ui]'") from None
 

@@ -10,7 +10,7 @@ temporary folder, served, and removed. A bad query argument is a 400 naming it; 
 from __future__ import annotations
 
 import mimetypes
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import shapes
 from ..errors import RunNotFoundError, StoreNotFoundError
@@ -20,6 +20,9 @@ from ..run import Workspace
 from . import pages, runpage
 from .render import render
 
+if TYPE_CHECKING:
+    import flask
+
 #: Seconds between reloads of the page of a Running run.
 REFRESH_SECONDS = 5
 #: Media types a run file is served as inline (shown by the browser); anything else downloads.
@@ -28,7 +31,7 @@ INLINE = ("image/png", "image/jpeg", "image/gif")
 FILES_CACHED = 1000
 
 
-def create_app(ws: Workspace) -> "flask.Flask":  # noqa: F821 - flask is imported here, on first use
+def create_app(ws: Workspace) -> "flask.Flask":
     """The viewer's Flask app over `ws` (nothing is read before a request)."""
     import flask
 

@@ -4,13 +4,16 @@ named ``<script>alert(1)</script>`` is shown as text wherever it appears."""
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .svg import number
 
+if TYPE_CHECKING:
+    import jinja2
+
 
 @functools.lru_cache(maxsize=1)
-def environment() -> "jinja2.Environment":  # noqa: F821 - jinja2 is imported here, on first use
+def environment() -> "jinja2.Environment":
     """The one template environment: package templates, autoescape, undefined names are errors."""
     import jinja2
 
