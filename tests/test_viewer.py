@@ -108,6 +108,7 @@ def test_the_runs_page_is_the_union_of_every_backend(client, stores):
     assert "0.0625" in shown and "0.875" in shown
     assert "tensorboard:" in shown and "mlflow:sqlite" in shown  # the "held by" column
     assert "selected=yes" in shown
+    assert f"{stores['child']} child of {stores['parent']}" in shown
 
 
 def test_runs_page_filters_sorts_pages_and_shows_min_max(client, stores):
