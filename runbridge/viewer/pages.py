@@ -122,11 +122,12 @@ def _elapsed(info: RunInfo) -> int:
     return ((info.end_time or now_us()) - info.start_time) if info.start_time else 0
 
 
-def run_row(held: Held, records: Sequence[Record]) -> dict[str, Any]:
-    """One row of the runs list: the run's columns and (last, min, max) per numeric metric."""
+def run_row(held: Held, records: Sequence[Record], run_charts: Sequence[charts.Chart] | None = None) -> dict[str, Any]:
+    """One row of the runs list: the run's columns and (last, min, max) per numeric metric
+    (from `run_charts`, the run's `charts.charts`, when the caller has them already)."""
     info = shapes.run_info(records) or held.info
     metrics = {}
-    for chart in charts.charts(records):
+    for chart in charts.charts(records) if run_charts is None else run_charts:
         numbers = charts.last_numbers(chart)
         if numbers is not None:
             metrics[chart.name] = numbers

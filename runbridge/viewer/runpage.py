@@ -151,8 +151,9 @@ def compare_page(ws: Workspace, run_ids: Sequence[str], links: Links) -> dict[st
         held = index[run_id]
         records = read_records(ws, held.info)
         label = f"{held.info.display_name} ({run_id})" if held.info.display_name else run_id
-        runs.append({**run_row(held, records), "label": label, "href": links.run(run_id)})
-        per_run.append((label, charts.charts(records)))
+        run_charts = charts.charts(records)
+        runs.append({**run_row(held, records, run_charts), "label": label, "href": links.run(run_id)})
+        per_run.append((label, run_charts))
     metrics = []
     for name, series in charts.by_name(per_run).items():
         lines = [(label, c) for label, c in series if c.kind in charts.LINES]
