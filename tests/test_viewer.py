@@ -223,7 +223,7 @@ def test_a_long_series_is_drawn_reduced_with_its_spikes(tmp_path):
     page = create_app(ws).test_client().get(f"/run?id={run.id}").text
     points = re.search(r'<polyline[^>]*points="([^"]+)"', page).group(1).split()
     assert len(points) <= 2 * 564 + 2  # min/max per pixel bucket of the 564-pixel plot area, first and last
-    assert "drawn from" in page and "of 200000 points" in page
+    assert "drawn from" in page and "of 200,000 points" in page
     ys = [float(p.split(",")[1]) for p in points]
     assert min(ys) == 12.0 and max(ys) == 224.0  # the spike up (100) and down (-50) are both drawn
     x, y = minmax(range(1_000_000), [float(i % 7) for i in range(1_000_000)], 500)
