@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
+
 __all__ = [
     "Workspace", "Experiment", "Run", "ScriptRunConfig", "Environment", "hookimpl", "migrate",
     "RunbridgeError", "BackendUnavailableError", "BackendFailedWarning", "RunNotFoundError",
@@ -31,7 +32,9 @@ __all__ = [
 
 #: Where each lazily imported public name lives.
 _LAZY = {"Workspace": ".run", "Experiment": ".run", "Run": ".run", "ScriptRunConfig": ".scripts.config",
-         "Environment": ".scripts.config", "hookimpl": ".hookspecs", "migrate": ".migrate"}
+         "Environment": ".scripts.config", "hookimpl": ".hookspecs", "migrate": ".migrate",
+         # The notebook view (azureml.widgets' name); it needs the ``ui`` extra.
+         "RunDetails": ".viewer.widgets"}
 
 
 def __getattr__(name: str) -> Any:

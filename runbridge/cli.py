@@ -1,8 +1,8 @@
 """The `runbridge` command line (click). This module only assembles the commands; their logic
 lives in their own modules (`runbridge.commands`: backends, runs, show, metrics;
-`runbridge.commands_migrate`: migrate, sync; `runbridge.cli_run`: run). A command's module is
-imported only when that command runs (or shows its own help), so ``runbridge --help`` loads click
-and nothing of the run machinery."""
+`runbridge.commands_migrate`: migrate, sync; `runbridge.commands_view`: ui, report, plot;
+`runbridge.cli_run`: run). A command's module is imported only when that command runs (or shows
+its own help), so ``runbridge --help`` loads click and nothing of the run machinery."""
 
 from __future__ import annotations
 
@@ -25,7 +25,20 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "show": ("runbridge.commands", "show_command",
              "Show one run: details, tags, properties, files, a summary of its metrics"),
     "sync": ("runbridge.commands_migrate", "sync_command", "Repair the backends a run could not write to"),
+    "ui": ("runbridge.commands_view", "ui_command",
+           "Browse runs in a local, read-only web app: runs, a page per run with every metric drawn,"),
+    "report": ("runbridge.commands_view", "report_command",
+               "Write runs as one self-contained HTML file (no network needed to open it): each"),
+    "plot": ("runbridge.commands_view", "plot_command",
+             "Draw one metric of one or more runs into a PNG or SVG file (a line per run)."),
 }
+
+
+def _shorten(text: str, limit: int) -> str:
+    """`text` cut at a word to fit `limit` characters, as click shortens a command's help."""
+    if len(text) <= limit:
+        return text
+    return text[:max(limit - 3, 1)].rsplit(" ", 1)[0].rstrip(",.:;") + "..."
 
 
 class LazyGroup(click.Group):
@@ -43,7 +56,7 @@ class LazyGroup(click.Group):
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         names = self.list_commands(ctx)
         limit = formatter.width - 6 - max(map(len, names))
-        rows = [(name, click.utils.make_default_short_help(COMMANDS[name][2], limit)) for name in names]
+        rows = [(name, _shorten(COMMANDS[name][2], limit)) for name in names]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 

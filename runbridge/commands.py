@@ -266,6 +266,3 @@ def metrics_command(run_id: str, name: str | None, fmt_: str, as_csv: bool, recu
     if name is not None and not metrics:
         raise click.ClickException(f"run {run_id} has no metric {name!r}")
     click.echo(json.dumps(metrics, indent=2, ensure_ascii=False))
-
-
-COMMANDS = [backends_command, runs_command, show_command, metrics_command]

@@ -68,6 +68,3 @@ def sync_command(run_ids: tuple[str, ...], dry_run: bool, no_progress: bool, bac
     click.echo(report.summary())
     if report.failed:
         raise click.ClickException(f"{len(report.failed)} repair(s) could not be completed (see above)")
-
-
-COMMANDS = [migrate_command, sync_command]

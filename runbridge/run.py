@@ -9,7 +9,10 @@ They refer to each other (`Run.get_context` makes an `Experiment` in a `Workspac
 
 from __future__ import annotations
 
+import importlib
 import os
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from . import context, shapes
@@ -30,6 +33,7 @@ from .values import check_text
 
 if TYPE_CHECKING:
     import pandas
+    from matplotlib.figure import Figure
 
 __all__ = ["Run", "Experiment", "Workspace", "TYPE_TAG", "new_run_id", "MAX_EXPERIMENT_NAME"]
 
@@ -187,6 +191,33 @@ class Run(RunMetrics, RunFiles):
         launcher starts, or to any worker, so that every process logs into this one run."""
         return run_environment(self.id, self.experiment.name, self.experiment.workspace.specs)
 
+    # -- looking at it ---------------------------------------------------------------------------
+    def plot(self, name: str | None = None) -> "Figure":
+        """A matplotlib figure of the run's metrics, one panel each (or of metric `name` alone),
+        drawn by the viewer's rules (`runbridge.charts`): values, lines over steps, tables, images."""
+        from . import charts, plots
+
+        found = charts.charts(self._core.read_records())
+        if name is not None:
+            found = [c for c in found if c.name == name]
+            if not found:
+                raise ValueError(f"name: run {self.id} has no metric {name!r}")
+        return plots.run_figure(found, load=self._file_bytes)
+
+    def _file_bytes(self, name: str) -> bytes | None:
+        with tempfile.TemporaryDirectory(prefix="runbridge-plot-") as tmp:
+            target = Path(tmp) / "file"
+            return target.read_bytes() if self._core.fetch_file(name, target) and target.is_file() else None
+
+    def _repr_html_(self) -> str | None:
+        """The run page, inline in Jupyter (the viewer's; None without the ui extra, so IPython
+        shows the plain repr). The viewer sits above this layer: it is imported by name, here only."""
+        try:
+            widgets = importlib.import_module("runbridge.viewer.widgets")
+            return widgets.html(self)
+        except ImportError:
+            return None
+
     # -- children -------------------------------------------------------------------------------
     def child_run(self, name: str | None = None, run_id: str | None = None, outputs: str | None = None) -> "Run":
         """Start a child run of the same experiment (`parent` is this run)."""
@@ -306,6 +337,22 @@ class Experiment:
             found = [Run.from_core(self, RunCore(self.workspace, info)) for info in runs
                      if include_children or not info.parent_id]
         yield from found
+
+    def plot(self, name: str, runs: "Sequence[Run] | None" = None) -> "Figure":
+        """A matplotlib figure of metric `name` over `runs` (default: the experiment's runs): a line
+        per run, or a bar per run for single values."""
+        from . import charts, plots
+
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"name must be a metric name (a non-empty str), got {name!r}")
+        runs = list(self.get_runs()) if runs is None else list(runs)
+        if not all(isinstance(r, Run) for r in runs):
+            raise TypeError("runs must be runbridge Runs")
+        series = [(f"{run.display_name} ({run.id})" if run.display_name != run.id else run.id, chart)
+                  for run in runs for chart in charts.charts(run._core.read_records()) if chart.name == name]
+        if not series:
+            raise ValueError(f"name: no run of experiment {self.name!r} has a metric {name!r}")
+        return plots.compare_figure(name, series)
 
     def get_runs_frame(self, include_children: bool = True) -> "pandas.DataFrame":
         """One row per run: status, times, tags, and last/min/max of each numeric metric."""

@@ -17,7 +17,7 @@ import pytest
 from migration_fixtures import EXPERIMENT, make_reference, spec_for
 from runbridge import Experiment, Run, Workspace
 
-COMMANDS = ["backends", "runs", "show", "metrics", "migrate", "sync"]
+COMMANDS = ["backends", "runs", "show", "metrics", "migrate", "sync", "ui", "report", "plot"]
 
 
 def runbridge(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 HEAVY = ("mlflow", "tensorboard", "tensorboardX", "pandas", "matplotlib", "numpy", "runbridge_mlflow",
-         "runbridge_tensorboard")
+         "runbridge_tensorboard", "flask", "jinja2", "werkzeug")
 
 
 def test_import_runbridge_loads_no_heavy_module():
@@ -52,3 +52,11 @@ def test_the_command_list_shows_each_commands_own_help():
         command = main.get_command(None, name)
         assert " ".join(command.help.split()).startswith(words), name
         assert name in listing
+
+
+def test_import_runbridge_loads_no_viewer():
+    """The viewer (and its Flask/Jinja2) loads only when asked for: `runbridge ui`, a report, a
+    notebook's `_repr_html_` or `runbridge.RunDetails`."""
+    viewer = {"runbridge.viewer", "runbridge.charts", "runbridge.plots", "runbridge.reduce", "flask", "jinja2"}
+    assert viewer.isdisjoint(_modules_after("import runbridge"))
+    assert "runbridge.viewer.widgets" in _modules_after("import runbridge\nrunbridge.RunDetails")

@@ -20,13 +20,14 @@ ROOT = Path(runbridge.__file__).parent
 #: Bottom to top. A module may import modules of its own layer or of a layer below.
 LAYERS: list[tuple[str, set[str]]] = [
     ("values", {"errors", "records", "timefmt", "values", "media", "shapes", "config", "holdings",
-                "hookspecs", "frames", "columns"}),
+                "hookspecs", "frames", "columns", "charts", "reduce", "plots"}),
     ("backends", {"backends", "spool", "fanout", "backendset"}),
     ("copying", {"migrate", "migrate_report", "sync"}),
     ("core", {"buffer", "runcore", "signals", "liveness"}),
     ("scripts", {"scripts"}),  # the package and every module in it
     ("azureml", {"context", "run_metrics", "run_files", "run", "experiment"}),
-    ("cli", {"cliutil", "commands", "commands_migrate", "cli_run", "cli", "__main__"}),
+    ("viewer", {"viewer"}),  # the package and every module in it
+    ("cli", {"cliutil", "commands", "commands_migrate", "commands_view", "cli_run", "cli", "__main__"}),
     ("facade", {"", "testing", "azureml", "_azureml_shim"}),  # "": runbridge/__init__.py
 ]
 MAX_LINES = 400
