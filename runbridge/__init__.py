@@ -9,6 +9,8 @@ and ``runbridge --help`` does not pay for the run machinery.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 from .errors import (BackendFailedWarning, BackendUnavailableError, FileExistsInRunError,
@@ -45,6 +47,21 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(where, __name__), name)
     globals()[name] = value
     return value
+
+
+class _Package(types.ModuleType):
+    """The package object: a public name that is also a submodule's name (`migrate`) stays the
+    public function when that submodule is imported (the import system sets the submodule as an
+    attribute of its package, which would hide the function)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _LAZY.get(name) == f".{name}":
+            self.__dict__.pop(name, None)  # the next lookup imports the public name
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __dir__() -> list[str]:

@@ -60,3 +60,12 @@ def test_import_runbridge_loads_no_viewer():
     viewer = {"runbridge.viewer", "runbridge.charts", "runbridge.plots", "runbridge.reduce", "flask", "jinja2"}
     assert viewer.isdisjoint(_modules_after("import runbridge"))
     assert "runbridge.viewer.widgets" in _modules_after("import runbridge\nrunbridge.RunDetails")
+
+
+def test_runbridge_migrate_stays_the_function_after_its_module_is_imported():
+    """`runbridge.migrate(...)` (README's example) works whatever imported `runbridge.migrate`
+    the module first (sync, the CLI)."""
+    code = ("import runbridge.sync, runbridge.migrate, runbridge\n"
+            "print(callable(runbridge.migrate), runbridge.migrate.__module__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.split() == ["True", "runbridge.migrate"]

@@ -351,8 +351,9 @@ def test_names_read_back_from_a_store_are_checked_before_any_path_is_built(tmp_p
     run.complete()
     with sql.connect(tmp_path / "s" / "sqlite" / "runs.db") as conn:
         conn.execute("UPDATE files SET name = '../../outside.txt'")
+    reopened = Run(Experiment(Workspace(backends=[sqlite_spec]), "tampered"), run.id)  # the header only
     with pytest.raises(RunbridgeError, match="'../../outside.txt' contains '..'"):
-        Run(Experiment(Workspace(backends=[sqlite_spec]), "tampered"), run.id)
+        reopened.get_file_names()
 
     tb_spec = spec_for("tensorboard", tmp_path / "t")
     parent = Experiment(Workspace(backends=[tb_spec]), "tampered").start_logging(outputs=None)
