@@ -7,19 +7,16 @@ kept in a bounded cache: opening a run and then reading its metrics decodes each
 
 from __future__ import annotations
 
-import gc
 import os
 import tempfile
 from collections import OrderedDict
-from typing import Any, Callable, TypeVar
+from typing import Any
 
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-from runbridge.records import Record
+from runbridge.records import Record, collector_paused
 
 from . import chunks
-
-T = TypeVar("T")
 
 
 def local_artifact_dir(uri: str) -> str | None:
@@ -32,18 +29,6 @@ def local_artifact_dir(uri: str) -> str | None:
     from mlflow.utils.file_utils import local_file_uri_to_path
 
     return os.path.abspath(local_file_uri_to_path(uri))
-
-
-def without_gc(decode: Callable[[], T]) -> T:
-    """`decode()` with the cyclic garbage collector paused: building 100,000s of records would
-    otherwise trigger full passes whose cost grows with the whole heap (they hold no cycles)."""
-    if not gc.isenabled():
-        return decode()
-    gc.disable()
-    try:
-        return decode()
-    finally:
-        gc.enable()
 
 
 class DecodedCache:
@@ -145,7 +130,8 @@ class Stream:
             hit = self._cached(name)
             if hit is None:
                 data = self._fetch(name)
-                hit = without_gc(lambda: chunks.decode_snapshot(data))
+                with collector_paused():
+                    hit = chunks.decode_snapshot(data)
                 self._keep(name, hit, len(hit[1]))
             covered, snapshot = hit
             out.extend(snapshot)
@@ -158,7 +144,8 @@ class Stream:
         missing = [c for c in needed if c not in decoded]
         if missing:
             blobs = self._fetch_chunks(missing)
-            fresh = without_gc(lambda: [chunks.decode_chunk(b) for b in blobs])
+            with collector_paused():
+                fresh = [chunks.decode_chunk(b) for b in blobs]
             for name, recs in zip(missing, fresh):
                 decoded[name] = recs
                 self._keep(f"records/{name}", recs, len(recs))

@@ -84,6 +84,27 @@ def pack(batch: Batch) -> tuple:
             json.dumps(extra, ensure_ascii=False) if extra else None)
 
 
+def _with_exceptions(n: int, values: Any, steps: Any, extra: str | None) -> tuple[Any, Any, list[bool] | None, dict]:
+    """A chunk's values and steps with the exceptions its `extra` JSON lists put back (values
+    that are not floats, missing steps), its from_list flags (None when no point has one), and
+    the parsed `extra` itself (empty when None)."""
+    more = {} if extra is None else json.loads(extra)
+    if "v" in more:
+        values = values.tolist()
+        for i, v in more["v"]:
+            values[i] = v
+    if "s" in more:
+        steps = steps.tolist()
+        for i in more["s"]:
+            steps[i] = None
+    from_lists = None
+    if "l" in more:
+        from_lists = [False] * n
+        for i in more["l"]:
+            from_lists[i] = True
+    return values, steps, from_lists, more
+
+
 def unpack(n: int, series: str, which: bytes | None, seqs: bytes, vals: bytes, steps: bytes, times: bytes,
            extra: str | None) -> list[Metric]:
     """The `Metric` records of one chunk, in write order, exactly as they were packed."""
@@ -96,28 +117,13 @@ def unpack(n: int, series: str, which: bytes | None, seqs: bytes, vals: bytes, s
         idx = _array("I", which)
         names = [pairs[i][0] for i in idx]
         writers = [pairs[i][1] for i in idx]
-    values: Any = _array("d", vals)
-    step_list: Any = _array("q", steps)
-    from_lists: Any = repeat(False, n)
+    values, step_list, flagged, more = _with_exceptions(n, _array("d", vals), _array("q", steps), extra)
+    from_lists: Any = repeat(False, n) if flagged is None else flagged
     descriptions: Any = repeat("", n)
-    if extra is not None:
-        more = json.loads(extra)
-        if "v" in more:
-            values = values.tolist()
-            for i, v in more["v"]:
-                values[i] = v
-        if "s" in more:
-            step_list = step_list.tolist()
-            for i in more["s"]:
-                step_list[i] = None
-        if "l" in more:
-            from_lists = [False] * n
-            for i in more["l"]:
-                from_lists[i] = True
-        if "d" in more:
-            descriptions = [""] * n
-            for i, d in more["d"]:
-                descriptions[i] = d
+    if "d" in more:
+        descriptions = [""] * n
+        for i, d in more["d"]:
+            descriptions[i] = d
     return list(map(_new_metric, zip(names, _array("q", seqs), values, step_list, _array("q", times),
                                      from_lists, descriptions, writers)))
 
@@ -179,23 +185,7 @@ class ColumnsBuilder:
                 column.frombytes(blob)
             self.pieces.append((names, writers, None, n))
             return
-        values: Any = _array("d", vals)
-        step_list: Any = _array("q", steps)
-        from_lists: list[bool] | None = None
-        if extra is not None:
-            more = json.loads(extra)
-            if "v" in more:
-                values = values.tolist()
-                for i, v in more["v"]:
-                    values[i] = v
-            if "s" in more:
-                step_list = step_list.tolist()
-                for i in more["s"]:
-                    step_list[i] = None
-            if "l" in more:
-                from_lists = [False] * n
-                for i in more["l"]:
-                    from_lists[i] = True
+        values, step_list, from_lists, _ = _with_exceptions(n, _array("d", vals), _array("q", steps), extra)
         seq_list: Any = _array("q", seqs)
         time_list: Any = _array("q", times)
         if keep is not None:

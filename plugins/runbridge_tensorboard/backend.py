@@ -42,7 +42,7 @@ from runbridge.errors import StoreNotFoundError
 from runbridge.hookspecs import StoreLocation, hookimpl
 from runbridge.media import safe_join, write_file_atomically
 from runbridge.records import (
-    COMPLETED, File, Image, Property, Record, RunInfo, record_from_dict, record_to_dict,
+    COMPLETED, File, Image, Property, Record, RunInfo, collector_paused, record_from_dict, record_to_dict,
 )
 
 from . import fastread, hparams, tfrecord, translate
@@ -202,16 +202,9 @@ atexit.register(_close_all)
 
 def _load_events(path: Path) -> Iterator[event_pb2.Event]:
     """The summary events of one event file, streamed in file order."""
-    parse = event_pb2.Event.FromString
     for blob in tfrecord.read_records(str(path)):
-        try:
-            event = parse(blob)
-        except Exception as exc:  # noqa: BLE001 - a record with a valid checksum but bad contents
-            warnings.warn(tfrecord.EventFileDamageWarning(
-                f"event file {path}: a record ({len(blob)} bytes) is not an Event ({exc}); skipped it"),
-                stacklevel=2)
-            continue
-        if event.HasField("summary"):
+        event = fastread.summary_event(path, blob)
+        if event is not None:
             yield event
 
 
@@ -420,7 +413,7 @@ class TensorBoardBackend:
         folder = self._locate(experiment, run_id)
         if folder is None:
             return None
-        with fastread.gc_paused():
+        with collector_paused():
             if (folder / STATE_FILE).exists():
                 return self._read_own(folder)
             return self._read_foreign(folder, experiment, run_id)

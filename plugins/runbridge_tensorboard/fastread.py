@@ -12,10 +12,8 @@ over a growing heap of records are where reading used to slow down under load).
 
 from __future__ import annotations
 
-import gc
 import struct
 import warnings
-from contextlib import contextmanager
 from typing import Iterable, Iterator
 
 from tensorboard.compat.proto import event_pb2, types_pb2
@@ -28,16 +26,17 @@ _DOUBLE_TENSOR = b"\x08\x02\x12\x002\x08"  # dtype DT_DOUBLE, empty shape, one p
 _INT64_TENSOR = b"\x08\x09\x12\x00R"  # dtype DT_INT64, empty shape, packed int64s (length follows)
 
 
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """No garbage-collector passes while a bulk decode allocates (restored after)."""
-    was = gc.isenabled()
-    gc.disable()
+def summary_event(path: object, blob: bytes) -> event_pb2.Event | None:
+    """The Event in `blob` if it carries a summary; None otherwise, with an
+    `EventFileDamageWarning` naming the file when the bytes are not an Event at all."""
     try:
-        yield
-    finally:
-        if was:
-            gc.enable()
+        event = event_pb2.Event.FromString(blob)
+    except Exception as exc:  # noqa: BLE001 - a record with a valid checksum but bad contents
+        warnings.warn(tfrecord.EventFileDamageWarning(
+            f"event file {path}: a record ({len(blob)} bytes) is not an Event ({exc}); skipped it"),
+            stacklevel=3)
+        return None
+    return event if event.HasField("summary") else None
 
 
 def _varint(data: bytes, p: int) -> tuple[int, int]:
@@ -125,7 +124,6 @@ def _int64_at(data: bytes, p: int) -> tuple[int, int]:
 
 def decode_file(path: str) -> Iterator[tuple[float, Record]]:
     """(event wall time, record) of every record in one of runbridge's own event files, in order."""
-    parse = event_pb2.Event.FromString
     unpack_from = struct.unpack_from
     templates: list[_Template] = []
     STEP_IS_SEQ, NO_STEP = translate.STEP_IS_SEQ, translate.NO_STEP
@@ -168,14 +166,8 @@ def decode_file(path: str) -> Iterator[tuple[float, Record]]:
                 p = -1  # no template matched: the protobuf path below
             if p >= 0:
                 continue
-        try:
-            ev = parse(blob)
-        except Exception as exc:  # noqa: BLE001 - a record with a valid checksum but bad contents
-            warnings.warn(tfrecord.EventFileDamageWarning(
-                f"event file {path}: a record ({len(blob)} bytes) is not an Event ({exc}); skipped it"),
-                stacklevel=2)
-            continue
-        if not ev.HasField("summary"):
+        ev = summary_event(path, blob)
+        if ev is None:
             continue
         for rec in translate.decode_own((ev,)):
             yield ev.wall_time, rec
