@@ -159,10 +159,14 @@ class BackendSet:
             return []
 
     def run_url(self, run: RunInfo) -> str | None:
+        """The first link a backend holding the run gives; backends that failed for the run, or
+        fail now (a server that is down), are passed over: a link never fails a run."""
         for backend in self.backends:
+            if self._fan_out.failure(backend, run.run_id):
+                continue
             try:
                 url = backend.run_url(run)
-            except StoreNotFoundError:  # a backend that failed before its store was created
+            except (RunbridgeError, OSError):  # no store yet, or a server that does not answer
                 continue
             if url:
                 return url

@@ -60,7 +60,12 @@ class FanOut:
         raise RunbridgeError(f"run {run.run_id} could not start: no backend accepted it ({reasons})")
 
     def start_run(self, run: RunInfo) -> None:
-        self._each(run, "start_run", {}, lambda b: b.start_run(run))
+        """Start the run on every backend. The failures are announced only if one backend took it:
+        otherwise `require_one_started` refuses the run with one error naming them all."""
+        newly = self._each(run, "start_run", {}, lambda b: b.start_run(run), announce=False)
+        if len(newly) < len(self.backends):
+            for i in newly:
+                self._announce(i, "start_run", run)
 
     def write(self, run: RunInfo, records: Sequence[Record]) -> None:
         self._each(run, "write", {"records": records}, lambda b: b.write(run, records))
@@ -69,9 +74,10 @@ class FanOut:
         self._each(run, "end_run", {"status": status}, lambda b: b.end_run(run, status))
 
     def _each(self, run: RunInfo, op: str, payload: dict, call: Callable[[Backend], None],
-              keep: bool = True) -> None:
+              keep: bool = True, announce: bool = True) -> list[int]:
         """`call` on every backend not disabled for the run; what a disabled one misses is spooled
-        (unless `keep` is False: the incomplete marks, which concern the others)."""
+        (unless `keep` is False: the incomplete marks, which concern the others). Returns the
+        backends this call disabled, each announced with a warning unless `announce` is False."""
         newly: list[int] = []
         for i, backend in enumerate(self.backends):
             if self.failure(backend, run.run_id) is not None:
@@ -88,13 +94,20 @@ class FanOut:
                     self._failures[(id(backend), run.run_id)] = exc
                 if first:
                     newly.append(i)
-                    others = "the other backends carry on" if len(self.backends) > 1 else \
-                        "it was the only backend: what it missed is kept in the local spool"
-                    warnings.warn(BackendFailedWarning(
-                        f"backend {backend.spec} failed in {op} for run {run.run_id} and is disabled "
-                        f"for that run ({others}): {exc}"), stacklevel=3)
+                    if announce:
+                        self._announce(i, op, run)
         if newly:
             self._mark_incomplete(run, newly)
+        return newly
+
+    def _announce(self, index: int, op: str, run: RunInfo) -> None:
+        """The one `BackendFailedWarning` of backend `index` for this run."""
+        backend = self.backends[index]
+        others = "the other backends carry on" if len(self.backends) > 1 else \
+            "it was the only backend: what it missed is kept in the local spool"
+        warnings.warn(BackendFailedWarning(
+            f"backend {backend.spec} failed in {op} for run {run.run_id} and is disabled "
+            f"for that run ({others}): {self.failure(backend, run.run_id)}"), stacklevel=4)
 
     def _keep(self, index: int, op: str, run: RunInfo, payload: dict) -> None:
         """Spool a call backend `index` missed; a spool that cannot keep it says so, once per run."""

@@ -241,7 +241,10 @@ class RunCore:
             self.buffer.add(records, wake=True)
 
     def flush(self) -> None:
-        """Write everything buffered to the backends now."""
+        """Write everything this process has buffered for the run now (every object of it here:
+        `Run(experiment, run.id)` reads what `run` logged a moment before)."""
+        for core in [c for c in list(_LIVE_CORES) if c is not self and c.info.run_id == self.info.run_id]:
+            core.buffer.flush()
         self.buffer.flush()
 
     def _unique_file_name(self, wanted: str) -> str:

@@ -228,10 +228,12 @@ def test_a_run_no_backend_accepts_does_not_start_and_the_cli_says_so_in_one_line
     from runbridge import RunbridgeError
 
     dead = f"mlflow:http://127.0.0.1:{free_port()}"
-    with pytest.warns(BackendFailedWarning, match="it was the only backend"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         with pytest.raises(RunbridgeError, match="could not start: no backend accepted it") as raised:
             Experiment(Workspace(backends=[dead]), "nowhere").start_logging(outputs=None)
     assert dead in str(raised.value)
+    assert [str(w.message) for w in caught if issubclass(w.category, BackendFailedWarning)] == []
     assert list(Path(os.environ["RUNBRIDGE_SPOOL"]).glob("*/*.jsonl")) == []
 
     script = tmp_path / "train.py"
@@ -239,5 +241,11 @@ def test_a_run_no_backend_accepts_does_not_start_and_the_cli_says_so_in_one_line
     result = cli("run", "--backend", dead, str(script), cwd=tmp_path, env={**os.environ})
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr, result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1 and "no backend accepted it" in errors[0], result.stderr
+    assert result.stderr.splitlines() == [result.stderr.strip()], result.stderr  # one line, no warning
+    assert result.stderr.startswith("Error: ") and "no backend accepted it" in result.stderr, result.stderr
+
+    beside = cli("run", "--backend", dead, "-b", f"sqlite:{tmp_path / 'runs.db'}", str(script), cwd=tmp_path,
+                 env={**os.environ})
+    assert beside.returncode == 0, beside.stderr  # the dead server cannot fail the run's link either
+    assert "Traceback" not in beside.stderr and "the other backends carry on" in beside.stderr, beside.stderr
+    assert "view it: sqlite:" in beside.stderr, beside.stderr

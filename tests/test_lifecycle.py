@@ -113,3 +113,17 @@ def test_a_full_buffer_is_handed_to_the_writer_without_waiting_for_the_interval(
         time.sleep(0.02)
     assert seen == list(range(MAX_PENDING))
     run.complete()
+
+
+def test_a_run_opened_again_by_id_reads_what_was_logged_a_moment_before(tmp_path):
+    """`Run(experiment, run.id)` in the process that logs the run sees every point logged so far,
+    not only what the writer thread happened to write (it writes every half second)."""
+    workspace = Workspace(backends=[f"sqlite:{tmp_path / 'runs.db'}"])
+    run = Experiment(workspace, "again").start_logging(outputs=None)
+    for attempt in range(20):
+        run.log("loss", attempt)
+        run.tag("last", str(attempt))
+        again = Run(run.experiment, run.id)
+        assert again.get_metrics("loss")["loss"] == (list(range(attempt + 1)) if attempt else 0)
+        assert again.get_tags()["last"] == str(attempt)
+    run.complete()
