@@ -809,3 +809,36 @@ def test_every_float_and_step_reads_back_exactly_in_bulk(tmp_path):
     stepped = [r.step for r in open_backend(spec).read("bulk", run.id).records
                if type(r) is Metric and r.name == "stepped"]
     assert stepped == [-(2 ** 63), -1, 2 ** 21, 2 ** 35, 2 ** 63 - 1] * 3
+
+
+def test_scalar_events_built_from_templates_are_the_bytes_protobuf_writes():
+    """Float series are written by concatenating a learned template (plugins' fastwrite); every
+    event must equal protobuf's serialization of the same record, whatever the value or step."""
+    import random
+    import struct
+
+    from runbridge.records import Metric
+    from runbridge_tensorboard import fastwrite, translate
+
+    rng = random.Random(7)
+    specials = [0.0, -0.0, 1e-310, -1e-310, 3.4e38, 3.5e38, -1e300, 1.0, struct.unpack("<d", struct.pack("<Q", 1))[0]]
+    records, seq = [], {}
+    for i in range(3000):
+        name = rng.choice(["loss", "accuracy", "é/ü 名前", "x" * 300])
+        writer = rng.choice(["w1", "w2", ""])
+        n = seq[(name, writer)] = seq.get((name, writer), -1) + 1
+        value = rng.choice(specials) if i % 7 == 0 else rng.uniform(-1e6, 1e6) * 10 ** rng.randint(-30, 30)
+        step = rng.choice([None, n, n + 5, 2 ** 40 + n])
+        time_us = 1_800_000_000_000_000 + rng.randint(0, 10 ** 12)
+        records.append(Metric(name, n, value, step, time_us, False, "", writer))
+
+    class Plain(fastwrite.Templates):
+        def event(self, *args):  # never a template: every event through protobuf
+            return None
+
+    fast, plain = translate.Encoder(), translate.Encoder()
+    plain._templates = Plain()
+    assert fast.encode(records) == plain.encode(records)
+    assert fast.max_step == plain.max_step
+    built = sum(1 for parts in fast._templates._by_key.values() if parts is not None)
+    assert built >= 12, "the series that qualify (steps None or equal to seq) should have templates"

@@ -43,6 +43,8 @@ from runbridge.records import (
     File, Image, Metric, Property, Record, Row, RunInfo, record_from_json, record_to_json,
 )
 
+from . import fastwrite
+
 EXACT_PREFIX = "runbridge.exact/"
 RECORDS_TAG = "runbridge.records"
 PLUGIN = "runbridge"
@@ -172,6 +174,7 @@ class Encoder:
         self._seen: set[str] = set()
         self._display_plugin: dict[str, str] = {}
         self._tables: dict[str, TableView] = {}
+        self._templates = fastwrite.Templates()
         self.max_step = 0
 
     def _meta(self, tag: str, metadata: summary_pb2.SummaryMetadata,
@@ -222,6 +225,23 @@ class Encoder:
         v = m.value
         kind = type(v)
         step = m.step if m.step is not None else m.seq
+        templated = (kind is float and v - v == 0.0 and 0 < step <= _INT64_MAX and not m.description
+                     and not m.from_list and (m.step is None or m.step == m.seq) and _time_exact(m.time))
+        if templated:
+            key = (m.name, m.step is None, m.writer)
+            wall_time = m.time / 1e6
+            event = self._templates.event(key, wall_time, step, v)
+            if event is not None:
+                if step > self.max_step:
+                    self.max_step = step
+                return event
+            event = self._metric_event(m, v, kind, step)
+            self._templates.learn(key, event, wall_time, step, v)
+            return event
+        return self._metric_event(m, v, kind, step)
+
+    def _metric_event(self, m: Metric, v: Any, kind: type, step: int) -> bytes:
+        """The event of one metric, serialized by protobuf."""
         if not (_INT64_MIN <= step <= _INT64_MAX) or not (_INT64_MIN <= m.seq <= _INT64_MAX):
             return self._record_event(m, m.time, self._display_for(m.name, v))
         if kind is float:
