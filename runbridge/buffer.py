@@ -23,13 +23,12 @@ from collections.abc import Sequence
 from typing import Callable, Iterator
 
 from .liveness import Beats
-from .records import Metric, Record
+from .batch import Batch
+from .records import Record
 
 MAX_PENDING = 10_000
 MAX_BACKLOG = 50_000
 FLUSH_INTERVAL = 0.5
-
-_new = tuple.__new__
 
 
 class WriteBuffer:
@@ -110,37 +109,6 @@ def young_collections_deferred(records: int) -> Iterator[None]:
     finally:
         if gc.get_threshold()[0] == deferred:
             gc.set_threshold(first, *older)
-
-
-class Batch(Sequence):
-    """A batch as a read-only sequence of records, made on access from the buffered entries: the
-    `Metric` of a plain tuple lives only while a backend looks at it, so a large batch does not
-    fill the garbage collector's old generation (plain tuples of numbers and strings are untracked
-    at its first pass; `Metric` objects, a tuple subclass, never are)."""
-
-    __slots__ = ("_entries",)
-
-    def __init__(self, entries: list):
-        self._entries = entries
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def __getitem__(self, index):  # type: ignore[override]
-        if isinstance(index, slice):
-            return [_record(e) for e in self._entries[index]]
-        return _record(self._entries[index])
-
-    def __iter__(self) -> Iterator[Record]:
-        for entry in self._entries:
-            yield _new(Metric, entry) if type(entry) is tuple else entry
-
-    def __repr__(self) -> str:
-        return f"Batch({len(self._entries)} records)"
-
-
-def _record(entry: object) -> Record:
-    return _new(Metric, entry) if type(entry) is tuple else entry  # type: ignore[return-value]
 
 
 # The script's thread hands work to the writer and waits on plain locks, never on

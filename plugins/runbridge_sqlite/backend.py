@@ -21,6 +21,7 @@ import threading
 from pathlib import Path
 from typing import Sequence
 
+from runbridge.batch import metric_points
 from runbridge.errors import StoreNotFoundError
 from runbridge.hookspecs import StoreLocation, hookimpl
 from runbridge.media import safe_join, write_file_atomically
@@ -185,13 +186,11 @@ class SQLiteBackend:
                 pk = self._run_pk(run.run_id)
         run_dir = self._run_dir(run.run_id)
         rows, images, tags, props, files = [], [], [], [], []
-        # A batch of logged points is mostly metrics: take them in one pass, the rest in another.
-        metrics = [rec for rec in records if type(rec) is Metric]
-        for rec in (records if len(metrics) < len(records) else ()):
+        # A batch of logged points is mostly metric points, as plain tuples: never a record made per point.
+        metrics, others = metric_points(records)
+        for rec in others:
             kind = type(rec)
-            if kind is Metric:
-                continue
-            elif kind is Row:
+            if kind is Row:
                 rows.append((pk, rec.name, rec.seq, _dump_cells(rec.cells), rec.time, rec.from_table,
                              rec.description or None, rec.writer))
             elif kind is Image:

@@ -18,6 +18,7 @@ from itertools import compress, repeat
 from operator import itemgetter
 from typing import Any, Sequence
 
+from runbridge.batch import DESCRIPTION, FROM_LIST
 from runbridge.records import Metric, MetricColumns, Same
 
 _SWAP = sys.byteorder != "little"
@@ -41,8 +42,9 @@ def _array(typecode: str, blob: bytes) -> array:
 
 
 class Batch:
-    """The per-point columns of a batch of `Metric` records that both packing and the summary
-    need, taken once: names, writers, values, and whether they form one series of floats."""
+    """The per-point columns of a batch of points (`Metric`s or their plain field tuples) that
+    both packing and the summary need, taken once: names, writers, values, and whether they form
+    one series of floats."""
 
     def __init__(self, metrics: Sequence[tuple]) -> None:
         self.metrics = metrics
@@ -76,9 +78,9 @@ def pack(batch: Batch) -> tuple:
         extra["s"] = [i for i, s in enumerate(steps) if s is None]
         steps = [0 if s is None else s for s in steps]
     if any(map(_FROM_LIST, metrics)):
-        extra["l"] = [i for i, m in enumerate(metrics) if m.from_list]
+        extra["l"] = [i for i, m in enumerate(metrics) if m[FROM_LIST]]
     if any(map(_DESCRIPTION, metrics)):
-        extra["d"] = [[i, m.description] for i, m in enumerate(metrics) if m.description]
+        extra["d"] = [[i, m[DESCRIPTION]] for i, m in enumerate(metrics) if m[DESCRIPTION]]
     return (n, json.dumps(series, ensure_ascii=False), which, _blob(array("q", map(_SEQ, metrics))), _blob(vals),
             _blob(array("q", steps)), _blob(array("q", map(_TIME, metrics))),
             json.dumps(extra, ensure_ascii=False) if extra else None)

@@ -10,28 +10,30 @@ text otherwise)."""
 from __future__ import annotations
 
 import sqlite3
-from operator import attrgetter
+from operator import itemgetter
 from typing import Any, Sequence
 
+from runbridge.batch import SEQ, TIME, VALUE, WRITER
 from runbridge.records import Metric
 
 from .chunks import Batch, unpack
 
 INT64 = 2**63
-_NAME, _VALUE, _WRITER = attrgetter("name"), attrgetter("value"), attrgetter("writer")
+# Points are `Metric`s or the plain tuples of their fields: read by position.
+_VALUE, _WRITER, _LAST_KEY = itemgetter(VALUE), itemgetter(WRITER), itemgetter(TIME, WRITER, SEQ)
 
 #: (last, min, max, last key) of one metric name; the key is (time, writer, seq).
 Trio = tuple[Any, Any, Any, tuple[int, str, int]]
 
 
-def _numbers(metrics: Sequence[Metric]) -> list[Metric]:
-    return [m for m in metrics if (type(m.value) is float and m.value == m.value) or type(m.value) is int]
+def _numbers(points: Sequence[tuple]) -> list[tuple]:
+    return [m for m in points if (type(m[VALUE]) is float and m[VALUE] == m[VALUE]) or type(m[VALUE]) is int]
 
 
 def batch_trios(batch: Batch) -> dict[str, Trio]:
     """The summary of one batch's points, per metric name."""
     metrics, names = batch.metrics, batch.names
-    by_name: dict[str, list[Metric]] = dict.fromkeys(names)  # first-logged order
+    by_name: dict[str, list[tuple]] = dict.fromkeys(names)  # first-logged order
     if batch.one_series and batch.all_floats:  # the common batch: C loops over what packing took
         return _float_series(names[0], metrics, batch.values)
     if len(by_name) == 1:
@@ -50,29 +52,29 @@ def batch_trios(batch: Batch) -> dict[str, Trio]:
             if total == total:  # no NaN (a NaN, or inf and -inf, make the sum NaN)
                 nums, kept = values, points
             else:
-                kept = [m for m in points if m.value == m.value]
+                kept = [m for m in points if m[VALUE] == m[VALUE]]
                 nums = list(map(_VALUE, kept))
         else:
             kept = _numbers(points)
-            nums = [m.value for m in kept]
+            nums = list(map(_VALUE, kept))
         if not nums:
             continue
         one_writer = len(set(map(_WRITER, points))) == 1
-        last = kept[-1] if one_writer else max(kept, key=lambda m: (m.time, m.writer, m.seq))
-        out[name] = (last.value, min(nums), max(nums), (last.time, last.writer, last.seq))
+        last = kept[-1] if one_writer else max(kept, key=_LAST_KEY)
+        out[name] = (last[VALUE], min(nums), max(nums), _LAST_KEY(last))
     return out
 
 
-def _float_series(name: str, points: Sequence[Metric], values: list[float]) -> dict[str, Trio]:
+def _float_series(name: str, points: Sequence[tuple], values: list[float]) -> dict[str, Trio]:
     total = sum(values)
     if total == total:  # no NaN (a NaN, or inf and -inf, make the sum NaN)
         nums, last = values, points[-1]
     else:
-        kept = [m for m in points if m.value == m.value]
+        kept = [m for m in points if m[VALUE] == m[VALUE]]
         if not kept:
             return {}
         nums, last = list(map(_VALUE, kept)), kept[-1]
-    return {name: (last.value, min(nums), max(nums), (last.time, last.writer, last.seq))}
+    return {name: (last[VALUE], min(nums), max(nums), _LAST_KEY(last))}
 
 
 def _stored(value: Any) -> Any:
