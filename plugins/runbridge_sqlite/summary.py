@@ -33,9 +33,9 @@ def _numbers(points: Sequence[tuple]) -> list[tuple]:
 def batch_trios(batch: Batch) -> dict[str, Trio]:
     """The summary of one batch's points, per metric name."""
     metrics, names = batch.metrics, batch.names
-    by_name: dict[str, list[tuple]] = dict.fromkeys(names)  # first-logged order
     if batch.one_series and batch.all_floats:  # the common batch: C loops over what packing took
         return _float_series(names[0], metrics, batch.values)
+    by_name: dict[str, list[tuple]] = dict.fromkeys(names)  # first-logged order
     if len(by_name) == 1:
         by_name[names[0]] = list(metrics)
     else:
