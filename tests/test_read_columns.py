@@ -41,6 +41,35 @@ def test_one_metric_mixing_every_kind_of_value_reads_back_exactly(tmp_path):
     assert frame["seq"].tolist() == list(range(len(expected)))
 
 
+def test_metrics_logged_without_steps_read_back_exactly_and_store_no_steps(tmp_path):
+    """`run.log(name, value)` with no step, the azureml way, several metrics of one process
+    interleaved over several batches: values, None steps, order and the run list's summary exact;
+    the store keeps no steps array for those chunks."""
+    spec = f"sqlite:{tmp_path / 'runs.db'}"
+    run = Experiment(Workspace(backends=[spec]), "exp").start_logging(outputs=None)
+    loss = [1 / (i + 1) for i in range(25_000)]
+    loss[7] = math.nan
+    for i, value in enumerate(loss):
+        run.log("loss", value)
+        run.log("lr", 0.001 * (i % 10))
+    run.log("loss", 0.25, step=3)  # a later chunk with a step: both layouts in one metric
+    run.complete()
+    fresh = _fresh_run(spec, run)
+    metrics = fresh.get_metrics()
+    assert exactly_equal(metrics["loss"], loss + [0.25])
+    assert metrics["lr"] == [0.001 * (i % 10) for i in range(25_000)]
+    frame = fresh.get_metrics_frame("loss")
+    steps = frame["step"].tolist()
+    assert all(s != s for s in steps[:-1]) and steps[-1] == 3
+    row = Experiment(Workspace(backends=[spec]), "exp").get_runs_frame().set_index("run_id").loc[run.id]
+    assert [row["loss.last"], row["loss.min"], row["loss.max"]] == [0.25, 1 / 25_000, 1.0]
+    assert [row["lr.last"], row["lr.min"], row["lr.max"]] == [0.001 * 9, 0.0, 0.001 * 9]
+    with sqlite3.connect(tmp_path / "runs.db") as conn:
+        sizes = conn.execute("SELECT n, length(steps) FROM metric_chunks ORDER BY rowid").fetchall()
+    assert sum(n for n, _ in sizes) == 50_001
+    assert [size for _, size in sizes[:-1]] == [0] * (len(sizes) - 1) and sizes[-1][1] > 0
+
+
 def test_several_metrics_tables_and_files_keep_the_records_order(tmp_path):
     spec = f"sqlite:{tmp_path / 'runs.db'}"
     run = Experiment(Workspace(backends=[spec]), "exp").start_logging(outputs=None)
@@ -176,9 +205,9 @@ def test_a_store_made_before_summaries_lists_runs_the_same_before_and_after_its_
     pd.testing.assert_frame_equal(Experiment(reader, "exp").get_runs_frame(), before)
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
-    _fresh_run(spec, first).add_properties({"q": "2"})  # a write upgrades it
+    _fresh_run(spec, first).add_properties({"q": "2"})  # a write upgrades it (to 5: chunks without steps)
     with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
     after = Experiment(Workspace(backends=[spec]), "exp").get_runs_frame()
     assert Workspace(backends=[spec]).backends[0].summarize_runs("exp") is not None
     pd.testing.assert_frame_equal(after, before)

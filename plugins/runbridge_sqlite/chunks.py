@@ -4,8 +4,9 @@ A chunk holds the `Metric` records of one batch in write order as contiguous lit
 (seq and step int64, value float64, time int64 µs), the (name, writer) series they belong to, and
 an index array saying which series each point is in (left out when the batch has one series).
 Whatever a float array cannot say exactly is kept in a small JSON side form, only when present:
-values that are not floats (ints of any size, bools, str, None), None steps, `from_list` and
-descriptions. For the common all-float batch, packing and unpacking loop in C, not in Python.
+values that are not floats (ints of any size, bools, str, None), None steps (a chunk where no
+point has a step, `run.log` without one, says so once and stores no steps array), `from_list`
+and descriptions. For the common all-float batch, packing and unpacking loop in C, not in Python.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ class Batch:
         flat = list(chain.from_iterable(metrics))
         (self.names, self.seqs, self.values, self.steps, self.times, self.from_lists, self.descriptions,
          self.writers) = (flat[k::_FIELDS] for k in range(_FIELDS))
-        self.one_series = len(set(self.names)) == 1 and len(set(self.writers)) == 1
+        self.one_writer = len(set(self.writers)) == 1
+        self.one_series = self.one_writer and len(set(self.names)) == 1
         self.all_floats = set(map(type, self.values)) == {float}
 
 
@@ -59,6 +61,11 @@ def pack(batch: Batch) -> tuple:
     which = None
     if batch.one_series:
         series = [(names[0], writers[0])]
+    elif batch.one_writer:  # several metrics from one process: index by name (its hash is cached)
+        order = list(dict.fromkeys(names))
+        series = [(name, writers[0]) for name in order]
+        by_name = {name: i for i, name in enumerate(order)}
+        which = _blob(array("I", map(by_name.__getitem__, names)))
     else:
         pairs = list(zip(names, writers))
         series = list(dict.fromkeys(pairs))
@@ -70,15 +77,20 @@ def pack(batch: Batch) -> tuple:
     else:  # exact types ride in JSON: ints of any size, bools, str and None keep their type there
         vals = array("d", [v if type(v) is float else 0.0 for v in values])
         extra["v"] = [[i, v] for i, v in enumerate(values) if type(v) is not float]
+    steps_blob = None
     if None in steps:
-        extra["s"] = [i for i, s in enumerate(steps) if s is None]
-        steps = [0 if s is None else s for s in steps]
+        if steps.count(None) == n:
+            extra["N"] = 1
+            steps_blob = b""
+        else:
+            extra["s"] = [i for i, s in enumerate(steps) if s is None]
+            steps = [0 if s is None else s for s in steps]
     if any(batch.from_lists):
         extra["l"] = [i for i, flag in enumerate(batch.from_lists) if flag]
     if any(batch.descriptions):
         extra["d"] = [[i, d] for i, d in enumerate(batch.descriptions) if d]
     return (n, json.dumps(series, ensure_ascii=False), which, _blob(array("q", batch.seqs)), _blob(vals),
-            _blob(array("q", steps)), _blob(array("q", batch.times)),
+            _blob(array("q", steps)) if steps_blob is None else steps_blob, _blob(array("q", batch.times)),
             json.dumps(extra, ensure_ascii=False) if extra else None)
 
 
@@ -91,7 +103,9 @@ def _with_exceptions(n: int, values: Any, steps: Any, extra: str | None) -> tupl
         values = values.tolist()
         for i, v in more["v"]:
             values[i] = v
-    if "s" in more:
+    if "N" in more:
+        steps = [None] * n
+    elif "s" in more:
         steps = steps.tolist()
         for i in more["s"]:
             steps[i] = None

@@ -90,6 +90,10 @@ MIGRATIONS: list[list[Union[str, Callable[[sqlite3.Connection], None]]]] = [
             UNIQUE (run, name))""",
         _backfill_summary,
     ],
+    [  # 4 -> 5: a chunk none of whose points has a step says so ("N" in its extra JSON) and
+        # stores an empty steps array (chunks.py); nothing stored changes, but a runbridge that
+        # predates it would read those steps as 0, so it must refuse the store
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

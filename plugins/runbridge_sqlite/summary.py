@@ -10,8 +10,9 @@ text otherwise)."""
 from __future__ import annotations
 
 import sqlite3
+from itertools import compress
 from operator import itemgetter
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from runbridge.batch import SEQ, TIME, VALUE, WRITER
 from runbridge.records import Metric
@@ -21,6 +22,10 @@ from .chunks import Batch, unpack
 INT64 = 2**63
 # Points are `Metric`s or the plain tuples of their fields: read by position.
 _VALUE, _WRITER, _LAST_KEY = itemgetter(VALUE), itemgetter(WRITER), itemgetter(TIME, WRITER, SEQ)
+
+#: Up to this many metric names in a batch (of floats, one writer) are summarized by a pass per
+#: name in C; more go through one Python loop over the points.
+_FEW_NAMES = 16
 
 #: (last, min, max, last key) of one metric name; the key is (time, writer, seq).
 Trio = tuple[Any, Any, Any, tuple[int, str, int]]
@@ -36,6 +41,8 @@ def batch_trios(batch: Batch) -> dict[str, Trio]:
     if batch.one_series and batch.all_floats:  # the common batch: C loops over what packing took
         return _float_series(names[0], metrics, batch.values)
     by_name: dict[str, list[tuple]] = dict.fromkeys(names)  # first-logged order
+    if batch.one_writer and batch.all_floats and len(by_name) <= _FEW_NAMES:
+        return _float_metrics(batch, by_name)
     if len(by_name) == 1:
         by_name[names[0]] = list(metrics)
     else:
@@ -62,6 +69,25 @@ def batch_trios(batch: Batch) -> dict[str, Trio]:
         one_writer = len(set(map(_WRITER, points))) == 1
         last = kept[-1] if one_writer else max(kept, key=_LAST_KEY)
         out[name] = (last[VALUE], min(nums), max(nums), _LAST_KEY(last))
+    return out
+
+
+def _float_metrics(batch: Batch, names: Iterable[str]) -> dict[str, Trio]:
+    """The summaries of a few metrics of floats logged by one writer: a pass in C per name."""
+    values, every = batch.values, range(len(batch.names))
+    out: dict[str, Trio] = {}
+    for name in names:
+        mask = list(map(name.__eq__, batch.names))
+        nums = list(compress(values, mask))
+        total = sum(nums)
+        if total == total:  # no NaN (a NaN, or inf and -inf, make the sum NaN)
+            last = len(mask) - 1 - mask[::-1].index(True)
+        else:
+            kept = [i for i in compress(every, mask) if values[i] == values[i]]
+            if not kept:
+                continue
+            nums, last = [values[i] for i in kept], kept[-1]
+        out[name] = (values[last], min(nums), max(nums), (batch.times[last], batch.writers[last], batch.seqs[last]))
     return out
 
 
