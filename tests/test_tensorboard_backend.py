@@ -837,8 +837,8 @@ def test_scalar_events_built_from_templates_are_the_bytes_protobuf_writes():
             return None
 
     fast, plain = translate.Encoder(), translate.Encoder()
-    plain._templates = Plain()
+    plain.templates = Plain()
     assert fast.encode(records) == plain.encode(records)
     assert fast.max_step == plain.max_step
-    built = sum(1 for parts in fast._templates._by_key.values() if parts is not None)
+    built = sum(1 for parts in fast.templates._by_key.values() if parts is not None)
     assert built >= 12, "the series that qualify (steps None or equal to seq) should have templates"

@@ -38,6 +38,7 @@ from urllib.parse import quote
 
 from tensorboard.compat.proto import event_pb2
 
+from runbridge.batch import metric_points
 from runbridge.errors import StoreNotFoundError
 from runbridge.hookspecs import StoreLocation, hookimpl
 from runbridge.media import safe_join, write_file_atomically
@@ -45,7 +46,7 @@ from runbridge.records import (
     COMPLETED, File, Image, Property, Record, RunInfo, collector_paused, record_from_dict, record_to_dict,
 )
 
-from . import fastread, hparams, tfrecord, translate
+from . import fastbatch, fastread, hparams, tfrecord, translate
 
 STATE_FILE = "runbridge.run.json"
 FILES_DIR = "files"
@@ -136,8 +137,8 @@ class _EventFile:
     def append(self, records: Sequence[Record]) -> None:
         with self.lock:
             self._open()
-            blobs = self.encoder.encode(records)
-            self.handle.write(tfrecord.frame(blobs))
+            data = fastbatch.framed(self.encoder, records)  # a batch of float points, vectorized
+            self.handle.write(data if data is not None else tfrecord.frame(self.encoder.encode(records)))
             self.handle.flush()
 
     def close(self) -> None:
@@ -384,7 +385,8 @@ class TensorBoardBackend:
         if not records:
             return
         folder = self._folder_for_write(run)
-        for rec in records:  # bytes first: an event never points at a file that is not there
+        _, others = metric_points(records)  # metric points have no files and set no hparams
+        for rec in others:  # bytes first: an event never points at a file that is not there
             kind = type(rec)
             if kind is File:
                 if rec.source is not None or rec.data is not None:
@@ -392,8 +394,8 @@ class TensorBoardBackend:
             elif kind is Image and rec.data is not None:
                 write_file_atomically(_run_file(folder, rec.file_name), data=rec.data)
         _writer(folder).append(records)
-        if hparams.shown_in(records):
-            shown = hparams.updated(hparams.read(folder), records)
+        if hparams.shown_in(others):
+            shown = hparams.updated(hparams.read(folder), others)
             if shown is not None:
                 hparams.write(folder, shown, run.start_time, run.run_id)
 

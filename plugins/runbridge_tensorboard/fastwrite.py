@@ -49,6 +49,14 @@ class Templates:
         self._by_key: dict[object, tuple[bytes, bytes, bytes] | None] = {}
         self._once: set[object] = set()
 
+    def settled(self, key: object) -> bool:
+        """Whether `key`'s template was learned or refused (after the series' second event)."""
+        return key in self._by_key
+
+    def parts(self, key: object) -> tuple[bytes, bytes, bytes] | None:
+        """`key`'s summary template: the bytes before the double, between it and the float, after."""
+        return self._by_key.get(key)
+
     def event(self, key: object, wall_time: float, step: int, value: float) -> bytes | None:
         """The event of `value` from the series' template; None when there is none (yet) or the
         value does not fit one (the caller serializes it with protobuf and calls `learn`)."""

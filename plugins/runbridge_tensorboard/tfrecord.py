@@ -32,7 +32,7 @@ except ImportError:  # the numpy fallback below checks many records per vector o
     _crc_c = None
 
 _POLY = 0x82F63B78  # CRC-32C (Castagnoli), reflected
-_MASK_DELTA = 0xA282EAD8
+MASK_DELTA = 0xA282EAD8
 
 
 class EventFileDamageWarning(UserWarning):
@@ -60,11 +60,16 @@ def crc32c(data: bytes) -> int:
 
 
 def mask(crc: int) -> int:
-    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+    return (((crc >> 15) | (crc << 17)) + MASK_DELTA) & 0xFFFFFFFF
+
+
+def crc(data: bytes) -> int:
+    """CRC-32C of `data`, in C when google-crc32c is installed."""
+    return _crc_c(data) if _crc_c is not None else crc32c(data)
 
 
 def masked_crc32c(data: bytes) -> int:
-    return mask(_crc_c(data) if _crc_c is not None else crc32c(data))
+    return mask(crc(data))
 
 
 # --- vectorised CRC-32C ----------------------------------------------------------------------
@@ -155,7 +160,7 @@ def masked_crc32c_many(msgs: Sequence[bytes]) -> list[int]:
             continue
         c = _crc_same_length([msgs[i] for i in sel], length).astype(np.uint64)
         masked = ((((c >> np.uint64(15)) | (c << np.uint64(17))) & np.uint64(0xFFFFFFFF))
-                  + np.uint64(_MASK_DELTA)) & np.uint64(0xFFFFFFFF)
+                  + np.uint64(MASK_DELTA)) & np.uint64(0xFFFFFFFF)
         for i, m in zip(sel, masked.tolist()):
             out[i] = m
     return out
@@ -217,7 +222,7 @@ def _resync(buf: bytes, start: int) -> int | None:
         raw = _raw_crc_windows(windows)
         c = raw.astype(np.uint64)
         got = (((((c >> np.uint64(15)) | (c << np.uint64(17))) & np.uint64(0xFFFFFFFF))
-                + np.uint64(_MASK_DELTA)) & np.uint64(0xFFFFFFFF)).tolist()
+                + np.uint64(MASK_DELTA)) & np.uint64(0xFFFFFFFF)).tolist()
         stored = arr[pos[:, None] + np.arange(8, 12)].astype(np.uint32)
         stored = (stored[:, 0] | (stored[:, 1] << 8) | (stored[:, 2] << 16) | (stored[:, 3] << 24)).tolist()
         for k, (g, s) in enumerate(zip(got, stored)):
@@ -272,7 +277,7 @@ def _u32_at(arr: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 def _mask_array(crc: np.ndarray) -> np.ndarray:
     c = crc.astype(np.uint64)
     return ((((c >> np.uint64(15)) | (c << np.uint64(17))) & np.uint64(0xFFFFFFFF))
-            + np.uint64(_MASK_DELTA)) & np.uint64(0xFFFFFFFF)
+            + np.uint64(MASK_DELTA)) & np.uint64(0xFFFFFFFF)
 
 
 def _checked(buf: bytes, spans: list[tuple[int, int]]) -> tuple[list[bytes], tuple[str, int] | None]:

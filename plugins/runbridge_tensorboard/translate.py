@@ -174,7 +174,7 @@ class Encoder:
         self._seen: set[str] = set()
         self._display_plugin: dict[str, str] = {}
         self._tables: dict[str, TableView] = {}
-        self._templates = fastwrite.Templates()
+        self.templates = fastwrite.Templates()
         self.max_step = 0
 
     def _meta(self, tag: str, metadata: summary_pb2.SummaryMetadata,
@@ -230,13 +230,13 @@ class Encoder:
         if templated:
             key = (m.name, m.step is None, m.writer)
             wall_time = m.time / 1e6
-            event = self._templates.event(key, wall_time, step, v)
+            event = self.templates.event(key, wall_time, step, v)
             if event is not None:
                 if step > self.max_step:
                     self.max_step = step
                 return event
             event = self._metric_event(m, v, kind, step)
-            self._templates.learn(key, event, wall_time, step, v)
+            self.templates.learn(key, event, wall_time, step, v)
             return event
         return self._metric_event(m, v, kind, step)
 
