@@ -30,6 +30,8 @@ from .fastwrite import varint
 MIN_POINTS = 64
 _FIELDS = len(Metric._fields)
 _U32 = np.uint32
+#: Checksum tables kept per (template, step length); each is 30 x 256 x 4 bytes at most.
+MAX_CACHED_TABLES = 4096
 _TABLES: dict[tuple[bytes, tuple[int, ...]], tuple[int, np.ndarray]] = {}
 
 
@@ -205,5 +207,7 @@ def _checksum_tables(data: bytes, varying: Sequence[int]) -> tuple[int, np.ndarr
             message[position] = 1 << bit
             contribution = tfrecord.crc(bytes(message)) ^ zero_crc
             tables[row][(byte_values >> bit) & 1 == 1] ^= _U32(contribution)
+    if len(_TABLES) >= MAX_CACHED_TABLES:  # a process writing very many series: start over
+        _TABLES.clear()
     _TABLES[cache_key] = (tfrecord.crc(data), tables)
     return _TABLES[cache_key]

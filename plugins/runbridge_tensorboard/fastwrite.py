@@ -7,6 +7,7 @@ it (the first carries the tag's one-time metadata), checks that the template reb
 byte for byte, and from then on builds the series' events by concatenation. Anything the template
 does not cover (ints, strings, non-finite values, step 0 or negative, descriptions, lists, times
 that are not whole microseconds) goes through protobuf as before: the files are identical.
+`fastbatch` uses the same templates for a whole batch of float points at once.
 """
 
 from __future__ import annotations
