@@ -21,6 +21,7 @@ from tensorboard.compat.proto import event_pb2, types_pb2
 from runbridge.records import Metric, Record
 
 from . import tfrecord, translate
+from .fastwrite import read_varint
 
 _DOUBLE_TENSOR = b"\x08\x02\x12\x002\x08"  # dtype DT_DOUBLE, empty shape, one packed double
 _INT64_TENSOR = b"\x08\x09\x12\x00R"  # dtype DT_INT64, empty shape, packed int64s (length follows)
@@ -39,24 +40,12 @@ def summary_event(path: object, blob: bytes) -> event_pb2.Event | None:
     return event if event.HasField("summary") else None
 
 
-def _varint(data: bytes, p: int) -> tuple[int, int]:
-    """(value, offset after it) of the varint at `p`."""
-    shift = value = 0
-    while True:
-        b = data[p]
-        p += 1
-        value |= (b & 0x7F) << shift
-        if b < 0x80:
-            return value, p
-        shift += 7
-
-
 def _summary_at(blob: bytes) -> tuple[int, int] | None:
     """(step, offset of the summary field) of an event with a wall time, or None."""
     if len(blob) < 10 or blob[0] != 0x09:
         return None
     if blob[9] == 0x10:
-        step, p = _varint(blob, 10)
+        step, p = read_varint(blob, 10)
         if step >= 1 << 63:
             return None
     else:
@@ -94,10 +83,10 @@ def _template(blob: bytes, ev: event_pb2.Event) -> _Template | None:
     if at is None:
         return None
     _, p = at
-    _, q = _varint(blob, p + 1)  # summary length
+    _, q = read_varint(blob, p + 1)  # summary length
     if blob[q] != 0x0A:
         return None
-    length0, start0 = _varint(blob, q + 1)  # the first value: the exact one
+    length0, start0 = read_varint(blob, q + 1)  # the first value: the exact one
     end0 = start0 + length0
     if dtype == types_pb2.DT_DOUBLE:
         found = blob.find(_DOUBLE_TENSOR, start0, end0)
@@ -118,7 +107,7 @@ def _template(blob: bytes, ev: event_pb2.Event) -> _Template | None:
 
 def _int64_at(data: bytes, p: int) -> tuple[int, int]:
     """(value, offset after it) of the int64 varint at `p` (negative ones take 10 bytes)."""
-    value, end = _varint(data, p)
+    value, end = read_varint(data, p)
     return (value - (1 << 64) if value >= 1 << 63 else value), end
 
 
@@ -142,7 +131,7 @@ def decode_file(path: str) -> Iterator[tuple[float, Record]]:
                         if d < 0x80:
                             step, p = (b & 0x7F) | ((c & 0x7F) << 7) | (d << 14), 13
                         else:
-                            step, p = _varint(blob, 10)
+                            step, p = read_varint(blob, 10)
             else:
                 step, p = 0, 9
             for k, t in enumerate(templates):

@@ -31,7 +31,8 @@ def varint(n: int) -> bytes:
     return bytes(out)
 
 
-def _read_varint(data: bytes, p: int) -> tuple[int, int]:
+def read_varint(data: bytes, p: int) -> tuple[int, int]:
+    """(value, offset after it) of the varint at `p`."""
     shift = value = 0
     while True:
         b = data[p]
@@ -102,9 +103,9 @@ def _summary_of(event: bytes) -> bytes | None:
     """The serialized Summary of an event made of exactly wall_time, step and summary."""
     if event[:1] != _WALL_TIME or event[9:10] != _STEP:
         return None
-    _, p = _read_varint(event, 10)
+    _, p = read_varint(event, 10)
     if event[p:p + 1] != _SUMMARY:
         return None
-    size, p = _read_varint(event, p + 1)
+    size, p = read_varint(event, p + 1)
     summary = event[p:]
     return summary if len(summary) == size else None
