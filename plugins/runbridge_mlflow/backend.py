@@ -31,6 +31,7 @@ from mlflow.entities import Metric as MlflowMetric
 from mlflow.entities import RunTag, ViewType
 from mlflow.exceptions import MlflowException
 
+from runbridge.batch import WRITER, metric_points
 from runbridge.errors import StoreNotFoundError
 from runbridge.hookspecs import hookimpl
 from runbridge.media import safe_join, safe_name
@@ -38,9 +39,11 @@ from runbridge.records import RUNNING, File, Image, Metric, Property, Record, Ru
 
 from . import chunks
 from . import translate as tr
+from .mirror import Mirror
 from .stream import DecodedCache, Stream, local_artifact_dir
 from .uri import Prober, is_http, probe_interval
 
+_new = tuple.__new__
 _RUN_ID_OK = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
 _PAGE = 1000
 def _not_found(exc: MlflowException) -> bool:
@@ -89,6 +92,9 @@ class MlflowClientBackend:
         self._counter = count()
         self._last_chunk_ns = 0
         self._decoded = DecodedCache()
+        #: http(s): native metric points are sent behind the stream by a thread (`mirror`);
+        #: local stores take them in `write` itself (no server to wait for).
+        self._mirror = Mirror(self._send_native) if self.is_http else None
 
     def __repr__(self) -> str:
         return f"MlflowClientBackend({self.uri!r})"
@@ -196,7 +202,8 @@ class MlflowClientBackend:
 
     def _claim_lanes(self, mid: str, state: tr.RunState, records: Sequence[Record]) -> None:
         """Give every writer of `records` its timestamp lane in the run (see `translate`)."""
-        writers = {r.writer for r in records if type(r) is Metric} - state.lanes.keys()
+        points, _ = metric_points(records)
+        writers = {p[WRITER] for p in points} - state.lanes.keys()
         if not writers:
             return
         params = self.client.get_run(mid).data.params
@@ -361,13 +368,25 @@ class MlflowClientBackend:
             state = self._state(mid)
             self._claim_lanes(mid, state, records)
             pending = state.pending
-            batch = tr.translate_batch(records if pending is None else [pending, *records], state)
+            mirror = self._mirror
+            batch = tr.translate_batch(records if pending is None else [pending, *records], state,
+                                       native_metrics=mirror is None)
             # Files, then the exact stream chunk listing them, then the native view. If the native
             # calls fail half way, reads stay exact and `runbridge sync` (which skips what `read`
             # shows is held) cannot mix native float copies into the stream.
             self._upload(mid, batch.files, batch.stream)
             state.pending = None
             self._log_native(mid, batch)
+            if mirror is not None:  # the native points follow on the mirror's thread
+                points, _ = metric_points(records)
+                mirror.put(mid, list(points))
+
+    def _send_native(self, mid: object, points: list) -> None:
+        """The mirror's thread: a batch's points as MLflow-native metric history."""
+        assert isinstance(mid, str)
+        state = self._states.get(mid) or tr.RunState()
+        metrics = [_new(Metric, p) if type(p) is tuple else p for p in points]
+        self._log_native(mid, tr.translate_batch(metrics, state))
 
     @hookimpl
     def end_run(self, run: RunInfo, status: str) -> None:
@@ -378,6 +397,8 @@ class MlflowClientBackend:
             if tr.needs_exact_info(final):
                 self._upload(mid, [], [final])  # the display name or error MLflow cannot hold
             native = self.client.get_run(mid)
+            if self._mirror is not None and self._mirror.drain(mid):
+                self._reconcile(native)  # points dropped from the mirror's queue, or a failed send
             self._sync_info(mid, native, final)
             stream = Stream(self.client, native, self._decoded)
             try:
@@ -437,6 +458,13 @@ class MlflowClientBackend:
             native = self._find_run(run.experiment, run.run_id)
             if native is None or tr.TAG_RUN_ID not in native.data.tags:
                 return 0
+            if self._mirror is not None:
+                self._mirror.drain(native.info.run_id)  # what it sends is then in the history
+            return self._reconcile(native)
+
+    def _reconcile(self, native: Any) -> int:
+        """`reconcile` for the MLflow run `native`: the stream points its history lacks, sent."""
+        with self._lock:
             mid = native.info.run_id
             metrics = [r for r in self._load_stream(native) if type(r) is Metric]
             state = tr.RunState()
