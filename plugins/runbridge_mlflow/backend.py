@@ -4,6 +4,11 @@ Any tracking URI MLflow supports: ``mlflow:sqlite:////abs/mlflow.db``, ``mlflow:
 ``mlflow:file:///abs/mlruns``. The translation rules live in `translate` (pure); this module
 only makes the client calls. See `runbridge_mlflow.translate` for what MLflow users see.
 
+With an http(s) server, `write` returns once the exact stream chunk is stored; the native metric
+points follow on a background thread (`runbridge_mlflow.mirror`: bounded queue, what it drops or
+fails to send is reconciled from the stream when the run ends), so the script never waits for
+the server's slow metric ingestion.
+
 Longer than 400 lines because it is one class: every hook's MLflow client calls, which share the
 run lookups, lanes and per-run state (URIs, the stream's format and reading live in their own
 modules).
