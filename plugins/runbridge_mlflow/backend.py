@@ -27,6 +27,7 @@ import time
 import uuid
 from collections import Counter
 from itertools import count
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -99,7 +100,7 @@ class MlflowClientBackend:
         self._decoded = DecodedCache()
         #: http(s): native metric points are sent behind the stream by a thread (`mirror`);
         #: local stores take them in `write` itself (no server to wait for).
-        self._mirror = Mirror(self._send_native) if self.is_http else None
+        self._mirror = Mirror(self._send_native, on_behind=self._reconcile_mid) if self.is_http else None
 
     def __repr__(self) -> str:
         return f"MlflowClientBackend({self.uri!r})"
@@ -208,7 +209,10 @@ class MlflowClientBackend:
     def _claim_lanes(self, mid: str, state: tr.RunState, records: Sequence[Record]) -> None:
         """Give every writer of `records` its timestamp lane in the run (see `translate`)."""
         points, _ = metric_points(records)
-        writers = {p[WRITER] for p in points} - state.lanes.keys()
+        self._claim_writers(mid, state, set(map(itemgetter(WRITER), points)))
+
+    def _claim_writers(self, mid: str, state: tr.RunState, writers: set[str]) -> None:
+        writers = writers - state.lanes.keys()
         if not writers:
             return
         params = self.client.get_run(mid).data.params
@@ -241,9 +245,10 @@ class MlflowClientBackend:
         return chunks.chunk_name(ns, os.getpid(), next(self._counter), chunks.chunk_flags(stream))
 
     def _upload(self, mid: str, files: list[tuple[str, str | None, bytes | None]],
-                stream: list[Record]) -> None:
-        """One artifact upload per write call: the files, then the stream chunk listing them."""
-        if not files and not stream:
+                stream: list[Record], chunk: bytes | None = None) -> None:
+        """One artifact upload per write call: the files, then the stream chunk listing them
+        (`chunk`: the chunk's bytes made already, of scalar numbers only)."""
+        if not files and not stream and chunk is None:
             return
         with tempfile.TemporaryDirectory(prefix="runbridge-mlflow-") as tmp:
             for name, source, data in files:
@@ -260,9 +265,10 @@ class MlflowClientBackend:
                     raise ValueError(f"file {name!r} has neither a source nor data")
             if files:
                 self.client.log_artifacts(mid, tmp)
-            if stream:
+            if stream or chunk is not None:
                 chunk_dir = Path(tempfile.mkdtemp(dir=tmp))  # never a name a user file took
-                (chunk_dir / self._chunk_name(stream)).write_bytes(chunks.encode_chunk(stream))
+                data = chunk if chunk is not None else chunks.encode_chunk(stream)
+                (chunk_dir / self._chunk_name(stream)).write_bytes(data)
                 self.client.log_artifacts(mid, str(chunk_dir), chunks.RECORDS_DIR)
 
     def _log_native(self, mid: str, batch: tr.NativeBatch) -> None:
@@ -371,9 +377,19 @@ class MlflowClientBackend:
             self._check_reachable()
             mid = self._mid(run)
             state = self._state(mid)
-            self._claim_lanes(mid, state, records)
             pending = state.pending
             mirror = self._mirror
+            if mirror is not None and pending is None:
+                # A batch of scalar numbers (what run.log makes): its chunk built from columns,
+                # no record made per point; the mirror makes the native points later.
+                points, others = metric_points(records)
+                data = None if others else chunks.encode_points(points)
+                if data is not None:
+                    self._claim_writers(mid, state, set(map(itemgetter(WRITER), points)))
+                    self._upload(mid, [], [], data)
+                    mirror.put(mid, list(points))
+                    return
+            self._claim_lanes(mid, state, records)
             batch = tr.translate_batch(records if pending is None else [pending, *records], state,
                                        native_metrics=mirror is None)
             # Files, then the exact stream chunk listing them, then the native view. If the native
@@ -466,6 +482,10 @@ class MlflowClientBackend:
             if self._mirror is not None:
                 self._mirror.drain(native.info.run_id)  # what it sends is then in the history
             return self._reconcile(native)
+
+    def _reconcile_mid(self, mid: object) -> None:
+        assert isinstance(mid, str)
+        self._reconcile(self.client.get_run(mid))
 
     def _reconcile(self, native: Any) -> int:
         """`reconcile` for the MLflow run `native`: the stream points its history lacks, sent."""

@@ -10,14 +10,19 @@ Memory stays bounded: when more than `limit` points wait, the queued points are 
 memory and their run is marked *behind*. A run is also marked behind when a send fails. Nothing
 is lost: the points are in the stored stream, and when the run ends (`drain`, called by the
 backend's ``end_run``) the backend gives MLflow's native history every stream point it lacks
-(``reconcile``, matched by (name, step, value): never duplicated). A process killed before its
-run ends leaves the native history short, never the exact stream; ``runbridge sync`` completes it.
+(``reconcile``, matched by (name, step, value): never duplicated). A process that logs to a run
+another process ends (a data-parallel rank) waits for its mirror when it exits, reconciling its
+runs that are behind, and sends what its last flushes write at exit in the writing thread itself.
+A process killed before that leaves the native history short, never the exact stream;
+``runbridge sync`` completes it.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
+import weakref
 from collections import deque
 from typing import Callable
 
@@ -40,8 +45,11 @@ class Mirror:
     `send` raising marks the run behind (reconciled at its end), as does dropping its points when
     the queue would hold more than `limit`."""
 
-    def __init__(self, send: Callable[[object, list], None], limit: int | None = None):
+    def __init__(self, send: Callable[[object, list], None], limit: int | None = None,
+                 on_behind: Callable[[object], None] | None = None):
         self._send = send
+        self._on_behind = on_behind  # reconciles a run that is behind when the process exits
+        self._inline = False  # at exit: `put` sends in the calling thread
         self.limit = limit_from_env() if limit is None else limit
         self._queue: deque[tuple[object, list]] = deque()
         self.queued = 0  # points waiting (not the batch in flight)
@@ -57,6 +65,13 @@ class Mirror:
         """Queue a batch's points for run `key`; drop what waits if the queue would overflow."""
         if not points:
             return
+        if self._inline:
+            try:
+                self._send(key, points)
+            except Exception:  # noqa: BLE001 - the run's end (or runbridge sync) reconciles it
+                with self._cond:
+                    self._behind.add(key)
+            return
         with self._cond:
             if self._pid != os.getpid():  # a forked child: the parent's thread and queue are not ours
                 self._queue.clear()
@@ -64,6 +79,8 @@ class Mirror:
                 self._in_flight = None
                 self._thread = None
                 self._pid = os.getpid()
+                self._behind.clear()
+            _register_exit(self)
             if self.queued + len(points) > self.limit:
                 for dropped, _ in self._queue:
                     self._behind.add(dropped)
@@ -89,8 +106,10 @@ class Mirror:
                 key, points = self._queue.popleft()
                 self.queued -= len(points)
                 self._in_flight = key
+                failed = key in self.errors  # one failed send: the rest of the run is reconciled
             try:
-                self._send(key, points)
+                if not failed:  # (no retries per batch against a server that is down)
+                    self._send(key, points)
             except Exception as exc:  # noqa: BLE001 - reconciled from the stream when the run ends
                 with self._cond:
                     self._behind.add(key)
@@ -98,6 +117,8 @@ class Mirror:
             finally:
                 with self._cond:
                     self._in_flight = None
+                    if not self._queue:  # the backlog is gone: try the next batches again
+                        self.errors.clear()
                     self._cond.notify_all()
 
     def drain(self, key: object, timeout: float | None = None) -> bool:
@@ -122,3 +143,46 @@ class Mirror:
             self._queue = deque(kept)
             self.queued = sum(len(p) for _, p in kept)
             self._behind.discard(key)
+
+    def close(self) -> None:
+        """At exit: wait for everything queued, send later batches inline, and reconcile the runs
+        that are behind (a run this process does not end would otherwise stay short)."""
+        with self._cond:
+            if self._pid != os.getpid():
+                return
+            self._inline = True
+            self._cond.wait_for(lambda: not self._queue and self._in_flight is None)
+            behind = list(self._behind)
+        for key in behind:
+            if self._on_behind is None:
+                continue
+            try:
+                self._on_behind(key)
+            except Exception:  # noqa: BLE001 - never mask the exit; runbridge sync repairs it
+                continue
+            with self._cond:
+                self._behind.discard(key)
+
+
+_MIRRORS: "weakref.WeakSet[Mirror]" = weakref.WeakSet()
+_REGISTERED_PID = 0
+
+
+def _close_all() -> None:
+    for mirror in list(_MIRRORS):
+        mirror.close()
+
+
+def _register_exit(mirror: Mirror) -> None:
+    """Close `mirror` when this process exits. Registered after runbridge's exit flush, so it runs
+    before it (atexit is last in, first out): that flush's writes are then sent inline. Also a
+    multiprocessing finalizer (its children leave with os._exit), before runbridge's (priority 100)."""
+    global _REGISTERED_PID
+    _MIRRORS.add(mirror)
+    if _REGISTERED_PID == os.getpid():
+        return
+    _REGISTERED_PID = os.getpid()
+    atexit.register(_close_all)
+    from multiprocessing import util
+
+    util.Finalize(None, _close_all, exitpriority=200)
