@@ -9,6 +9,7 @@ sends are the same history the synchronous path writes. A real `mlflow server`, 
 from __future__ import annotations
 
 import math
+import time
 
 from mlflow import MlflowClient
 
@@ -77,7 +78,8 @@ EDGE = [0.0, -0.0, 1e-320, 5e-324, 1.7976931348623157e308, -2.5, 0.1 + 0.2, 3, -
 
 def test_the_mirror_writes_the_same_native_history_as_the_synchronous_path(mlflow_server, tmp_path):
     """Edge values (NaN, ±inf, subnormals, ints, bools), repeated steps and a renamed key, through
-    the mirror (http) and through MLflow's client in `write` (local SQLite): the same history."""
+    the mirror (http: JSON posted directly, NaN/inf by MLflow's client) and through MLflow's
+    client in `write` (local SQLite): the same history."""
     sqlite = mlflow_sqlite_uri(tmp_path / "local")
     histories = []
     for uri in (mlflow_server.url, sqlite):
@@ -86,7 +88,15 @@ def test_the_mirror_writes_the_same_native_history_as_the_synchronous_path(mlflo
         backend.start_run(info)
         records = [Metric(name, i, v, i // 2, T0 + 1000 * (i // 3))
                    for name in ("edge", "odd name é") for i, v in enumerate(EDGE)]
+        records += [Metric("finite", i, v, i, T0 + 1000 * i) for i, v in enumerate(EDGE)
+                    if not isinstance(v, float) or math.isfinite(v)]
         backend.write(info, records)
+        mirror = backend.impl.impl._mirror
+        if mirror is not None:  # http: every send went through (none left to reconcile)
+            deadline = time.monotonic() + 60
+            while (mirror.queued or mirror._in_flight is not None) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not mirror._behind, mirror.errors
         backend.end_run(info._replace(status="Completed", end_time=T0 + 99_999_999), "Completed")
         client = MlflowClient(uri)
         [native] = client.search_runs([client.get_experiment_by_name("mirror-edge").experiment_id])
@@ -98,7 +108,7 @@ def test_the_mirror_writes_the_same_native_history_as_the_synchronous_path(mlflo
         assert [repr(v) for v in got] == [repr(v) for v in EDGE]
         assert [type(v) for v in got] == [type(v) for v in EDGE]
     assert histories[0] == histories[1]
-    assert len(histories[0]) == 2 and all(len(h) >= len(EDGE) - 1 for h in histories[0].values())
+    assert len(histories[0]) == 3 and all(len(h) >= 10 for h in histories[0].values())
     assert any(math.isnan(float(v)) for _, _, v in next(iter(histories[0].values())))
 
 

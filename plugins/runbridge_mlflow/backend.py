@@ -45,6 +45,7 @@ from runbridge.records import RUNNING, File, Image, Metric, Property, Record, Ru
 
 from . import chunks
 from . import translate as tr
+from . import native_http
 from .mirror import Mirror
 from .stream import DecodedCache, Stream, local_artifact_dir
 from .uri import Prober, is_http, probe_interval
@@ -101,6 +102,8 @@ class MlflowClientBackend:
         #: http(s): native metric points are sent behind the stream by a thread (`mirror`);
         #: local stores take them in `write` itself (no server to wait for).
         self._mirror = Mirror(self._send_native, on_behind=self._reconcile_mid) if self.is_http else None
+        #: the mirror's JSON posts (plain http(s) servers without credentials), else MLflow's client
+        self._json = native_http.JsonSender(location) if self.is_http and native_http.usable(location) else None
 
     def __repr__(self) -> str:
         return f"MlflowClientBackend({self.uri!r})"
@@ -407,7 +410,14 @@ class MlflowClientBackend:
         assert isinstance(mid, str)
         state = self._states.get(mid) or tr.RunState()
         metrics = [_new(Metric, p) if type(p) is tuple else p for p in points]
-        self._log_native(mid, tr.translate_batch(metrics, state))
+        batch = tr.translate_batch(metrics, state)
+        if self._json is not None:
+            rest = []
+            for start in range(0, len(batch.metrics), tr.MAX_METRICS_PER_BATCH):
+                part = batch.metrics[start:start + tr.MAX_METRICS_PER_BATCH]
+                rest.extend(self._json.post(mid, part))  # NaN/inf: MLflow's client spells them
+            batch.metrics = rest
+        self._log_native(mid, batch)
 
     @hookimpl
     def end_run(self, run: RunInfo, status: str) -> None:
