@@ -4,6 +4,11 @@ Any tracking URI MLflow supports: ``mlflow:sqlite:////abs/mlflow.db``, ``mlflow:
 ``mlflow:file:///abs/mlruns``. The translation rules live in `translate` (pure); this module
 only makes the client calls. See `runbridge_mlflow.translate` for what MLflow users see.
 
+With an http(s) server, `write` returns once the exact stream chunk is stored; the native metric
+points follow on a background thread (`runbridge_mlflow.mirror`: bounded queue, what it drops or
+fails to send is reconciled from the stream when the run ends), so the script never waits for
+the server's slow metric ingestion.
+
 Longer than 400 lines because it is one class: every hook's MLflow client calls, which share the
 run lookups, lanes and per-run state (URIs, the stream's format and reading live in their own
 modules).
@@ -22,6 +27,7 @@ import time
 import uuid
 from collections import Counter
 from itertools import count
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -31,6 +37,7 @@ from mlflow.entities import Metric as MlflowMetric
 from mlflow.entities import RunTag, ViewType
 from mlflow.exceptions import MlflowException
 
+from runbridge.batch import WRITER, metric_points
 from runbridge.errors import StoreNotFoundError
 from runbridge.hookspecs import hookimpl
 from runbridge.media import safe_join, safe_name
@@ -38,9 +45,12 @@ from runbridge.records import RUNNING, File, Image, Metric, Property, Record, Ru
 
 from . import chunks
 from . import translate as tr
+from . import native_http
+from .mirror import Mirror
 from .stream import DecodedCache, Stream, local_artifact_dir
 from .uri import Prober, is_http, probe_interval
 
+_new = tuple.__new__
 _RUN_ID_OK = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
 _PAGE = 1000
 def _not_found(exc: MlflowException) -> bool:
@@ -89,6 +99,11 @@ class MlflowClientBackend:
         self._counter = count()
         self._last_chunk_ns = 0
         self._decoded = DecodedCache()
+        #: http(s): native metric points are sent behind the stream by a thread (`mirror`);
+        #: local stores take them in `write` itself (no server to wait for).
+        self._mirror = Mirror(self._send_native, on_behind=self._reconcile_mid) if self.is_http else None
+        #: the mirror's JSON posts (plain http(s) servers without credentials), else MLflow's client
+        self._json = native_http.JsonSender(location) if self.is_http and native_http.usable(location) else None
 
     def __repr__(self) -> str:
         return f"MlflowClientBackend({self.uri!r})"
@@ -196,7 +211,11 @@ class MlflowClientBackend:
 
     def _claim_lanes(self, mid: str, state: tr.RunState, records: Sequence[Record]) -> None:
         """Give every writer of `records` its timestamp lane in the run (see `translate`)."""
-        writers = {r.writer for r in records if type(r) is Metric} - state.lanes.keys()
+        points, _ = metric_points(records)
+        self._claim_writers(mid, state, set(map(itemgetter(WRITER), points)))
+
+    def _claim_writers(self, mid: str, state: tr.RunState, writers: set[str]) -> None:
+        writers = writers - state.lanes.keys()
         if not writers:
             return
         params = self.client.get_run(mid).data.params
@@ -229,9 +248,10 @@ class MlflowClientBackend:
         return chunks.chunk_name(ns, os.getpid(), next(self._counter), chunks.chunk_flags(stream))
 
     def _upload(self, mid: str, files: list[tuple[str, str | None, bytes | None]],
-                stream: list[Record]) -> None:
-        """One artifact upload per write call: the files, then the stream chunk listing them."""
-        if not files and not stream:
+                stream: list[Record], chunk: bytes | None = None) -> None:
+        """One artifact upload per write call: the files, then the stream chunk listing them
+        (`chunk`: the chunk's bytes made already, of scalar numbers only)."""
+        if not files and not stream and chunk is None:
             return
         with tempfile.TemporaryDirectory(prefix="runbridge-mlflow-") as tmp:
             for name, source, data in files:
@@ -248,9 +268,10 @@ class MlflowClientBackend:
                     raise ValueError(f"file {name!r} has neither a source nor data")
             if files:
                 self.client.log_artifacts(mid, tmp)
-            if stream:
+            if stream or chunk is not None:
                 chunk_dir = Path(tempfile.mkdtemp(dir=tmp))  # never a name a user file took
-                (chunk_dir / self._chunk_name(stream)).write_bytes(chunks.encode_chunk(stream))
+                data = chunk if chunk is not None else chunks.encode_chunk(stream)
+                (chunk_dir / self._chunk_name(stream)).write_bytes(data)
                 self.client.log_artifacts(mid, str(chunk_dir), chunks.RECORDS_DIR)
 
     def _log_native(self, mid: str, batch: tr.NativeBatch) -> None:
@@ -359,15 +380,44 @@ class MlflowClientBackend:
             self._check_reachable()
             mid = self._mid(run)
             state = self._state(mid)
-            self._claim_lanes(mid, state, records)
             pending = state.pending
-            batch = tr.translate_batch(records if pending is None else [pending, *records], state)
+            mirror = self._mirror
+            if mirror is not None and pending is None:
+                # A batch of scalar numbers (what run.log makes): its chunk built from columns,
+                # no record made per point; the mirror makes the native points later.
+                points, others = metric_points(records)
+                data = None if others else chunks.encode_points(points)
+                if data is not None:
+                    self._claim_writers(mid, state, set(map(itemgetter(WRITER), points)))
+                    self._upload(mid, [], [], data)
+                    mirror.put(mid, list(points))
+                    return
+            self._claim_lanes(mid, state, records)
+            batch = tr.translate_batch(records if pending is None else [pending, *records], state,
+                                       native_metrics=mirror is None)
             # Files, then the exact stream chunk listing them, then the native view. If the native
             # calls fail half way, reads stay exact and `runbridge sync` (which skips what `read`
             # shows is held) cannot mix native float copies into the stream.
             self._upload(mid, batch.files, batch.stream)
             state.pending = None
             self._log_native(mid, batch)
+            if mirror is not None:  # the native points follow on the mirror's thread
+                points, _ = metric_points(records)
+                mirror.put(mid, list(points))
+
+    def _send_native(self, mid: object, points: list) -> None:
+        """The mirror's thread: a batch's points as MLflow-native metric history."""
+        assert isinstance(mid, str)
+        state = self._states.get(mid) or tr.RunState()
+        metrics = [_new(Metric, p) if type(p) is tuple else p for p in points]
+        batch = tr.translate_batch(metrics, state)
+        if self._json is not None:
+            rest = []
+            for start in range(0, len(batch.metrics), tr.MAX_METRICS_PER_BATCH):
+                part = batch.metrics[start:start + tr.MAX_METRICS_PER_BATCH]
+                rest.extend(self._json.post(mid, part))  # NaN/inf: MLflow's client spells them
+            batch.metrics = rest
+        self._log_native(mid, batch)
 
     @hookimpl
     def end_run(self, run: RunInfo, status: str) -> None:
@@ -378,6 +428,8 @@ class MlflowClientBackend:
             if tr.needs_exact_info(final):
                 self._upload(mid, [], [final])  # the display name or error MLflow cannot hold
             native = self.client.get_run(mid)
+            if self._mirror is not None and self._mirror.drain(mid):
+                self._reconcile(native)  # points dropped from the mirror's queue, or a failed send
             self._sync_info(mid, native, final)
             stream = Stream(self.client, native, self._decoded)
             try:
@@ -437,6 +489,17 @@ class MlflowClientBackend:
             native = self._find_run(run.experiment, run.run_id)
             if native is None or tr.TAG_RUN_ID not in native.data.tags:
                 return 0
+            if self._mirror is not None:
+                self._mirror.drain(native.info.run_id)  # what it sends is then in the history
+            return self._reconcile(native)
+
+    def _reconcile_mid(self, mid: object) -> None:
+        assert isinstance(mid, str)
+        self._reconcile(self.client.get_run(mid))
+
+    def _reconcile(self, native: Any) -> int:
+        """`reconcile` for the MLflow run `native`: the stream points its history lacks, sent."""
+        with self._lock:
             mid = native.info.run_id
             metrics = [r for r in self._load_stream(native) if type(r) is Metric]
             state = tr.RunState()

@@ -137,6 +137,50 @@ def _metrics_from_block(block: dict[str, Any]) -> list[Metric]:
                                       descriptions, writers)))
 
 
+_NUMBERS = {float, int, bool}
+
+
+def encode_points(points: Sequence[tuple]) -> bytes | None:
+    """The chunk `encode_chunk` makes of scalar points (plain tuples or `Metric`s, by field
+    position) whose values are all ints, floats or bools, built from columns (`zip`) with no
+    record made per point; None for anything else (strings, None: the general path)."""
+    if not points:
+        return None
+    names, seqs, values, steps, times, from_list, descs, writers = zip(*points)
+    if not set(map(type, values)) <= _NUMBERS:
+        return None
+    block: dict[str, Any] = {"type": "Metrics"}
+    if len(set(names)) == 1 and len(set(writers)) == 1:
+        block["series"] = [[names[0], writers[0]]]
+    else:
+        series: dict[tuple[str, str], int] = {}
+        which = [series.setdefault(k, len(series)) for k in zip(names, writers)]
+        block["series"] = [list(k) for k in series]
+        if len(series) > 1:
+            block["which"] = which
+    block["seq"] = seqs
+    special = None
+    try:
+        finite = all(map(math.isfinite, values))
+    except OverflowError:  # an int beyond float's range
+        return None
+    if not finite:
+        special = [[i, repr(v)] for i, v in enumerate(values) if type(v) is float and not math.isfinite(v)]
+        values = list(values)
+        for i, _ in special:
+            values[i] = None
+    block["value"] = values
+    block["step"] = steps
+    block["time"] = times
+    if special:
+        block["float"] = special
+    if any(from_list):
+        block["list"] = [i for i, f in enumerate(from_list) if f]
+    if set(descs) != {""}:
+        block["desc"] = [[i, d] for i, d in enumerate(descs) if d != ""]
+    return _ENCODE(block).encode("utf-8") + b"\n"
+
+
 def encode_chunk(records: Iterable[Record]) -> bytes:
     """Records as JSON lines: each run of consecutive metrics whose values JSON holds as one
     columnar line (`_metrics_block`), every other record one `record_to_json` line."""

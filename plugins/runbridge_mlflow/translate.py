@@ -312,8 +312,10 @@ def native_metric_value(value: Any) -> float | None:
     return None
 
 
-def translate_batch(records: Sequence[Record], state: RunState) -> NativeBatch:
-    """Turn one write call into MLflow entities plus the exact stream, updating `state`."""
+def translate_batch(records: Sequence[Record], state: RunState, native_metrics: bool = True) -> NativeBatch:
+    """Turn one write call into MLflow entities plus the exact stream, updating `state`. With
+    `native_metrics` false, metrics go into the stream only (their native points are sent later:
+    `runbridge_mlflow.mirror`)."""
     out = NativeBatch()
     metrics = out.metrics
     last_ms = state.last_ms
@@ -331,6 +333,8 @@ def translate_batch(records: Sequence[Record], state: RunState) -> NativeBatch:
         kind = type(rec)
         if kind is Metric:
             out.stream.append(rec)
+            if not native_metrics:
+                continue
             value = native_metric_value(rec.value)
             if value is None:
                 if type(rec.value) is str:  # its latest value, where MLflow users look

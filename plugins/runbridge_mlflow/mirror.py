@@ -1,0 +1,188 @@
+"""MLflow's native metric history, sent behind the exact stream by a thread of its own.
+
+With an http(s) tracking server, `write` returns once a batch's exact stream chunk is stored
+(reads come from it, exactly); the batch's scalar points are queued here and a background thread
+translates them and sends them with ``log_batch``, lagging behind the script as far as the
+server's pace makes it. An MLflow server ingests a few thousand native points a second, far
+fewer than a training loop logs, so without this the script would wait for the server.
+
+Memory stays bounded: when more than `limit` points wait, the queued points are dropped from
+memory and their run is marked *behind*. A run is also marked behind when a send fails. Nothing
+is lost: the points are in the stored stream, and when the run ends (`drain`, called by the
+backend's ``end_run``) the backend gives MLflow's native history every stream point it lacks
+(``reconcile``, matched by (name, step, value): never duplicated). A process that logs to a run
+another process ends (a data-parallel rank) waits for its mirror when it exits, reconciling its
+runs that are behind, and sends what its last flushes write at exit in the writing thread itself.
+A process killed before that leaves the native history short, never the exact stream;
+``runbridge sync`` completes it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import weakref
+from collections import deque
+from typing import Callable
+
+#: Points that may wait in memory before the queued ones are dropped (reconciled at run end).
+DEFAULT_LIMIT = 200_000
+LIMIT_ENV = "RUNBRIDGE_MLFLOW_MIRROR_LIMIT"
+
+
+def limit_from_env() -> int:
+    """The queue limit: `RUNBRIDGE_MLFLOW_MIRROR_LIMIT` points, else `DEFAULT_LIMIT`."""
+    try:
+        return max(0, int(os.environ.get(LIMIT_ENV, DEFAULT_LIMIT)))
+    except ValueError:
+        return DEFAULT_LIMIT
+
+
+class Mirror:
+    """A queue of (run key, points) and the daemon thread that sends them with `send(key, points)`.
+
+    `send` raising marks the run behind (reconciled at its end), as does dropping its points when
+    the queue would hold more than `limit`."""
+
+    def __init__(self, send: Callable[[object, list], None], limit: int | None = None,
+                 on_behind: Callable[[object], None] | None = None):
+        self._send = send
+        self._on_behind = on_behind  # reconciles a run that is behind when the process exits
+        self._inline = False  # at exit: `put` sends in the calling thread
+        self.limit = limit_from_env() if limit is None else limit
+        self._queue: deque[tuple[object, list]] = deque()
+        self.queued = 0  # points waiting (not the batch in flight)
+        self.peak = 0  # the most points that ever waited (tests check the bound)
+        self._in_flight: object | None = None
+        self._behind: set = set()
+        self.errors: dict = {}  # run key -> the last send error
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+
+    def put(self, key: object, points: list) -> None:
+        """Queue a batch's points for run `key`; drop what waits if the queue would overflow."""
+        if not points:
+            return
+        if self._inline:
+            try:
+                self._send(key, points)
+            except Exception:  # noqa: BLE001 - the run's end (or runbridge sync) reconciles it
+                with self._cond:
+                    self._behind.add(key)
+            return
+        with self._cond:
+            if self._pid != os.getpid():  # a forked child: the parent's thread and queue are not ours
+                self._queue.clear()
+                self.queued = 0
+                self._in_flight = None
+                self._thread = None
+                self._pid = os.getpid()
+                self._behind.clear()
+            _register_exit(self)
+            if self.queued + len(points) > self.limit:
+                for dropped, _ in self._queue:
+                    self._behind.add(dropped)
+                self._queue.clear()
+                self.queued = 0
+                if len(points) > self.limit:
+                    self._behind.add(key)
+                    self._cond.notify_all()
+                    return
+            self._queue.append((key, points))
+            self.queued += len(points)
+            self.peak = max(self.peak, self.queued)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="runbridge-mlflow-mirror", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue:
+                    self._cond.wait()
+                key, points = self._queue.popleft()
+                self.queued -= len(points)
+                self._in_flight = key
+                failed = key in self.errors  # one failed send: the rest of the run is reconciled
+            try:
+                if not failed:  # (no retries per batch against a server that is down)
+                    self._send(key, points)
+            except Exception as exc:  # noqa: BLE001 - reconciled from the stream when the run ends
+                with self._cond:
+                    self._behind.add(key)
+                    self.errors[key] = exc
+            finally:
+                with self._cond:
+                    self._in_flight = None
+                    if not self._queue:  # the backlog is gone: try the next batches again
+                        self.errors.clear()
+                    self._cond.notify_all()
+
+    def drain(self, key: object, timeout: float | None = None) -> bool:
+        """Wait until nothing of run `key` waits or is in flight; True if the run is behind (some
+        of its points were dropped or failed, or the wait timed out): reconcile it. Clears the mark."""
+        with self._cond:
+            done = self._cond.wait_for(
+                lambda: self._in_flight != key and all(k != key for k, _ in self._queue), timeout)
+            if not done:  # give up waiting: what waits is reconciled instead
+                kept = [(k, p) for k, p in self._queue if k != key]
+                self._queue = deque(kept)
+                self.queued = sum(len(p) for _, p in kept)
+            behind = key in self._behind or not done
+            self._behind.discard(key)
+            self.errors.pop(key, None)
+            return behind
+
+    def forget(self, key: object) -> None:
+        """Drop what waits for run `key` and its mark (its stream is reconciled by the caller)."""
+        with self._cond:
+            kept = [(k, p) for k, p in self._queue if k != key]
+            self._queue = deque(kept)
+            self.queued = sum(len(p) for _, p in kept)
+            self._behind.discard(key)
+
+    def close(self) -> None:
+        """At exit: wait for everything queued, send later batches inline, and reconcile the runs
+        that are behind (a run this process does not end would otherwise stay short)."""
+        with self._cond:
+            if self._pid != os.getpid():
+                return
+            self._inline = True
+            self._cond.wait_for(lambda: not self._queue and self._in_flight is None)
+            behind = list(self._behind)
+        for key in behind:
+            if self._on_behind is None:
+                continue
+            try:
+                self._on_behind(key)
+            except Exception:  # noqa: BLE001 - never mask the exit; runbridge sync repairs it
+                continue
+            with self._cond:
+                self._behind.discard(key)
+
+
+_MIRRORS: "weakref.WeakSet[Mirror]" = weakref.WeakSet()
+_REGISTERED_PID = 0
+
+
+def _close_all() -> None:
+    for mirror in list(_MIRRORS):
+        mirror.close()
+
+
+def _register_exit(mirror: Mirror) -> None:
+    """Close `mirror` when this process exits. Registered after runbridge's exit flush, so it runs
+    before it (atexit is last in, first out): that flush's writes are then sent inline. Also a
+    multiprocessing finalizer (its children leave with os._exit), before runbridge's (priority 100)."""
+    global _REGISTERED_PID
+    _MIRRORS.add(mirror)
+    if _REGISTERED_PID == os.getpid():
+        return
+    _REGISTERED_PID = os.getpid()
+    atexit.register(_close_all)
+    from multiprocessing import util
+
+    util.Finalize(None, _close_all, exitpriority=200)

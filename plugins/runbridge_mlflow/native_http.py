@@ -1,0 +1,103 @@
+"""Native metric points posted to an MLflow server as JSON over one keep-alive connection.
+
+The mirror thread (`runbridge_mlflow.mirror`) sends most of what a run logs; building MLflow's
+protobuf entities, then JSON through protobuf, then a `requests` call per 1000 points costs more
+CPU than the points themselves, CPU the script's thread competes for. This builds the body of
+MLflow's REST call ``POST <uri>/api/2.0/mlflow/runs/log-batch`` directly (keys with `json.dumps`,
+finite float values with `repr`, which JSON and the server read back to the same double) and
+posts it with `http.client`, reusing the connection.
+
+Only for plain http(s) servers MLflow's client would reach without credentials: when any of the
+client's auth or TLS settings (``MLFLOW_TRACKING_TOKEN``, ``_USERNAME``, ``_PASSWORD``,
+``_INSECURE_TLS``, ``_CLIENT_CERT_PATH``, ``_SERVER_CERT_PATH``, ``_AUTH``) is set, or the URI
+holds a user name, `usable` is False and MLflow's client sends everything. A batch holding a
+value JSON cannot spell (NaN, ±inf) is not posted (`post` returns those points): the caller
+sends them with MLflow's client.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import math
+import os
+from typing import Any, Sequence
+from urllib.parse import urlsplit
+
+AUTH_SETTINGS = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+                 "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_CLIENT_CERT_PATH",
+                 "MLFLOW_TRACKING_SERVER_CERT_PATH", "MLFLOW_TRACKING_AUTH")
+ENDPOINT = "/api/2.0/mlflow/runs/log-batch"
+
+
+def usable(uri: str) -> bool:
+    """Whether `uri` is a plain http(s) server this sender may post to (see the module)."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+        return False
+    return not any(os.environ.get(name) for name in AUTH_SETTINGS)
+
+
+def _timeout() -> float:
+    try:
+        return float(os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", "120"))
+    except ValueError:
+        return 120.0
+
+
+class JsonSender:
+    """Posts ``log-batch`` bodies to one server; one connection, re-opened once when it broke."""
+
+    def __init__(self, uri: str):
+        parts = urlsplit(uri)
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname or ""
+        self._port = parts.port
+        self._path = parts.path.rstrip("/") + ENDPOINT
+        self._conn: http.client.HTTPConnection | None = None
+
+    def _connect(self) -> http.client.HTTPConnection:
+        kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+        return kind(self._host, self._port, timeout=_timeout())
+
+    def post(self, run_id: str, metrics: Sequence[Any]) -> list:
+        """Log `metrics` (MLflow `Metric`s, at most 1000) to run `run_id`, but for those whose
+        value is not a finite number: returned, not sent. Raises when the server refuses or
+        cannot be reached."""
+        parts = []
+        left = []
+        dumps = json.dumps
+        for m in metrics:
+            value = m.value
+            if type(value) is not float:
+                value = float(value)
+            if not math.isfinite(value):
+                left.append(m)
+                continue
+            parts.append('{"key":%s,"value":%s,"timestamp":%d,"step":%d}' % (
+                dumps(m.key), repr(value), m.timestamp, m.step))
+        if not parts:
+            return left
+        body = ('{"run_id":%s,"metrics":[%s]}' % (dumps(run_id), ",".join(parts))).encode("utf-8")
+        headers = {"Content-Type": "application/json"}
+        for attempt in (0, 1):
+            if self._conn is None:
+                self._conn = self._connect()
+            try:
+                self._conn.request("POST", self._path, body, headers)
+                response = self._conn.getresponse()
+                text = response.read()
+            except (OSError, http.client.HTTPException):
+                self.close()
+                if attempt:
+                    raise
+                continue
+            if response.status != 200:
+                raise RuntimeError(f"MLflow log-batch answered {response.status}: {text[:500]!r}")
+            return left
+        return left
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
