@@ -84,6 +84,8 @@ def test_a_batch_with_steps_unlike_seqs_or_other_records_takes_the_per_point_pat
     assert fastbatch.framed(translate.Encoder(), Batch(described)) is None
     ints = points[:99] + [points[99][:2] + (3,) + points[99][3:]]
     assert fastbatch.framed(translate.Encoder(), Batch(ints)) is None
+    float_time = points[:99] + [points[99][:4] + (T0 + 99.5,) + points[99][5:]]
+    assert fastbatch.framed(translate.Encoder(), Batch(float_time)) is None
 
 
 def test_tensorboards_reader_reads_what_the_backend_wrote(tmp_path):

@@ -45,7 +45,8 @@ def framed(encoder: Any, records: Sequence[Record]) -> bytes | None:
     flat = list(chain.from_iterable(points))
     names, seqs, values, steps, times, from_lists, descriptions, writers = (
         flat[k::_FIELDS] for k in range(_FIELDS))
-    if set(map(type, values)) != {float} or any(from_lists) or any(descriptions):
+    if set(map(type, values)) != {float} or any(from_lists) or any(descriptions) \
+            or set(map(type, times)) != {int} or set(map(type, seqs)) != {int}:  # numpy would truncate
         return None
     no_step = steps.count(None) == n
     if not no_step and steps != seqs:  # a step that is not the seq: the per-point path says so
