@@ -30,8 +30,8 @@ def native_history(uri: str, experiment: str, key: str) -> list[tuple[int, float
 
 def test_an_overflowing_queue_stays_bounded_and_the_native_history_is_whole_after_complete(
         mlflow_server, monkeypatch):
-    """The server is slower than the script: the queue is capped (points beyond it dropped from
-    memory), and complete() fills MLflow's history from the stream, nothing missing or doubled."""
+    """The server is slower than the script: the queue in memory is capped (later batches wait in
+    the spill file), and after complete() MLflow's history is whole, nothing missing or doubled."""
     monkeypatch.setenv(LIMIT_ENV, "3000")
     ws = Workspace(backends=[f"mlflow:{mlflow_server.url}"])
     run = Experiment(ws, "mirror-bounded").start_logging(outputs=None)
@@ -43,6 +43,7 @@ def test_an_overflowing_queue_stays_bounded_and_the_native_history_is_whole_afte
     mirror = ws.backends[0].impl.impl._mirror
     run.complete()
     assert 0 < mirror.peak <= 3000
+    assert mirror.spilled > 0
     assert native_history(mlflow_server.url, "mirror-bounded", "loss") == [(i, i / 7.0) for i in range(n)]
     exact = Run(Experiment(Workspace(backends=[f"mlflow:{mlflow_server.url}"]), "mirror-bounded"),
                 run.id).get_metrics()["loss"]

@@ -5,8 +5,8 @@ Any tracking URI MLflow supports: ``mlflow:sqlite:////abs/mlflow.db``, ``mlflow:
 only makes the client calls. See `runbridge_mlflow.translate` for what MLflow users see.
 
 With an http(s) server, `write` returns once the exact stream chunk is stored; the native metric
-points follow on a background thread (`runbridge_mlflow.mirror`: bounded queue, what it drops or
-fails to send is reconciled from the stream when the run ends), so the script never waits for
+points follow on a background thread (`runbridge_mlflow.mirror`: bounded memory, a spill file
+beyond it; what it fails to send is reconciled from the stream when the run ends), so the script never waits for
 the server's slow metric ingestion.
 
 Longer than 400 lines because it is one class: every hook's MLflow client calls, which share the
@@ -429,7 +429,7 @@ class MlflowClientBackend:
                 self._upload(mid, [], [final])  # the display name or error MLflow cannot hold
             native = self.client.get_run(mid)
             if self._mirror is not None and self._mirror.drain(mid):
-                self._reconcile(native)  # points dropped from the mirror's queue, or a failed send
+                self._reconcile(native)  # a failed send (or a wait that timed out): fill the history in
             self._sync_info(mid, native, final)
             stream = Stream(self.client, native, self._decoded)
             try:

@@ -6,11 +6,13 @@ translates them and sends them with ``log_batch``, lagging behind the script as 
 server's pace makes it. An MLflow server ingests a few thousand native points a second, far
 fewer than a training loop logs, so without this the script would wait for the server.
 
-Memory stays bounded: when more than `limit` points wait, the queued points are dropped from
-memory and their run is marked *behind*. A run is also marked behind when a send fails. Nothing
-is lost: the points are in the stored stream, and when the run ends (`drain`, called by the
-backend's ``end_run``) the backend gives MLflow's native history every stream point it lacks
-(``reconcile``, matched by (name, step, value): never duplicated). A process that logs to a run
+Memory stays bounded: when more than `limit` points wait in memory, later batches wait in a
+spill file instead (a private temporary file, pickled), in order, and the thread sends them from
+there once memory is free again: a million points logged faster than the server takes them cost
+the script neither memory nor a wait, and nothing has to be compared with the server afterwards.
+A run is marked *behind* when a send fails (or a wait for it times out); when the run ends
+(`drain`, called by the backend's ``end_run``) the backend gives MLflow's native history every
+stream point it lacks (``reconcile``, matched by (name, step, value): never duplicated). A process that logs to a run
 another process ends (a data-parallel rank) waits for its mirror when it exits, reconciling its
 runs that are behind, and sends what its last flushes write at exit in the writing thread itself.
 A process killed before that leaves the native history short, never the exact stream;
@@ -21,12 +23,14 @@ from __future__ import annotations
 
 import atexit
 import os
+import pickle
+import tempfile
 import threading
 import weakref
 from collections import deque
 from typing import Callable
 
-#: Points that may wait in memory before the queued ones are dropped (reconciled at run end).
+#: Points that may wait in memory; later batches wait in the spill file.
 DEFAULT_LIMIT = 200_000
 LIMIT_ENV = "RUNBRIDGE_MLFLOW_MIRROR_LIMIT"
 
@@ -42,8 +46,8 @@ def limit_from_env() -> int:
 class Mirror:
     """A queue of (run key, points) and the daemon thread that sends them with `send(key, points)`.
 
-    `send` raising marks the run behind (reconciled at its end), as does dropping its points when
-    the queue would hold more than `limit`."""
+    `send` raising marks the run behind (reconciled at its end). Batches beyond `limit` points in
+    memory wait in a spill file, in order, until the ones before them are sent."""
 
     def __init__(self, send: Callable[[object, list], None], limit: int | None = None,
                  on_behind: Callable[[object], None] | None = None):
@@ -52,6 +56,11 @@ class Mirror:
         self._inline = False  # at exit: `put` sends in the calling thread
         self.limit = limit_from_env() if limit is None else limit
         self._queue: deque[tuple[object, list]] = deque()
+        #: (run key, offset, size) of batches waiting in the spill file, after those in `_queue`.
+        self._spilled: deque[tuple[object, int, int]] = deque()
+        self._spill: "tempfile._TemporaryFileWrapper | None" = None
+        self._spill_end = 0
+        self.spilled = 0  # batches that ever waited in the spill file (tests check it is used)
         self.queued = 0  # points waiting (not the batch in flight)
         self.peak = 0  # the most points that ever waited (tests check the bound)
         self._in_flight: object | None = None
@@ -62,7 +71,7 @@ class Mirror:
         self._pid = os.getpid()
 
     def put(self, key: object, points: list) -> None:
-        """Queue a batch's points for run `key`; drop what waits if the queue would overflow."""
+        """Queue a batch's points for run `key`: in memory up to `limit` points, else in the spill file."""
         if not points:
             return
         if self._inline:
@@ -75,36 +84,57 @@ class Mirror:
         with self._cond:
             if self._pid != os.getpid():  # a forked child: the parent's thread and queue are not ours
                 self._queue.clear()
+                self._spilled.clear()
+                self._spill = None
+                self._spill_end = 0
                 self.queued = 0
                 self._in_flight = None
                 self._thread = None
                 self._pid = os.getpid()
                 self._behind.clear()
             _register_exit(self)
-            if self.queued + len(points) > self.limit:
-                for dropped, _ in self._queue:
-                    self._behind.add(dropped)
-                self._queue.clear()
-                self.queued = 0
-                if len(points) > self.limit:
-                    self._behind.add(key)
-                    self._cond.notify_all()
-                    return
-            self._queue.append((key, points))
-            self.queued += len(points)
-            self.peak = max(self.peak, self.queued)
+            if self._spilled or self.queued + len(points) > self.limit:
+                self._spill_batch(key, points)
+            else:
+                self._queue.append((key, points))
+                self.queued += len(points)
+                self.peak = max(self.peak, self.queued)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name="runbridge-mlflow-mirror", daemon=True)
                 self._thread.start()
             self._cond.notify_all()
 
+    def _spill_batch(self, key: object, points: list) -> None:
+        """Append a batch to the spill file (under the lock): it waits there, in order."""
+        if self._spill is None:
+            self._spill = tempfile.TemporaryFile(prefix="runbridge-mlflow-mirror-")
+            self._spill_end = 0
+        data = pickle.dumps(points, protocol=pickle.HIGHEST_PROTOCOL)
+        os.pwrite(self._spill.fileno(), data, self._spill_end)
+        self._spilled.append((key, self._spill_end, len(data)))
+        self._spill_end += len(data)
+        self.spilled += 1
+
+    def _next(self) -> tuple[object, list]:
+        """The next batch to send (under the lock): from memory, else from the spill file."""
+        if self._queue:
+            key, points = self._queue.popleft()
+            self.queued -= len(points)
+            return key, points
+        key, offset, size = self._spilled.popleft()
+        assert self._spill is not None
+        points = pickle.loads(os.pread(self._spill.fileno(), size, offset))
+        if not self._spilled:  # everything read back: the file starts over
+            self._spill.truncate(0)
+            self._spill_end = 0
+        return key, points
+
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while not self._queue:
+                while not self._queue and not self._spilled:
                     self._cond.wait()
-                key, points = self._queue.popleft()
-                self.queued -= len(points)
+                key, points = self._next()
                 self._in_flight = key
                 failed = key in self.errors  # one failed send: the rest of the run is reconciled
             try:
@@ -117,20 +147,19 @@ class Mirror:
             finally:
                 with self._cond:
                     self._in_flight = None
-                    if not self._queue:  # the backlog is gone: try the next batches again
+                    if not self._queue and not self._spilled:  # the backlog is gone: try again
                         self.errors.clear()
                     self._cond.notify_all()
 
     def drain(self, key: object, timeout: float | None = None) -> bool:
-        """Wait until nothing of run `key` waits or is in flight; True if the run is behind (some
-        of its points were dropped or failed, or the wait timed out): reconcile it. Clears the mark."""
+        """Wait until nothing of run `key` waits or is in flight; True if the run is behind (a send
+        failed, or the wait timed out): reconcile it. Clears the mark."""
         with self._cond:
             done = self._cond.wait_for(
-                lambda: self._in_flight != key and all(k != key for k, _ in self._queue), timeout)
+                lambda: self._in_flight != key and all(k != key for k, _ in self._queue)
+                and all(k != key for k, _, _ in self._spilled), timeout)
             if not done:  # give up waiting: what waits is reconciled instead
-                kept = [(k, p) for k, p in self._queue if k != key]
-                self._queue = deque(kept)
-                self.queued = sum(len(p) for _, p in kept)
+                self._remove(key)
             behind = key in self._behind or not done
             self._behind.discard(key)
             self.errors.pop(key, None)
@@ -139,10 +168,15 @@ class Mirror:
     def forget(self, key: object) -> None:
         """Drop what waits for run `key` and its mark (its stream is reconciled by the caller)."""
         with self._cond:
-            kept = [(k, p) for k, p in self._queue if k != key]
-            self._queue = deque(kept)
-            self.queued = sum(len(p) for _, p in kept)
+            self._remove(key)
             self._behind.discard(key)
+
+    def _remove(self, key: object) -> None:
+        """Drop every batch of run `key` that waits, in memory or spilled (under the lock)."""
+        kept = [(k, p) for k, p in self._queue if k != key]
+        self._queue = deque(kept)
+        self.queued = sum(len(p) for _, p in kept)
+        self._spilled = deque(entry for entry in self._spilled if entry[0] != key)
 
     def close(self) -> None:
         """At exit: wait for everything queued, send later batches inline, and reconcile the runs
@@ -151,7 +185,7 @@ class Mirror:
             if self._pid != os.getpid():
                 return
             self._inline = True
-            self._cond.wait_for(lambda: not self._queue and self._in_flight is None)
+            self._cond.wait_for(lambda: not self._queue and not self._spilled and self._in_flight is None)
             behind = list(self._behind)
         for key in behind:
             if self._on_behind is None:
