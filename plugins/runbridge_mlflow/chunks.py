@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import math
 import re
+from operator import itemgetter
 from typing import Any, Iterable, Sequence
 
+from runbridge.batch import VALUE, point_columns
 from runbridge.records import Metric, Record, Row, record_from_dict, record_to_json
 
 ARTIFACT_DIR = "runbridge"
@@ -83,33 +85,42 @@ def _record_from(data: dict[str, Any]) -> Record:
 _COLUMN_TYPES = (float, int, str, bool, type(None))
 
 
-def _metrics_block(metrics: list[Metric]) -> str:
-    """Consecutive metric records as one JSON line of columns (one line per flushed batch instead
-    of one per point: reading decodes arrays of numbers, not a dict per point). Keys:
-    ``series`` [[name, writer], ...], ``which`` the series of each point (absent for one series),
-    ``seq``, ``value``, ``step``, ``time``; sparse: ``float`` [[position, "nan"|"inf"|"-inf"]],
-    ``list`` positions logged by `log_list`, ``desc`` [[position, description]] where not ""."""
-    series: dict[tuple[str, str], int] = {}
-    which = [series.setdefault((m.name, m.writer), len(series)) for m in metrics]
-    values = [m.value for m in metrics]
-    block: dict[str, Any] = {"type": "Metrics", "series": [list(k) for k in series]}
-    if len(series) > 1:
-        block["which"] = which
-    block["seq"] = [m.seq for m in metrics]
-    special = [[i, repr(v)] for i, v in enumerate(values) if type(v) is float and not math.isfinite(v)]
+def _metrics_block(metrics: Sequence[tuple]) -> str:
+    """Consecutive metric records (`Metric`s or their plain field tuples) as one JSON line of
+    columns (one line per flushed batch instead of one per point: reading decodes arrays of
+    numbers, not a dict per point). Keys: ``series`` [[name, writer], ...], ``which`` the series
+    of each point (absent for one series), ``seq``, ``value``, ``step``, ``time``; sparse:
+    ``float`` [[position, "nan"|"inf"|"-inf"]], ``list`` positions logged by `log_list`, ``desc``
+    [[position, description]] where not "". Built from columns, with no loop per point in Python
+    for a batch of finite numbers."""
+    names, seqs, values, steps, times, from_lists, descriptions, writers = point_columns(metrics)
+    block: dict[str, Any] = {"type": "Metrics"}
+    if len(set(names)) == 1 and len(set(writers)) == 1:
+        block["series"] = [[names[0], writers[0]]]
+    else:
+        series: dict[tuple[str, str], int] = {}
+        which = [series.setdefault(k, len(series)) for k in zip(names, writers)]
+        block["series"] = [list(k) for k in series]
+        if len(series) > 1:
+            block["which"] = which
+    block["seq"] = seqs
+    try:
+        finite = all(map(math.isfinite, values))
+    except (OverflowError, TypeError):  # an int beyond a float's range, a string, None
+        finite = False
+    special = [] if finite else [[i, repr(v)] for i, v in enumerate(values)
+                                 if type(v) is float and not math.isfinite(v)]
     for i, _ in special:
         values[i] = None
     block["value"] = values
-    block["step"] = [m.step for m in metrics]
-    block["time"] = [m.time for m in metrics]
+    block["step"] = steps
+    block["time"] = times
     if special:
         block["float"] = special
-    listed = [i for i, m in enumerate(metrics) if m.from_list]
-    if listed:
-        block["list"] = listed
-    described = [[i, m.description] for i, m in enumerate(metrics) if m.description != ""]
-    if described:
-        block["desc"] = described
+    if any(from_lists):
+        block["list"] = [i for i, flag in enumerate(from_lists) if flag]
+    if any(descriptions):
+        block["desc"] = [[i, d] for i, d in enumerate(descriptions) if d != ""]
     return _ENCODE(block)
 
 
@@ -138,47 +149,16 @@ def _metrics_from_block(block: dict[str, Any]) -> list[Metric]:
 
 
 _NUMBERS = {float, int, bool}
+_VALUE = itemgetter(VALUE)
 
 
 def encode_points(points: Sequence[tuple]) -> bytes | None:
-    """The chunk `encode_chunk` makes of scalar points (plain tuples or `Metric`s, by field
-    position) whose values are all ints, floats or bools, built from columns (`zip`) with no
-    record made per point; None for anything else (strings, None: the general path)."""
-    if not points:
+    """The chunk `encode_chunk` makes of scalar points (plain tuples or `Metric`s) whose values
+    are all ints, floats or bools, with no record made per point; None for anything else
+    (strings and None take the general path, whose chunk name flags them)."""
+    if not points or not set(map(type, map(_VALUE, points))) <= _NUMBERS:
         return None
-    names, seqs, values, steps, times, from_list, descs, writers = zip(*points)
-    if not set(map(type, values)) <= _NUMBERS:
-        return None
-    block: dict[str, Any] = {"type": "Metrics"}
-    if len(set(names)) == 1 and len(set(writers)) == 1:
-        block["series"] = [[names[0], writers[0]]]
-    else:
-        series: dict[tuple[str, str], int] = {}
-        which = [series.setdefault(k, len(series)) for k in zip(names, writers)]
-        block["series"] = [list(k) for k in series]
-        if len(series) > 1:
-            block["which"] = which
-    block["seq"] = seqs
-    special = None
-    try:
-        finite = all(map(math.isfinite, values))
-    except OverflowError:  # an int beyond float's range
-        return None
-    if not finite:
-        special = [[i, repr(v)] for i, v in enumerate(values) if type(v) is float and not math.isfinite(v)]
-        values = list(values)
-        for i, _ in special:
-            values[i] = None
-    block["value"] = values
-    block["step"] = steps
-    block["time"] = times
-    if special:
-        block["float"] = special
-    if any(from_list):
-        block["list"] = [i for i, f in enumerate(from_list) if f]
-    if set(descs) != {""}:
-        block["desc"] = [[i, d] for i, d in enumerate(descs) if d != ""]
-    return _ENCODE(block).encode("utf-8") + b"\n"
+    return _metrics_block(points).encode("utf-8") + b"\n"
 
 
 def encode_chunk(records: Iterable[Record]) -> bytes:

@@ -15,14 +15,14 @@ import json
 import sys
 from array import array
 from functools import partial
-from itertools import chain, compress, repeat
+from itertools import compress, repeat
 from typing import Any, Sequence
 
+from runbridge.batch import point_columns
 from runbridge.records import Metric, MetricColumns, Same
 
 _SWAP = sys.byteorder != "little"
 _new_metric = partial(tuple.__new__, Metric)
-_FIELDS = len(Metric._fields)
 
 
 def _blob(values: array) -> bytes:
@@ -42,13 +42,12 @@ def _array(typecode: str, blob: bytes) -> array:
 
 class Batch:
     """The per-point columns of a batch of points (`Metric`s or their plain field tuples), taken
-    once for packing and the summary: one flattening and eight slices, all loops in C."""
+    once for packing and the summary (`point_columns`: all loops in C)."""
 
     def __init__(self, metrics: Sequence[tuple]) -> None:
         self.metrics = metrics
-        flat = list(chain.from_iterable(metrics))
         (self.names, self.seqs, self.values, self.steps, self.times, self.from_lists, self.descriptions,
-         self.writers) = (flat[k::_FIELDS] for k in range(_FIELDS))
+         self.writers) = point_columns(metrics)
         self.one_writer = len(set(self.writers)) == 1
         self.one_series = self.one_writer and len(set(self.names)) == 1
         self.all_floats = set(map(type, self.values)) == {float}

@@ -15,12 +15,11 @@ path writes (`tests/test_tensorboard_fastbatch.py`).
 from __future__ import annotations
 
 import struct
-from itertools import chain
 from typing import Any, Sequence
 
 import numpy as np
 
-from runbridge.batch import metric_points
+from runbridge.batch import metric_points, point_columns
 from runbridge.records import Metric, Record
 
 from . import tfrecord
@@ -28,7 +27,6 @@ from .fastwrite import varint
 
 #: Below this many points the per-point path is as fast: not worth the arrays.
 MIN_POINTS = 64
-_FIELDS = len(Metric._fields)
 _U32 = np.uint32
 #: Checksum tables kept per (template, step length); each is 30 x 256 x 4 bytes at most.
 MAX_CACHED_TABLES = 4096
@@ -42,9 +40,7 @@ def framed(encoder: Any, records: Sequence[Record]) -> bytes | None:
     n = len(points)
     if others or n < MIN_POINTS:
         return None
-    flat = list(chain.from_iterable(points))
-    names, seqs, values, steps, times, from_lists, descriptions, writers = (
-        flat[k::_FIELDS] for k in range(_FIELDS))
+    names, seqs, values, steps, times, from_lists, descriptions, writers = point_columns(points)
     if set(map(type, values)) != {float} or any(from_lists) or any(descriptions) \
             or set(map(type, times)) != {int} or set(map(type, seqs)) != {int}:  # numpy would truncate
         return None
