@@ -7,6 +7,11 @@ MLflow's REST call ``POST <uri>/api/2.0/mlflow/runs/log-batch`` directly (keys w
 finite float values with `repr`, which JSON and the server read back to the same double) and
 posts it with `http.client`, reusing the connection.
 
+A batch is posted once, never re-posted: a POST whose answer was lost may have been stored, and
+``log-batch`` appends. Before reusing the kept-alive connection the sender checks that the server
+has not closed it (an idle socket that reads as ready has been closed by the peer) and opens a new
+one if so; a post that still fails raises, and the mirror reconciles the run at its end.
+
 Only for plain http(s) servers MLflow's client would reach without credentials: when any of the
 client's auth or TLS settings (``MLFLOW_TRACKING_TOKEN``, ``_USERNAME``, ``_PASSWORD``,
 ``_INSECURE_TLS``, ``_CLIENT_CERT_PATH``, ``_SERVER_CERT_PATH``, ``_AUTH``) is set, or the URI
@@ -21,6 +26,7 @@ import http.client
 import json
 import math
 import os
+import select
 from typing import Any, Sequence
 from urllib.parse import urlsplit
 
@@ -46,7 +52,7 @@ def _timeout() -> float:
 
 
 class JsonSender:
-    """Posts ``log-batch`` bodies to one server; one connection, re-opened once when it broke."""
+    """Posts ``log-batch`` bodies to one server over one kept-alive connection (see the module)."""
 
     def __init__(self, uri: str):
         parts = urlsplit(uri)
@@ -79,25 +85,34 @@ class JsonSender:
         if not parts:
             return left
         body = ('{"run_id":%s,"metrics":[%s]}' % (dumps(run_id), ",".join(parts))).encode("utf-8")
-        headers = {"Content-Type": "application/json"}
-        for attempt in (0, 1):
-            if self._conn is None:
-                self._conn = self._connect()
-            try:
-                self._conn.request("POST", self._path, body, headers)
-                response = self._conn.getresponse()
-                text = response.read()
-            except (OSError, http.client.HTTPException):
-                self.close()
-                if attempt:
-                    raise
-                continue
-            if response.status != 200:
-                raise RuntimeError(f"MLflow log-batch answered {response.status}: {text[:500]!r}")
-            return left
+        if self._conn is not None and _closed_by_peer(self._conn):
+            self.close()
+        if self._conn is None:
+            self._conn = self._connect()
+        try:
+            self._conn.request("POST", self._path, body, {"Content-Type": "application/json"})
+            response = self._conn.getresponse()
+            text = response.read()
+        except (OSError, http.client.HTTPException):
+            self.close()
+            raise
+        if response.status != 200:
+            raise RuntimeError(f"MLflow log-batch answered {response.status}: {text[:500]!r}")
         return left
 
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def _closed_by_peer(conn: http.client.HTTPConnection) -> bool:
+    """Whether the server closed this idle kept-alive connection: its socket reads as ready (EOF)."""
+    sock = conn.sock
+    if sock is None:
+        return False  # not connected yet: `request` connects
+    try:
+        ready, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(ready)
