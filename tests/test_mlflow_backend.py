@@ -633,7 +633,7 @@ def test_the_stream_keeps_metrics_in_columns_and_reads_back_exactly() -> None:
     lines = data.decode("utf-8").splitlines()
     assert len(lines) == 1 + len(others) + 1  # metrics: one line per run of consecutive metrics
     block = json.loads(lines[0])
-    assert block["type"] == "Metrics" and len(block["seq"]) == len(metrics)
+    assert block["type"] == "PackedMetrics" and block["seq"].startswith("i8:")  # seqs: packed int64
     for line, rec in zip(lines[1:-1], others):  # each other line is the core's exact JSON form
         assert json.loads(line) == json.loads(record_to_json(rec))
         assert same(tuple(record_from_json(line)), tuple(rec))
@@ -644,6 +644,53 @@ def test_the_stream_keeps_metrics_in_columns_and_reads_back_exactly() -> None:
     assert all(same(tuple(a), tuple(b)) for a, b in zip(chunks.decode_chunk(old_format), records))
     covered, snap = chunks.decode_snapshot(chunks.encode_snapshot(["c1", "c2"], records))
     assert covered == {"c1", "c2"} and all(same(tuple(a), tuple(b)) for a, b in zip(snap, records))
+
+
+def test_packed_columns_keep_every_value_and_type_and_older_blocks_still_read() -> None:
+    """Columns of only floats or only 64-bit ints are stored packed, bit for bit; anything else
+    (bools, ints beyond 64 bits, mixed kinds) stays a JSON list; a block of JSON lists, as
+    earlier versions wrote, reads back the same."""
+    import json
+    import math
+    import struct
+
+    from runbridge_mlflow import chunks
+
+    t0 = 1_700_000_000_000_000
+    floats = [0.1, -0.0, 5e-324, 1.7976931348623157e308, math.inf, -math.inf, math.nan, 1 / 3]
+    cases = {
+        "floats": ([("f", i, v, None, t0 + i, False, "", "") for i, v in enumerate(floats)],
+                   {"value": "f8:", "step": "nil:", "time": "i8:", "seq": "i8:"}),
+        "int64 edges": ([("i", i, v, i, t0, False, "", "") for i, v in enumerate([2**63 - 1, -2**63, 0, 7])],
+                        {"value": "i8:", "step": "i8:"}),
+        "beyond int64": ([("i", i, v, None, t0, False, "", "") for i, v in enumerate([2**63, 1])], {"value": list}),
+        "bools": ([("b", i, v, None, t0, False, "", "") for i, v in enumerate([True, False])], {"value": list}),
+        "mixed": ([("m", i, v, i if i else None, t0, False, "", "") for i, v in enumerate([1, 2.5, True])],
+                  {"value": list, "step": list}),
+    }
+    for label, (points, expected) in cases.items():
+        data = chunks.encode_points(points)
+        block = json.loads(data)
+        for column, kind in expected.items():
+            got = block[column]
+            assert (type(got) is list) if kind is list else got.startswith(kind), (label, column, got)
+        back = chunks.decode_chunk(data)
+        assert len(back) == len(points)
+        for got, want in zip(back, points):
+            value = want[2]
+            assert type(got.value) is type(value), label
+            if type(value) is float:  # the same bits: -0.0, subnormal, NaN, ±inf included
+                assert struct.pack("<d", got.value) == struct.pack("<d", value), label
+            else:
+                assert got.value == value, label
+            assert (got.name, got.seq, got.step, got.time) == (want[0], want[1], want[3], want[4])
+    # a block of plain JSON lists (written before packing) still reads
+    old = {"type": "Metrics", "series": [["loss", "w"]], "seq": [0, 1], "value": [0.5, None], "step": [None, 3],
+           "time": [t0, t0 + 1], "float": [[1, "nan"]], "list": [1], "desc": [[0, "d"]]}
+    back = chunks.decode_chunk(json.dumps(old).encode())
+    assert [tuple(m)[:3] for m in back][0] == ("loss", 0, 0.5) and math.isnan(back[1].value)
+    assert [(m.step, m.time, m.from_list, m.description, m.writer) for m in back] == [
+        (None, t0, False, "d", "w"), (3, t0 + 1, True, "", "w")]
 
 
 def test_file_names_with_url_characters(tracking_uri: str, tmp_path: Path) -> None:

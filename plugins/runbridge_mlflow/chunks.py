@@ -3,7 +3,11 @@ JSON-lines format of chunks and snapshots.
 
 A chunk is one write call's records: each run of consecutive metrics one JSON line of columns
 (`_metrics_block`), every other record one line in the exact form of
-`runbridge.records.record_to_json`. Chunks of one such line per metric, as earlier versions
+`runbridge.records.record_to_json`. A column of only floats, or only ints that fit 64 bits, is
+written packed: base64 of its little-endian float64/int64 array, exact bit for bit (-0.0, NaN,
+±inf) and about 20 times cheaper to write and read than JSON numbers. Such a block says
+``"type": "PackedMetrics"``, so that an older runbridge refuses it instead of misreading it.
+Blocks of JSON lists (``"Metrics"``) and chunks of one line per metric, as earlier versions
 wrote them, read too. A snapshot is a header line naming the chunks it covers, then a chunk.
 """
 
@@ -12,7 +16,9 @@ from __future__ import annotations
 import json
 import math
 import re
-from operator import itemgetter
+import sys
+from array import array
+from base64 import b64decode, b64encode
 from typing import Any, Iterable, Sequence
 
 from runbridge.batch import VALUE, point_columns
@@ -85,16 +91,61 @@ def _record_from(data: dict[str, Any]) -> Record:
 _COLUMN_TYPES = (float, int, str, bool, type(None))
 
 
+_LITTLE = sys.byteorder == "little"
+#: A packed column's prefix and the `array` type code it holds.
+_PACKED = {"f8:": "d", "i8:": "q"}
+_NONE = "nil:"  # a column of None only (the steps of `run.log` without a step)
+
+
+def _packed(column: list, kinds: set | None = None) -> str | list:
+    """`column` as ``f8:``/``i8:`` plus base64 of its little-endian array when it holds only
+    floats, or only ints (not bools) that fit 64 bits, ``nil:`` when only None; else the list
+    itself (JSON). `kinds`: the column's value types, when the caller has them already."""
+    if kinds is None:
+        kinds = set(map(type, column))
+    if kinds == _NONE_ONLY:
+        return _NONE
+    if kinds == {float}:
+        prefix, packed = "f8:", array("d", column)
+    elif kinds == {int}:
+        try:
+            prefix, packed = "i8:", array("q", column)
+        except OverflowError:
+            return column
+    else:
+        return column
+    if not _LITTLE:
+        packed.byteswap()
+    return prefix + b64encode(packed).decode("ascii")
+
+
+def _unpacked(column: str | list, n: int) -> list:
+    """Inverse of `_packed` (`n`: the column's length)."""
+    if type(column) is not str:
+        return column
+    if column == _NONE:
+        return [None] * n
+    packed = array(_PACKED[column[:3]], b64decode(column[3:]))
+    if not _LITTLE:
+        packed.byteswap()
+    return packed.tolist()
+
+
 def _metrics_block(metrics: Sequence[tuple]) -> str:
     """Consecutive metric records (`Metric`s or their plain field tuples) as one JSON line of
     columns (one line per flushed batch instead of one per point: reading decodes arrays of
     numbers, not a dict per point). Keys: ``series`` [[name, writer], ...], ``which`` the series
-    of each point (absent for one series), ``seq``, ``value``, ``step``, ``time``; sparse:
-    ``float`` [[position, "nan"|"inf"|"-inf"]], ``list`` positions logged by `log_list`, ``desc``
-    [[position, description]] where not "". Built from columns, with no loop per point in Python
-    for a batch of finite numbers."""
-    names, seqs, values, steps, times, from_lists, descriptions, writers = point_columns(metrics)
-    block: dict[str, Any] = {"type": "Metrics"}
+    of each point (absent for one series), ``seq``, ``value``, ``step``, ``time`` (each packed
+    when it can be, `_packed`); sparse: ``float`` [[position, "nan"|"inf"|"-inf"]] for a value
+    column that stays a list, ``list`` positions logged by `log_list`, ``desc`` [[position,
+    description]] where not "". Built from columns, with no loop per point in Python."""
+    return _block_of_columns(point_columns(metrics), None)
+
+
+def _block_of_columns(columns: list[list], value_kinds: set | None) -> str:
+    """`_metrics_block` of a batch's `point_columns` (`value_kinds`: the value column's types)."""
+    names, seqs, values, steps, times, from_lists, descriptions, writers = columns
+    block: dict[str, Any] = {"type": "PackedMetrics"}
     if len(set(names)) == 1 and len(set(writers)) == 1:
         block["series"] = [[names[0], writers[0]]]
     else:
@@ -102,19 +153,22 @@ def _metrics_block(metrics: Sequence[tuple]) -> str:
         which = [series.setdefault(k, len(series)) for k in zip(names, writers)]
         block["series"] = [list(k) for k in series]
         if len(series) > 1:
-            block["which"] = which
-    block["seq"] = seqs
-    try:
-        finite = all(map(math.isfinite, values))
-    except (OverflowError, TypeError):  # an int beyond a float's range, a string, None
-        finite = False
-    special = [] if finite else [[i, repr(v)] for i, v in enumerate(values)
-                                 if type(v) is float and not math.isfinite(v)]
-    for i, _ in special:
-        values[i] = None
-    block["value"] = values
-    block["step"] = steps
-    block["time"] = times
+            block["which"] = _packed(which)
+    block["seq"] = _packed(seqs)
+    value = _packed(values, value_kinds)
+    special = []
+    if type(value) is list:
+        try:
+            finite = all(map(math.isfinite, values))
+        except (OverflowError, TypeError):  # an int beyond a float's range, a string, None
+            finite = False
+        special = [] if finite else [[i, repr(v)] for i, v in enumerate(values)
+                                     if type(v) is float and not math.isfinite(v)]
+        for i, _ in special:
+            values[i] = None
+    block["value"] = value
+    block["step"] = _packed(steps)
+    block["time"] = _packed(times)
     if special:
         block["float"] = special
     if any(from_lists):
@@ -125,17 +179,19 @@ def _metrics_block(metrics: Sequence[tuple]) -> str:
 
 
 def _metrics_from_block(block: dict[str, Any]) -> list[Metric]:
-    """Inverse of `_metrics_block`."""
+    """Inverse of `_metrics_block` (and of the unpacked ``Metrics`` blocks written before)."""
     seqs = block["seq"]
-    n = len(seqs)
+    n = len(seqs) if type(seqs) is list else len(b64decode(seqs[3:])) // 8  # never nil: (ints)
+    seqs = _unpacked(seqs, n)
     series = block["series"]
     which = block.get("which")
     if which is None:
         names, writers = [series[0][0]] * n, [series[0][1]] * n
     else:
+        which = _unpacked(which, n)
         names = [series[w][0] for w in which]
         writers = [series[w][1] for w in which]
-    values = block["value"]
+    values = _unpacked(block["value"], n)
     for i, text in block.get("float", ()):
         values[i] = float(text)
     from_list = [False] * n
@@ -144,21 +200,26 @@ def _metrics_from_block(block: dict[str, Any]) -> list[Metric]:
     descriptions = [""] * n
     for i, text in block.get("desc", ()):
         descriptions[i] = text
-    return list(map(Metric._make, zip(names, seqs, values, block["step"], block["time"], from_list,
-                                      descriptions, writers)))
+    return list(map(Metric._make, zip(names, seqs, values, _unpacked(block["step"], n),
+                                      _unpacked(block["time"], n), from_list, descriptions, writers)))
 
 
+_BLOCK_TYPES = ("PackedMetrics", "Metrics")
+_NONE_ONLY = {type(None)}
 _NUMBERS = {float, int, bool}
-_VALUE = itemgetter(VALUE)
 
 
 def encode_points(points: Sequence[tuple]) -> bytes | None:
     """The chunk `encode_chunk` makes of scalar points (plain tuples or `Metric`s) whose values
     are all ints, floats or bools, with no record made per point; None for anything else
     (strings and None take the general path, whose chunk name flags them)."""
-    if not points or not set(map(type, map(_VALUE, points))) <= _NUMBERS:
+    if not points:
         return None
-    return _metrics_block(points).encode("utf-8") + b"\n"
+    columns = point_columns(points)
+    kinds = set(map(type, columns[VALUE]))
+    if not kinds <= _NUMBERS:
+        return None
+    return _block_of_columns(columns, kinds).encode("utf-8") + b"\n"
 
 
 def encode_chunk(records: Iterable[Record]) -> bytes:
@@ -188,7 +249,7 @@ def decode_chunk(data: bytes | str) -> list[Record]:
         return []
     out: list[Record] = []
     for item in json.loads("[" + ",".join(lines) + "]"):
-        if item.get("type") == "Metrics":
+        if item.get("type") in _BLOCK_TYPES:
             out.extend(_metrics_from_block(item))
         else:
             out.append(_record_from(item))
