@@ -16,6 +16,7 @@ modules).
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
@@ -103,7 +104,10 @@ class MlflowClientBackend:
         #: local stores take them in `write` itself (no server to wait for).
         self._mirror = Mirror(self._send_native, on_behind=self._reconcile_mid) if self.is_http else None
         #: the mirror's JSON posts (plain http(s) servers without credentials), else MLflow's client
-        self._json = native_http.JsonSender(location) if self.is_http and native_http.usable(location) else None
+        direct = self.is_http and native_http.usable(location)
+        self._json = native_http.JsonSender(location) if direct else None
+        #: the writer's uploads of stream chunks straight to the server, else MLflow's client
+        self._putter = native_http.ChunkPutter(location) if direct else None
 
     def __repr__(self) -> str:
         return f"MlflowClientBackend({self.uri!r})"
@@ -274,6 +278,18 @@ class MlflowClientBackend:
                 (chunk_dir / self._chunk_name(stream)).write_bytes(data)
                 self.client.log_artifacts(mid, str(chunk_dir), chunks.RECORDS_DIR)
 
+    def _upload_chunk(self, mid: str, state: tr.RunState, data: bytes) -> None:
+        """A stream chunk of scalar points: put straight into the run's artifacts when this
+        server proxies them (`native_http.ChunkPutter`), else through MLflow's client."""
+        if self._putter is not None:
+            if state.artifact_root is None:
+                uri = self.client.get_run(mid).info.artifact_uri or ""
+                state.artifact_root = self._putter.artifact_path(uri) or ""
+            if state.artifact_root:
+                self._putter.put(state.artifact_root, f"{chunks.RECORDS_DIR}/{self._chunk_name([])}", data)
+                return
+        self._upload(mid, [], [], data)
+
     def _log_native(self, mid: str, batch: tr.NativeBatch) -> None:
         for metrics, params, tags in tr.log_batches(batch.metrics, batch.params, batch.tags):
             self.client.log_batch(mid, metrics=metrics, params=params, tags=tags)
@@ -389,7 +405,8 @@ class MlflowClientBackend:
                 data = None if others else chunks.encode_points(points)
                 if data is not None:
                     self._claim_writers(mid, state, set(map(itemgetter(WRITER), points)))
-                    self._upload(mid, [], [], data)
+                    with mirror.streaming():
+                        self._upload_chunk(mid, state, data)
                     mirror.put(mid, list(points))
                     return
             self._claim_lanes(mid, state, records)
@@ -398,7 +415,8 @@ class MlflowClientBackend:
             # Files, then the exact stream chunk listing them, then the native view. If the native
             # calls fail half way, reads stay exact and `runbridge sync` (which skips what `read`
             # shows is held) cannot mix native float copies into the stream.
-            self._upload(mid, batch.files, batch.stream)
+            with mirror.streaming() if mirror is not None else contextlib.nullcontext():
+                self._upload(mid, batch.files, batch.stream)
             state.pending = None
             self._log_native(mid, batch)
             if mirror is not None:  # the native points follow on the mirror's thread

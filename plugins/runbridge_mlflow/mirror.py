@@ -6,6 +6,12 @@ translates them and sends them with ``log_batch``, lagging behind the script as 
 server's pace makes it. An MLflow server ingests a few thousand native points a second, far
 fewer than a training loop logs, so without this the script would wait for the server.
 
+The exact stream goes first: the thread does not post while the backend uploads a stream chunk,
+nor within `QUIET` seconds after one, so that when the script logs faster than the server takes
+points (writes back to back) the server serves the uploads the script waits for, and the native
+history follows once the writes pause (or when the run ends). A script logging at a few thousand
+points a second writes twice a second and leaves the thread the time in between.
+
 Memory stays bounded: when more than `limit` points wait in memory, later batches wait in a
 spill file instead (a private temporary file, pickled), in order, and the thread sends them from
 there once memory is free again: a million points logged faster than the server takes them cost
@@ -22,17 +28,24 @@ A process killed before that leaves the native history short, never the exact st
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import pickle
 import tempfile
 import threading
+import time
 import weakref
 from collections import deque
-from typing import Callable
+from typing import Callable, Iterator
 
 #: Points that may wait in memory; later batches wait in the spill file.
 DEFAULT_LIMIT = 200_000
 LIMIT_ENV = "RUNBRIDGE_MLFLOW_MIRROR_LIMIT"
+#: Seconds after a stream upload before the thread posts (the next upload of a script logging
+#: back to back starts sooner).
+QUIET = 0.05
+#: Points per send (MLflow's log-batch limit): the thread checks for stream uploads between sends.
+PART = 1000
 
 
 def limit_from_env() -> int:
@@ -64,6 +77,8 @@ class Mirror:
         self.queued = 0  # points waiting (not the batch in flight)
         self.peak = 0  # the most points that ever waited (tests check the bound)
         self._in_flight: object | None = None
+        self._streaming = 0  # stream uploads in progress (`streaming`)
+        self._quiet_at = 0.0  # monotonic time from which the thread may post
         self._behind: set = set()
         self.errors: dict = {}  # run key -> the last send error
         self._cond = threading.Condition()
@@ -96,13 +111,37 @@ class Mirror:
             if self._spilled or self.queued + len(points) > self.limit:
                 self._spill_batch(key, points)
             else:
-                self._queue.append((key, points))
+                self._queue.extend(_parts(key, points))
                 self.queued += len(points)
                 self.peak = max(self.peak, self.queued)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name="runbridge-mlflow-mirror", daemon=True)
                 self._thread.start()
             self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def streaming(self) -> Iterator[None]:
+        """Around a stream upload: the thread posts nothing meanwhile nor `QUIET` seconds after."""
+        with self._cond:
+            self._streaming += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._streaming -= 1
+                self._quiet_at = time.monotonic() + QUIET
+                self._cond.notify_all()
+
+    def _wait_for_quiet(self) -> None:
+        """Wait (under the lock) until no stream upload is in progress or just ended."""
+        while True:
+            if self._streaming:
+                self._cond.wait()
+                continue
+            left = self._quiet_at - time.monotonic()
+            if left <= 0:
+                return
+            self._cond.wait(left)
 
     def _spill_batch(self, key: object, points: list) -> None:
         """Append a batch to the spill file (under the lock): it waits there, in order."""
@@ -127,13 +166,17 @@ class Mirror:
         if not self._spilled:  # everything read back: the file starts over
             self._spill.truncate(0)
             self._spill_end = 0
-        return key, points
+        first, *rest = _parts(key, points)
+        self._queue.extendleft(reversed(rest))  # before the batches still spilled, in order
+        self.queued += len(points) - len(first[1])
+        return first
 
     def _loop(self) -> None:
         while True:
             with self._cond:
                 while not self._queue and not self._spilled:
                     self._cond.wait()
+                self._wait_for_quiet()
                 key, points = self._next()
                 self._in_flight = key
                 failed = key in self.errors  # one failed send: the rest of the run is reconciled
@@ -196,6 +239,13 @@ class Mirror:
                 continue
             with self._cond:
                 self._behind.discard(key)
+
+
+def _parts(key: object, points: list) -> list[tuple[object, list]]:
+    """A batch as sends of at most `PART` points."""
+    if len(points) <= PART:
+        return [(key, points)]
+    return [(key, points[i:i + PART]) for i in range(0, len(points), PART)]
 
 
 _MIRRORS: "weakref.WeakSet[Mirror]" = weakref.WeakSet()

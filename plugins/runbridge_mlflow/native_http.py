@@ -1,4 +1,5 @@
-"""Native metric points posted to an MLflow server as JSON over one keep-alive connection.
+"""Direct HTTP to an MLflow server over kept-alive connections: native metric points posted as
+JSON (`JsonSender`) and the exact stream's chunks put as artifacts (`ChunkPutter`).
 
 The mirror thread (`runbridge_mlflow.mirror`) sends most of what a run logs; building MLflow's
 protobuf entities, then JSON through protobuf, then a `requests` call per 1000 points costs more
@@ -11,6 +12,13 @@ A batch is posted once, never re-posted: a POST whose answer was lost may have b
 ``log-batch`` appends. Before reusing the kept-alive connection the sender checks that the server
 has not closed it (an idle socket that reads as ready has been closed by the peer) and opens a new
 one if so; a post that still fails raises, and the mirror reconciles the run at its end.
+
+A stream chunk goes the way MLflow's proxied artifact repository sends a file (``PUT
+<uri>/api/2.0/mlflow-artifacts/artifacts/<path>``), without its temporary folder, directory walk
+and `requests` session: an upload is then one send and one answer, so the writer thread hands the
+interpreter lock back and forth with the script twice per chunk, not a dozen times. Only for
+runs whose artifact URI is ``mlflow-artifacts:/...`` (proxied by this server); others go through
+MLflow's client.
 
 Only for plain http(s) servers MLflow's client would reach without credentials: when any of the
 client's auth or TLS settings (``MLFLOW_TRACKING_TOKEN``, ``_USERNAME``, ``_PASSWORD``,
@@ -28,12 +36,13 @@ import math
 import os
 import select
 from typing import Any, Sequence
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 AUTH_SETTINGS = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
                  "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_CLIENT_CERT_PATH",
                  "MLFLOW_TRACKING_SERVER_CERT_PATH", "MLFLOW_TRACKING_AUTH")
 ENDPOINT = "/api/2.0/mlflow/runs/log-batch"
+ARTIFACTS_ENDPOINT = "/api/2.0/mlflow-artifacts/artifacts"
 
 
 def usable(uri: str) -> bool:
@@ -51,20 +60,42 @@ def _timeout() -> float:
         return 120.0
 
 
-class JsonSender:
-    """Posts ``log-batch`` bodies to one server over one kept-alive connection (see the module)."""
+class KeptAlive:
+    """One kept-alive connection to a server, for one thread (see the module on re-posting)."""
 
     def __init__(self, uri: str):
         parts = urlsplit(uri)
         self._https = parts.scheme == "https"
         self._host = parts.hostname or ""
         self._port = parts.port
-        self._path = parts.path.rstrip("/") + ENDPOINT
+        self.base = parts.path.rstrip("/")
         self._conn: http.client.HTTPConnection | None = None
 
-    def _connect(self) -> http.client.HTTPConnection:
-        kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-        return kind(self._host, self._port, timeout=_timeout())
+    def request(self, method: str, path: str, body: bytes, content_type: str) -> None:
+        """Send one request; raises when it fails or the server does not answer 200."""
+        if self._conn is not None and _closed_by_peer(self._conn):
+            self.close()
+        if self._conn is None:
+            kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            self._conn = kind(self._host, self._port, timeout=_timeout())
+        try:
+            self._conn.request(method, path, body, {"Content-Type": content_type})
+            response = self._conn.getresponse()
+            text = response.read()
+        except (OSError, http.client.HTTPException):
+            self.close()
+            raise
+        if response.status != 200:
+            raise RuntimeError(f"MLflow {method} {path} answered {response.status}: {text[:500]!r}")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class JsonSender(KeptAlive):
+    """Posts ``log-batch`` bodies to one server (see the module)."""
 
     def post(self, run_id: str, metrics: Sequence[Any]) -> list:
         """Log `metrics` (MLflow `Metric`s, at most 1000) to run `run_id`, but for those whose
@@ -82,28 +113,25 @@ class JsonSender:
                 continue
             parts.append('{"key":%s,"value":%s,"timestamp":%d,"step":%d}' % (
                 dumps(m.key), repr(value), m.timestamp, m.step))
-        if not parts:
-            return left
-        body = ('{"run_id":%s,"metrics":[%s]}' % (dumps(run_id), ",".join(parts))).encode("utf-8")
-        if self._conn is not None and _closed_by_peer(self._conn):
-            self.close()
-        if self._conn is None:
-            self._conn = self._connect()
-        try:
-            self._conn.request("POST", self._path, body, {"Content-Type": "application/json"})
-            response = self._conn.getresponse()
-            text = response.read()
-        except (OSError, http.client.HTTPException):
-            self.close()
-            raise
-        if response.status != 200:
-            raise RuntimeError(f"MLflow log-batch answered {response.status}: {text[:500]!r}")
+        if parts:
+            body = '{"run_id":%s,"metrics":[%s]}' % (dumps(run_id), ",".join(parts))
+            self.request("POST", self.base + ENDPOINT, body.encode("utf-8"), "application/json")
         return left
 
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+
+class ChunkPutter(KeptAlive):
+    """Puts files into runs' artifacts proxied by one server (see the module)."""
+
+    def artifact_path(self, artifact_uri: str) -> str | None:
+        """The request path of a run's artifact root, or None when this server does not proxy it."""
+        parts = urlsplit(artifact_uri)
+        if parts.scheme != "mlflow-artifacts" or parts.netloc or not parts.path.strip("/"):
+            return None
+        return f"{self.base}{ARTIFACTS_ENDPOINT}/{quote(parts.path.strip('/'))}"
+
+    def put(self, root: str, name: str, data: bytes) -> None:
+        """Store `data` as artifact `name` (a relative path of safe names) under `root`."""
+        self.request("PUT", f"{root}/{quote(name)}", data, "application/octet-stream")
 
 
 def _closed_by_peer(conn: http.client.HTTPConnection) -> bool:

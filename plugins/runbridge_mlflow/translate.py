@@ -246,6 +246,8 @@ class RunState:
     keys: set[str] = field(default_factory=set)
     #: the RunInfo start_run saw, written into the stream by the next write (exact start time)
     pending: RunInfo | None = None
+    #: the request path a server that proxies the run's artifacts takes chunks at ("" if none)
+    artifact_root: str | None = None
 
 
 def lane_ms(time_us: int, lane: int) -> int:
