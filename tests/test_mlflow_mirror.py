@@ -133,3 +133,45 @@ def test_a_chunk_built_from_columns_is_byte_for_byte_the_general_one_and_reads_b
         assert [repr(tuple(m)) for m in back] == [repr(tuple(Metric(*p))) for p in points]
     assert chunks.encode_points([("x", 0, "text", None, 1, False, "", "")]) is None
     assert chunks.encode_points([("x", 0, None, None, 1, False, "", "")]) is None
+
+
+def test_the_mirror_posts_nothing_while_a_stream_chunk_uploads_and_then_sends_every_point_in_order():
+    """The exact stream goes first: no send while the backend uploads a chunk (nor just after),
+    then every queued point goes out, in order, in sends of at most 1,000 points."""
+    import threading
+
+    from runbridge_mlflow.mirror import PART, QUIET, Mirror
+
+    sent: list[tuple[float, object, list]] = []
+    mirror = Mirror(lambda key, points: sent.append((time.monotonic(), key, points)))
+    uploading = threading.Event()
+
+    def upload() -> None:
+        with mirror.streaming():
+            uploading.set()
+            time.sleep(0.3)
+        ended.append(time.monotonic())
+
+    ended: list[float] = []
+    uploader = threading.Thread(target=upload)
+    uploader.start()
+    uploading.wait()
+    mirror.put("run", list(range(2500)))  # queued while the chunk uploads
+    uploader.join()
+    assert not mirror.drain("run", timeout=10)
+    assert sent and sent[0][0] >= ended[0] + QUIET * 0.9  # nothing during the upload or just after
+    assert [len(points) for _, _, points in sent] == [PART, PART, 500]
+    assert [p for _, _, points in sent for p in points] == list(range(2500))
+
+
+def test_chunk_uploads_go_straight_to_the_server_only_for_artifacts_it_proxies():
+    from runbridge_mlflow.native_http import ChunkPutter
+
+    putter = ChunkPutter("http://127.0.0.1:5000/prefix/")
+    assert putter.artifact_path("mlflow-artifacts:/3/abc/artifacts") == \
+        "/prefix/api/2.0/mlflow-artifacts/artifacts/3/abc/artifacts"
+    assert putter.artifact_path("mlflow-artifacts:/3/a b/artifacts") == \
+        "/prefix/api/2.0/mlflow-artifacts/artifacts/3/a%20b/artifacts"
+    for elsewhere in ("mlflow-artifacts://other:5000/3/abc/artifacts", "s3://bucket/3/abc/artifacts",
+                      "/srv/mlartifacts/3/abc/artifacts", "file:///srv/3/abc", "mlflow-artifacts:/"):
+        assert putter.artifact_path(elsewhere) is None, elsewhere  # MLflow's client uploads these
