@@ -420,6 +420,22 @@ class TensorBoardBackend:
                 return self._read_own(folder)
             return self._read_foreign(folder, experiment, run_id)
 
+    @hookimpl
+    def read_info(self, experiment: str, run_id: str) -> RunInfo | None:
+        """The run's state file (what `read` gives first), or a foreign folder's info from its
+        files' first wall times: opening a run by id reads no events."""
+        self._require_root()
+        folder = self._locate(experiment, run_id)
+        if folder is None:
+            return None
+        if (folder / STATE_FILE).exists():
+            state = self._state(folder)
+            if state is not None:
+                return state
+            with collector_paused():  # unreadable: the last RunInfo among the events
+                return self._read_own(folder)[0]  # type: ignore[return-value]
+        return self._foreign_info(folder, experiment, run_id)
+
     def _read_own(self, folder: Path) -> list[Record]:
         state = self._state(folder)  # written after the events of start_run/end_run: the newest
         current = None
