@@ -27,6 +27,7 @@ class _Peer(ThreadingHTTPServer):
     def __init__(self, behaviour: str):
         self.behaviour = behaviour  # "close-after-answer" | "drop-without-answer"
         self.bodies: list[dict] = []
+        self.ports: list[int] = []  # the client port of each request: one per connection
         super().__init__(("127.0.0.1", 0), _Handler)
 
 
@@ -37,6 +38,7 @@ class _Handler(BaseHTTPRequestHandler):
         server: _Peer = self.server  # type: ignore[assignment]
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         server.bodies.append(body)
+        server.ports.append(self.client_address[1])
         if server.behaviour == "drop-without-answer":
             self.close_connection = True
             return
@@ -96,3 +98,29 @@ def test_values_json_cannot_spell_are_returned_for_mlflows_client(peer):
     sender.close()
     assert [(m.value, m.step) for m in left][1:] == [(float("-inf"), 2)] and left[0].step == 0
     assert peer.bodies[0]["metrics"] == [{"key": "a", "value": 2.0, "timestamp": 1, "step": 1}]
+
+
+@pytest.mark.parametrize("peer", ["keep-alive"], indirect=True)
+def test_a_forked_child_opens_its_own_connection_and_the_parents_stays_usable(peer):
+    """A data-parallel rank forked from a process that already posted must not write on the
+    parent's socket: both processes' posts arrive whole, each once."""
+    import os
+
+    sender = native_http.JsonSender(f"http://127.0.0.1:{peer.server_port}")
+    assert sender.post("r1", _metrics(1, offset=0)) == []
+    pid = os.fork()
+    if pid == 0:  # the child: post, then leave at once
+        code = 0
+        try:
+            sender.post("r1", _metrics(1, offset=100))
+        except BaseException:  # noqa: BLE001 - reported by the exit code
+            code = 1
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert sender.post("r1", _metrics(1, offset=200)) == []  # the parent's kept-alive connection
+    sender.close()
+    steps = [body["metrics"][0]["step"] for body in peer.bodies]
+    assert sorted(steps) == [0, 100, 200]
+    port = dict(zip(steps, peer.ports))
+    assert port[0] == port[200] != port[100]  # the child on a connection of its own

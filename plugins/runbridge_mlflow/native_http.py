@@ -61,7 +61,8 @@ def _timeout() -> float:
 
 
 class KeptAlive:
-    """One kept-alive connection to a server, for one thread (see the module on re-posting)."""
+    """One kept-alive connection to a server, for one thread of one process (a forked child
+    opens its own: the parent's socket is not its to write on); see the module on re-posting."""
 
     def __init__(self, uri: str):
         parts = urlsplit(uri)
@@ -70,9 +71,12 @@ class KeptAlive:
         self._port = parts.port
         self.base = parts.path.rstrip("/")
         self._conn: http.client.HTTPConnection | None = None
+        self._pid = os.getpid()
 
     def request(self, method: str, path: str, body: bytes, content_type: str) -> None:
         """Send one request; raises when it fails or the server does not answer 200."""
+        if self._pid != os.getpid():  # forked: leave the parent's connection to the parent
+            self._conn, self._pid = None, os.getpid()
         if self._conn is not None and _closed_by_peer(self._conn):
             self.close()
         if self._conn is None:
