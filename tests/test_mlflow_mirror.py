@@ -175,3 +175,41 @@ def test_chunk_uploads_go_straight_to_the_server_only_for_artifacts_it_proxies()
     for elsewhere in ("mlflow-artifacts://other:5000/3/abc/artifacts", "s3://bucket/3/abc/artifacts",
                       "/srv/mlartifacts/3/abc/artifacts", "file:///srv/3/abc", "mlflow-artifacts:/"):
         assert putter.artifact_path(elsewhere) is None, elsewhere  # MLflow's client uploads these
+
+
+def test_a_child_forked_while_the_parent_uploads_a_chunk_sends_its_own_points():
+    """The parent's upload in progress is not the child's: a rank forked during it still sends."""
+    import os
+    import threading
+
+    from runbridge_mlflow.mirror import Mirror
+
+    read_end, write_end = os.pipe()
+    mirror = Mirror(lambda key, points: os.write(write_end, repr(points).encode() + b"\n"))
+    uploading, release = threading.Event(), threading.Event()
+
+    def upload() -> None:
+        with mirror.streaming():
+            uploading.set()
+            release.wait(10)
+
+    uploader = threading.Thread(target=upload)
+    uploader.start()
+    uploading.wait()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            with mirror.streaming():  # the child's own upload, then its points
+                pass
+            mirror.put("run", [1, 2, 3])
+            code = 1 if mirror.drain("run", timeout=5) else 0
+        except BaseException:  # noqa: BLE001 - reported by the exit code
+            code = 2
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    release.set()
+    uploader.join()
+    os.close(write_end)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert os.read(read_end, 1000) == b"[1, 2, 3]\n"
+    os.close(read_end)

@@ -97,16 +97,7 @@ class Mirror:
                     self._behind.add(key)
             return
         with self._cond:
-            if self._pid != os.getpid():  # a forked child: the parent's thread and queue are not ours
-                self._queue.clear()
-                self._spilled.clear()
-                self._spill = None
-                self._spill_end = 0
-                self.queued = 0
-                self._in_flight = None
-                self._thread = None
-                self._pid = os.getpid()
-                self._behind.clear()
+            self._forget_parent()
             _register_exit(self)
             if self._spilled or self.queued + len(points) > self.limit:
                 self._spill_batch(key, points)
@@ -123,6 +114,7 @@ class Mirror:
     def streaming(self) -> Iterator[None]:
         """Around a stream upload: the thread posts nothing meanwhile nor `QUIET` seconds after."""
         with self._cond:
+            self._forget_parent()
             self._streaming += 1
         try:
             yield
@@ -131,6 +123,22 @@ class Mirror:
                 self._streaming -= 1
                 self._quiet_at = time.monotonic() + QUIET
                 self._cond.notify_all()
+
+    def _forget_parent(self) -> None:
+        """In a forked child (under the lock): the parent's thread, queue, uploads in progress
+        and marks are not this process's."""
+        if self._pid == os.getpid():
+            return
+        self._queue.clear()
+        self._spilled.clear()
+        self._spill = None
+        self._spill_end = 0
+        self.queued = 0
+        self._in_flight = None
+        self._streaming = 0
+        self._thread = None
+        self._pid = os.getpid()
+        self._behind.clear()
 
     def _wait_for_quiet(self) -> None:
         """Wait (under the lock) until no stream upload is in progress or just ended."""
