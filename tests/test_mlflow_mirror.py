@@ -173,7 +173,9 @@ def test_chunk_uploads_go_straight_to_the_server_only_for_artifacts_it_proxies()
     assert putter.artifact_path("mlflow-artifacts:/3/a b/artifacts") == \
         "/prefix/api/2.0/mlflow-artifacts/artifacts/3/a%20b/artifacts"
     for elsewhere in ("mlflow-artifacts://other:5000/3/abc/artifacts", "s3://bucket/3/abc/artifacts",
-                      "/srv/mlartifacts/3/abc/artifacts", "file:///srv/3/abc", "mlflow-artifacts:/"):
+                      "/srv/mlartifacts/3/abc/artifacts", "file:///srv/3/abc", "mlflow-artifacts:/",
+                      "mlflow-artifacts:/3/../../etc", "mlflow-artifacts:/3//abc", "mlflow-artifacts:/3/./a",
+                      "mlflow-artifacts:/3/abc?x=1"):
         assert putter.artifact_path(elsewhere) is None, elsewhere  # MLflow's client uploads these
 
 

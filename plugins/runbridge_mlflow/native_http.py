@@ -129,9 +129,11 @@ class ChunkPutter(KeptAlive):
     def artifact_path(self, artifact_uri: str) -> str | None:
         """The request path of a run's artifact root, or None when this server does not proxy it."""
         parts = urlsplit(artifact_uri)
-        if parts.scheme != "mlflow-artifacts" or parts.netloc or not parts.path.strip("/"):
+        segments = parts.path.strip("/").split("/")
+        if parts.scheme != "mlflow-artifacts" or parts.netloc or parts.query or parts.fragment or \
+                any(s in ("", ".", "..") for s in segments):  # a URI read from the server: untrusted
             return None
-        return f"{self.base}{ARTIFACTS_ENDPOINT}/{quote(parts.path.strip('/'))}"
+        return f"{self.base}{ARTIFACTS_ENDPOINT}/{quote('/'.join(segments))}"
 
     def put(self, root: str, name: str, data: bytes) -> None:
         """Store `data` as artifact `name` (a relative path of safe names) under `root`."""
