@@ -243,11 +243,14 @@ class BackendContract:
         two = one[:3] + [Metric("m", 0, 7, 1, t0 + 2, False, "", "w-two"),
                          Metric("n", 0, 9.5, None, t0 + 51, False, "", "w-two")] + one[3:]
         infos = []
-        for records in (one, two):
-            info = RunInfo(f"fast_{uuid.uuid4().hex[:10]}", experiment.name, None, None, "Running", t0)
+        # names and errors a tracker may not hold as they are: read_info must still agree with read
+        hostile = [(None, None), (None, None), ("名" * 300, "E" * 10_000), ("  ", "x\ny")]
+        for records, (display_name, error) in zip((one, two, one[:2], two[:2]), hostile):
+            info = RunInfo(f"fast_{uuid.uuid4().hex[:10]}", experiment.name, display_name, None, "Running", t0)
             backend.start_run(info)
             backend.write(info, records)
-            backend.end_run(info._replace(status="Completed", end_time=t0 + 999), "Completed")
+            status = "Completed" if error is None else "Failed"
+            backend.end_run(info._replace(status=status, end_time=t0 + 999, error=error), status)
             infos.append(info)
         fresh = Workspace(backends=[backend_spec]).backends[0]
         for info in infos:

@@ -286,7 +286,8 @@ class TensorBoardBackend:
         for exp_dir in self._experiment_dirs(experiment):
             candidates = [exp_dir / path_component(run_id)]
             try:
-                rel = (exp_dir / INDEX_DIR / path_component(run_id)).read_text(encoding="utf-8").strip()
+                # exactly as written: a folder name may begin or end with spaces (a blank display name)
+                rel = (exp_dir / INDEX_DIR / path_component(run_id)).read_text(encoding="utf-8").rstrip("\r\n")
                 candidates.append(safe_join(exp_dir, rel))  # read from the store: checked like any name
             except (FileNotFoundError, NotADirectoryError):
                 pass
