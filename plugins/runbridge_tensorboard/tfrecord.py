@@ -207,6 +207,19 @@ def _recently_written(path: str) -> str:
     return f" (the file changed {age:.1f} s ago: a writer may still be appending to it)" if age < 10 else ""
 
 
+def _past_bad_length(path: str, buf: bytes, base: int, at: int) -> int | None:
+    """Where reading goes on after the record at `at` whose length checksum is wrong (the next
+    intact record), warned about; None, also warned, when no intact record follows."""
+    nxt = _resync(buf, at + 1)
+    if nxt is None:
+        _warn(path, f"corrupted record at byte offset {base + at} (bad length checksum); "
+                    f"no intact record after it ({len(buf) - at} bytes not read)")
+        return None
+    _warn(path, f"corrupted record at byte offset {base + at} (bad length checksum); "
+                f"skipped {nxt - at} bytes, reading on at offset {base + nxt}")
+    return nxt
+
+
 def _resync(buf: bytes, start: int) -> int | None:
     """The first offset >= start where a whole record with valid checksums begins, or None."""
     n = len(buf)
@@ -369,13 +382,9 @@ def _read_buffer(path: str, buf: bytes, base: int) -> Iterator[bytes]:
             if stop < n:
                 # is the tail a real record cut short, or garbage after a corrupted length?
                 if stop + 12 <= n and _length_is_damaged(buf, stop):
-                    nxt = _resync(buf, stop + 1)
+                    nxt = _past_bad_length(path, buf, base, stop)
                     if nxt is None:
-                        _warn(path, f"corrupted record at byte offset {base + stop}; "
-                                    f"no intact record after it ({n - stop} bytes not read)")
                         return
-                    _warn(path, f"corrupted record at byte offset {base + stop} (bad length checksum); "
-                                f"skipped {nxt - stop} bytes, reading on at offset {base + nxt}")
                     pos = nxt
                     continue
                 _warn(path, f"truncated record at byte offset {base + stop} "
@@ -388,11 +397,7 @@ def _read_buffer(path: str, buf: bytes, base: int) -> Iterator[bytes]:
                         f"skipped it, reading on at offset {base + s + 12 + ln + 4}")
             pos = s + 12 + ln + 4
             continue
-        nxt = _resync(buf, s + 1)
+        nxt = _past_bad_length(path, buf, base, s)
         if nxt is None:
-            _warn(path, f"corrupted record at byte offset {base + s} (bad length checksum); "
-                        f"no intact record after it ({n - s} bytes not read)")
             return
-        _warn(path, f"corrupted record at byte offset {base + s} (bad length checksum); "
-                    f"skipped {nxt - s} bytes, reading on at offset {base + nxt}")
         pos = nxt
