@@ -215,3 +215,34 @@ def test_a_child_forked_while_the_parent_uploads_a_chunk_sends_its_own_points():
     assert os.waitstatus_to_exitcode(status) == 0
     assert os.read(read_end, 1000) == b"[1, 2, 3]\n"
     os.close(read_end)
+
+
+def test_under_uploads_that_never_pause_the_mirror_still_sends_after_its_longest_yield(monkeypatch):
+    """The history moves on when the writes never pause: the mirror yields `MAX_YIELD` at most."""
+    import threading
+
+    from runbridge_mlflow import mirror as mirror_module
+
+    monkeypatch.setattr(mirror_module, "MAX_YIELD", 0.2)
+    sent: list[float] = []
+    mirror = mirror_module.Mirror(lambda key, points: sent.append(time.monotonic()))
+    uploading, release = threading.Event(), threading.Event()
+
+    def upload() -> None:
+        with mirror.streaming():
+            uploading.set()
+            release.wait(10)
+
+    uploader = threading.Thread(target=upload)
+    uploader.start()
+    uploading.wait()
+    began = time.monotonic()
+    mirror.put("run", [1, 2])
+    deadline = began + 5
+    while not sent and time.monotonic() < deadline:
+        time.sleep(0.01)
+    still_uploading = uploader.is_alive()
+    release.set()
+    uploader.join()
+    assert sent and still_uploading  # sent while the upload went on
+    assert sent[0] - began >= 0.2 * 0.9

@@ -10,7 +10,9 @@ The exact stream goes first: the thread does not post while the backend uploads 
 nor within `QUIET` seconds after one, so that when the script logs faster than the server takes
 points (writes back to back) the server serves the uploads the script waits for, and the native
 history follows once the writes pause (or when the run ends). A script logging at a few thousand
-points a second writes twice a second and leaves the thread the time in between.
+points a second writes twice a second and leaves the thread the time in between. The thread
+yields for at most `MAX_YIELD` seconds at a time: under writes that never pause, the history
+still moves on by a send every couple of seconds.
 
 Memory stays bounded: when more than `limit` points wait in memory, later batches wait in a
 spill file instead (a private temporary file, pickled), in order, and the thread sends them from
@@ -44,6 +46,8 @@ LIMIT_ENV = "RUNBRIDGE_MLFLOW_MIRROR_LIMIT"
 #: Seconds after a stream upload before the thread posts (the next upload of a script logging
 #: back to back starts sooner).
 QUIET = 0.05
+#: The longest the thread waits for a pause in the uploads before it sends anyway (seconds).
+MAX_YIELD = 2.0
 #: Points per send (MLflow's log-batch limit): the thread checks for stream uploads between sends.
 PART = 1000
 
@@ -141,15 +145,15 @@ class Mirror:
         self._behind.clear()
 
     def _wait_for_quiet(self) -> None:
-        """Wait (under the lock) until no stream upload is in progress or just ended."""
+        """Wait (under the lock) until no stream upload is in progress or just ended, at most
+        `MAX_YIELD` seconds."""
+        deadline = time.monotonic() + MAX_YIELD
         while True:
-            if self._streaming:
-                self._cond.wait()
-                continue
-            left = self._quiet_at - time.monotonic()
-            if left <= 0:
+            now = time.monotonic()
+            until = deadline if self._streaming else min(self._quiet_at, deadline)
+            if until <= now:
                 return
-            self._cond.wait(left)
+            self._cond.wait(until - now)
 
     def _spill_batch(self, key: object, points: list) -> None:
         """Append a batch to the spill file (under the lock): it waits there, in order."""
