@@ -4,9 +4,10 @@ Any tracking URI MLflow supports: ``mlflow:sqlite:////abs/mlflow.db``, ``mlflow:
 ``mlflow:file:///abs/mlruns``. The translation rules live in `translate` (pure); this module
 only makes the client calls. See `runbridge_mlflow.translate` for what MLflow users see.
 
-With an http(s) server, `write` returns once the exact stream chunk is stored; the native metric
-points follow on a background thread (`runbridge_mlflow.mirror`: bounded memory, a spill file
-beyond it; what it fails to send is reconciled from the stream when the run ends), so the script never waits for
+With an http(s) server, `write` returns once the exact stream chunk is stored (put straight into
+the run's proxied artifacts when it can be, `native_http`); the native metric points follow on a
+background thread (`runbridge_mlflow.mirror`: bounded memory, a spill file beyond it; what it
+fails to send is reconciled from the stream when the run ends), so the script never waits for
 the server's slow metric ingestion.
 
 Longer than 400 lines because it is one class: every hook's MLflow client calls, which share the
