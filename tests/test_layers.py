@@ -20,7 +20,7 @@ ROOT = Path(runbridge.__file__).parent
 #: Bottom to top. A module may import modules of its own layer or of a layer below.
 LAYERS: list[tuple[str, set[str]]] = [
     ("values", {"errors", "records", "batch", "timefmt", "values", "media", "shapes", "config", "holdings",
-                "hookspecs", "frames", "columns", "charts", "reduce", "plots"}),
+                "hookspecs", "frames", "columns", "charts", "reduce", "plots", "forksafe"}),
     ("backends", {"backends", "spool", "fanout", "backendset"}),
     ("copying", {"migrate", "migrate_report", "sync"}),
     ("core", {"buffer", "runcore", "signals", "liveness"}),

@@ -106,3 +106,44 @@ def test_ranks_logging_while_mlflow_is_down_are_all_repaired_by_sync(tmp_path, f
         assert again.stdout.startswith("Nothing to sync"), again.stdout
     finally:
         server.stop()
+
+
+def test_a_rank_forked_while_its_parent_writes_the_sqlite_store_writes_its_own_points(tmp_path):
+    """fork() waits for a transaction the parent's writer thread is in: SQLite keeps one set of
+    lock books per process, and a child that inherited "the write lock is held" saw its own new
+    connections fail with "database is locked", so its points ended in the spool, never in the
+    store (a standalone script with forked workers lost one worker's points about one run in three)."""
+    import threading
+
+    import runbridge_sqlite.backend as sqlite_backend
+    from runbridge.records import Metric, RunInfo
+
+    path = str(tmp_path / "runs.db")
+    parent = sqlite_backend.SQLiteBackend(path)
+    info = RunInfo("forked", "exp", None, None, "Running", 1_700_000_000_000_000)
+    parent.start_run(info)
+    inside = threading.Event()
+
+    def slow_transaction(conn) -> None:
+        inside.set()
+        time.sleep(0.5)  # the write lock is held meanwhile
+
+    writer = threading.Thread(target=parent._transaction, args=(slow_transaction,))
+    writer.start()
+    inside.wait(10)
+    pid = os.fork()
+    if pid == 0:  # the rank: its own backend, as a forked child's workspace opens
+        code = 1
+        try:
+            sqlite_backend.BUSY_TIMEOUT_MS = 3000  # fail within seconds, not 30, if still locked
+            child = sqlite_backend.SQLiteBackend(path)
+            child.write(info, [Metric("from_rank", 0, 1.5, None, 1_700_000_000_000_001, False, "", "rank")])
+            code = 0
+        except BaseException as exc:  # noqa: BLE001 - reported by the exit code
+            print(f"child write failed: {exc!r}", file=sys.stderr)
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    writer.join()
+    assert os.waitstatus_to_exitcode(status) == 0
+    back = sqlite_backend.SQLiteBackend(path).read("exp", "forked")
+    assert [(r.name, r.value) for r in back if type(r) is Metric] == [("from_rank", 1.5)]

@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 import uuid
+import weakref
 from collections import Counter
 from itertools import count
 from operator import itemgetter
@@ -39,6 +40,7 @@ from mlflow.entities import Metric as MlflowMetric
 from mlflow.entities import RunTag, ViewType
 from mlflow.exceptions import MlflowException
 
+from runbridge import forksafe
 from runbridge.batch import WRITER, metric_points
 from runbridge.errors import StoreNotFoundError
 from runbridge.hookspecs import hookimpl
@@ -58,6 +60,29 @@ _PAGE = 1000
 def _not_found(exc: MlflowException) -> bool:
     return getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") or \
         "not found" in str(exc).lower() or "does not exist" in str(exc).lower()
+
+
+#: The SQLAlchemy engines of the local MLflow stores this process used (MLflow keeps one store
+#: per URI for the whole process, so a forked child's fresh client gets its parent's).
+_ENGINES: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+def _watch_pool(client: MlflowClient) -> None:
+    """Remember `client`'s SQLAlchemy engine (a SQL store's), whose pool a forked child drops."""
+    engine = getattr(getattr(getattr(client, "_tracking_client", None), "store", None), "engine", None)
+    if engine is not None:
+        _ENGINES.add(engine)
+
+
+def _drop_inherited_pools() -> None:
+    """In a forked child: forget the parent's pooled database connections without closing them
+    (they are the parent's); the child's queries open connections of its own."""
+    for engine in list(_ENGINES):
+        engine.dispose(close=False)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_drop_inherited_pools)
 
 
 class MlflowClientBackend:
@@ -94,7 +119,8 @@ class MlflowClientBackend:
         self.is_http = is_http(location)
         self.prober = prober if prober is not None or not self.is_http else Prober(location, probe_interval())
         self._client: MlflowClient | None = None
-        self._lock = threading.RLock()
+        # A local store is SQLite (or files) in this process: never forked mid-transaction.
+        self._lock = threading.RLock() if self.is_http else forksafe.guarded_lock()
         self._experiment_ids: dict[str, str] = {}
         self._mids: dict[tuple[str, str], str] = {}
         self._states: dict[str, tr.RunState] = {}
@@ -118,6 +144,8 @@ class MlflowClientBackend:
         """MLflow's client, made on first use: making it creates a local store that is missing."""
         if self._client is None:
             self._client = MlflowClient(tracking_uri=self.uri)
+            if not self.is_http:
+                _watch_pool(self._client)
         return self._client
 
     # -- helpers ---------------------------------------------------------------------------------

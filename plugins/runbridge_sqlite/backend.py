@@ -17,11 +17,11 @@ import json
 import os
 import shutil
 import sqlite3
-import threading
 from pathlib import Path
 from typing import Sequence
 
 from runbridge.batch import metric_points
+from runbridge import forksafe
 from runbridge.errors import StoreNotFoundError
 from runbridge.hookspecs import StoreLocation, hookimpl
 from runbridge.media import safe_join, write_file_atomically
@@ -59,7 +59,7 @@ class SQLiteBackend:
             raise ValueError("the sqlite backend needs a database path, e.g. 'sqlite:.runbridge/runs.db'")
         self.path = Path(location).expanduser().resolve()
         self.artifact_root = self.path.with_name(self.path.name + "-artifacts")
-        self._lock = threading.RLock()
+        self._lock = forksafe.guarded_lock()  # every transaction holds it, and so does fork()
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._read_version = 0
