@@ -475,6 +475,25 @@ class BackendContract:
         failed = self.reopen(backend_spec, bad).get_details()
         assert failed["status"] == "Failed" and "ZeroDivisionError" in failed["error"]["error"]["message"]
 
+    def test_opening_a_run_by_id_reads_its_info_not_its_records(self, experiment: Experiment,
+                                                                backend_spec: str) -> None:
+        """`Run(exp, id)` asks only `read_info` of a backend that has it (one `read` otherwise);
+        the points are read when asked for, as columns by a backend with `read_metrics`."""
+        run = experiment.start_logging(display_name="named", outputs=None)
+        for i in range(100):
+            run.log("loss", float(i))
+        run.complete()
+        workspace = Workspace(backends=[backend_spec])
+        backend = workspace.backends[0]
+        called: list[str] = []
+        backend.pm.add_hookcall_monitoring(lambda hook, impls, kwargs: called.append(hook), lambda *a: None)
+        opened = Run(Experiment(workspace, experiment.name), run.id)
+        assert (opened.display_name, opened.status) == ("named", "Completed")
+        assert called == (["read_info"] if backend.implements("read_info") else ["read"])
+        assert opened.get_metrics("loss")["loss"] == [float(i) for i in range(100)]
+        if backend.implements("read_metrics"):  # as columns, not every record
+            assert "read_metrics" in called and "read" not in called[1:]
+
     def test_unknown_run_id_is_a_clear_error(self, experiment: Experiment) -> None:
         experiment.start_logging(outputs=None).complete()  # the store exists: only the run is unknown
         with pytest.raises(RunNotFoundError, match="no-such-run"):

@@ -144,22 +144,6 @@ def test_another_process_reads_a_live_run_as_columns(tmp_path):
     run.complete()
 
 
-def test_opening_a_run_by_id_reads_its_header_not_its_points(tmp_path):
-    spec = f"sqlite:{tmp_path / 'runs.db'}"
-    run = Experiment(Workspace(backends=[spec]), "exp").start_logging(display_name="named", outputs=None)
-    for i in range(1000):
-        run.log("loss", float(i))
-    run.complete()
-    workspace = Workspace(backends=[spec])
-    called: list[str] = []
-    workspace.backends[0].pm.add_hookcall_monitoring(lambda hook, impls, kwargs: called.append(hook), lambda *a: None)
-    opened = Run(Experiment(workspace, "exp"), run.id)
-    assert (opened.display_name, opened.status) == ("named", "Completed")
-    assert called == ["read_info"]
-    assert opened.get_metrics("loss")["loss"][-1] == 999.0
-    assert called == ["read_info", "read_metrics"]
-
-
 def _summary_store(tmp_path):
     spec = f"sqlite:{tmp_path / 'runs.db'}"
     exp = Experiment(Workspace(backends=[spec]), "exp")

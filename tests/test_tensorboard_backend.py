@@ -842,24 +842,3 @@ def test_scalar_events_built_from_templates_are_the_bytes_protobuf_writes():
     assert fast.max_step == plain.max_step
     built = sum(1 for parts in fast.templates._by_key.values() if parts is not None)
     assert built >= 12, "the series that qualify (steps None or equal to seq) should have templates"
-
-
-def test_opening_a_run_by_id_reads_its_state_not_its_events(tmp_path):
-    """`Run(exp, id)` asks the backend for the run's info only (`read_info`: the state file, or a
-    foreign folder's wall times); its points are read when asked for."""
-    from runbridge import Experiment, Run, Workspace
-
-    spec = f"tensorboard:{tmp_path / 'tb'}"
-    run = Experiment(Workspace(backends=[spec]), "exp").start_logging(display_name="named", outputs=None)
-    for i in range(1000):
-        run.log("loss", float(i))
-    run.complete()
-    workspace = Workspace(backends=[spec])
-    called: list[str] = []
-    workspace.backends[0].pm.add_hookcall_monitoring(lambda hook, impls, kwargs: called.append(hook),
-                                                     lambda *a: None)
-    opened = Run(Experiment(workspace, "exp"), run.id)
-    assert (opened.display_name, opened.status) == ("named", "Completed")
-    assert called == ["read_info"]
-    assert opened.get_metrics("loss")["loss"][-1] == 999.0
-    assert called[0] == "read_info" and "read" in called[1:]
