@@ -8,8 +8,11 @@ sends are the same history the synchronous path writes. A real `mlflow server`, 
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 import time
+from typing import Iterator
 
 from mlflow import MlflowClient
 
@@ -26,6 +29,26 @@ def native_history(uri: str, experiment: str, key: str) -> list[tuple[int, float
     client = MlflowClient(uri)
     [native] = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
     return sorted((m.step, m.value) for m in client.get_metric_history(native.info.run_id, key))
+
+
+@contextlib.contextmanager
+def chunk_uploading(mirror) -> Iterator[threading.Thread]:
+    """A stream chunk upload in progress on another thread (the writer's) until the block ends."""
+    uploading, release = threading.Event(), threading.Event()
+
+    def upload() -> None:
+        with mirror.streaming():
+            uploading.set()
+            release.wait(30)
+
+    uploader = threading.Thread(target=upload)
+    uploader.start()
+    uploading.wait()
+    try:
+        yield uploader
+    finally:
+        release.set()
+        uploader.join()
 
 
 def test_an_overflowing_queue_stays_bounded_and_the_native_history_is_whole_after_complete(
@@ -138,28 +161,16 @@ def test_a_chunk_built_from_columns_is_byte_for_byte_the_general_one_and_reads_b
 def test_the_mirror_posts_nothing_while_a_stream_chunk_uploads_and_then_sends_every_point_in_order():
     """The exact stream goes first: no send while the backend uploads a chunk (nor just after),
     then every queued point goes out, in order, in sends of at most 1,000 points."""
-    import threading
-
     from runbridge_mlflow.mirror import PART, QUIET, Mirror
 
     sent: list[tuple[float, object, list]] = []
     mirror = Mirror(lambda key, points: sent.append((time.monotonic(), key, points)))
-    uploading = threading.Event()
-
-    def upload() -> None:
-        with mirror.streaming():
-            uploading.set()
-            time.sleep(0.3)
-        ended.append(time.monotonic())
-
-    ended: list[float] = []
-    uploader = threading.Thread(target=upload)
-    uploader.start()
-    uploading.wait()
-    mirror.put("run", list(range(2500)))  # queued while the chunk uploads
-    uploader.join()
+    with chunk_uploading(mirror):
+        mirror.put("run", list(range(2500)))  # queued while the chunk uploads
+        time.sleep(0.3)
+    ended = time.monotonic()
     assert not mirror.drain("run", timeout=10)
-    assert sent and sent[0][0] >= ended[0] + QUIET * 0.9  # nothing during the upload or just after
+    assert sent and sent[0][0] >= ended + QUIET * 0.9  # nothing during the upload or just after
     assert [len(points) for _, _, points in sent] == [PART, PART, 500]
     assert [p for _, _, points in sent for p in points] == list(range(2500))
 
@@ -182,35 +193,23 @@ def test_chunk_uploads_go_straight_to_the_server_only_for_artifacts_it_proxies()
 def test_a_child_forked_while_the_parent_uploads_a_chunk_sends_its_own_points():
     """The parent's upload in progress is not the child's: a rank forked during it still sends."""
     import os
-    import threading
 
     from runbridge_mlflow.mirror import Mirror
 
     read_end, write_end = os.pipe()
     mirror = Mirror(lambda key, points: os.write(write_end, repr(points).encode() + b"\n"))
-    uploading, release = threading.Event(), threading.Event()
-
-    def upload() -> None:
-        with mirror.streaming():
-            uploading.set()
-            release.wait(10)
-
-    uploader = threading.Thread(target=upload)
-    uploader.start()
-    uploading.wait()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            with mirror.streaming():  # the child's own upload, then its points
-                pass
-            mirror.put("run", [1, 2, 3])
-            code = 1 if mirror.drain("run", timeout=5) else 0
-        except BaseException:  # noqa: BLE001 - reported by the exit code
-            code = 2
-        os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    release.set()
-    uploader.join()
+    with chunk_uploading(mirror):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                with mirror.streaming():  # the child's own upload, then its points
+                    pass
+                mirror.put("run", [1, 2, 3])
+                code = 1 if mirror.drain("run", timeout=5) else 0
+            except BaseException:  # noqa: BLE001 - reported by the exit code
+                code = 2
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
     os.close(write_end)
     assert os.waitstatus_to_exitcode(status) == 0
     assert os.read(read_end, 1000) == b"[1, 2, 3]\n"
@@ -219,30 +218,17 @@ def test_a_child_forked_while_the_parent_uploads_a_chunk_sends_its_own_points():
 
 def test_under_uploads_that_never_pause_the_mirror_still_sends_after_its_longest_yield(monkeypatch):
     """The history moves on when the writes never pause: the mirror yields `MAX_YIELD` at most."""
-    import threading
-
     from runbridge_mlflow import mirror as mirror_module
 
     monkeypatch.setattr(mirror_module, "MAX_YIELD", 0.2)
     sent: list[float] = []
     mirror = mirror_module.Mirror(lambda key, points: sent.append(time.monotonic()))
-    uploading, release = threading.Event(), threading.Event()
-
-    def upload() -> None:
-        with mirror.streaming():
-            uploading.set()
-            release.wait(10)
-
-    uploader = threading.Thread(target=upload)
-    uploader.start()
-    uploading.wait()
-    began = time.monotonic()
-    mirror.put("run", [1, 2])
-    deadline = began + 5
-    while not sent and time.monotonic() < deadline:
-        time.sleep(0.01)
-    still_uploading = uploader.is_alive()
-    release.set()
-    uploader.join()
+    with chunk_uploading(mirror) as uploader:
+        began = time.monotonic()
+        mirror.put("run", [1, 2])
+        deadline = began + 5
+        while not sent and time.monotonic() < deadline:
+            time.sleep(0.01)
+        still_uploading = uploader.is_alive()
     assert sent and still_uploading  # sent while the upload went on
     assert sent[0] - began >= 0.2 * 0.9
