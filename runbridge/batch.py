@@ -74,3 +74,16 @@ def point_columns(points: Sequence[tuple]) -> tuple[list, ...]:
     takes four times as long on a million points)."""
     flat = list(chain.from_iterable(points))
     return tuple(flat[k::_FIELDS] for k in range(_FIELDS))
+
+
+def series_codes(names: Sequence[str], writers: Sequence[str]) -> tuple[list[int], list[tuple[str, str]]]:
+    """Each point's series number and the (name, writer) series in first-logged order. Points of
+    one writer (the usual batch) are indexed by name alone, whose hash Python keeps."""
+    if len(set(writers)) == 1:
+        order = list(dict.fromkeys(names))
+        by_name = {name: i for i, name in enumerate(order)}
+        return list(map(by_name.__getitem__, names)), [(name, writers[0]) for name in order]
+    pairs = list(zip(names, writers))
+    series = list(dict.fromkeys(pairs))
+    by_pair = {pair: i for i, pair in enumerate(series)}
+    return list(map(by_pair.__getitem__, pairs)), series

@@ -21,7 +21,7 @@ from array import array
 from base64 import b64decode, b64encode
 from typing import Any, Iterable, Sequence
 
-from runbridge.batch import VALUE, point_columns
+from runbridge.batch import VALUE, point_columns, series_codes
 from runbridge.records import Metric, Record, Row, record_from_dict, record_to_json
 
 ARTIFACT_DIR = "runbridge"
@@ -149,11 +149,9 @@ def _block_of_columns(columns: list[list], value_kinds: set | None) -> str:
     if len(set(names)) == 1 and len(set(writers)) == 1:
         block["series"] = [[names[0], writers[0]]]
     else:
-        series: dict[tuple[str, str], int] = {}
-        which = [series.setdefault(k, len(series)) for k in zip(names, writers)]
+        which, series = series_codes(names, writers)
         block["series"] = [list(k) for k in series]
-        if len(series) > 1:
-            block["which"] = _packed(which)
+        block["which"] = _packed(which)
     block["seq"] = _packed(seqs)
     value = _packed(values, value_kinds)
     special = []
@@ -180,9 +178,8 @@ def _block_of_columns(columns: list[list], value_kinds: set | None) -> str:
 
 def _metrics_from_block(block: dict[str, Any]) -> list[Metric]:
     """Inverse of `_metrics_block` (and of the unpacked ``Metrics`` blocks written before)."""
-    seqs = block["seq"]
-    n = len(seqs) if type(seqs) is list else len(b64decode(seqs[3:])) // 8  # never nil: (ints)
-    seqs = _unpacked(seqs, n)
+    seqs = _unpacked(block["seq"], 0)  # ints: a list or packed, never "nil:"
+    n = len(seqs)
     series = block["series"]
     which = block.get("which")
     if which is None:

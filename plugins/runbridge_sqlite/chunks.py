@@ -18,7 +18,7 @@ from functools import partial
 from itertools import compress, repeat
 from typing import Any, Sequence
 
-from runbridge.batch import point_columns
+from runbridge.batch import point_columns, series_codes
 from runbridge.records import Metric, MetricColumns, Same
 
 _SWAP = sys.byteorder != "little"
@@ -60,16 +60,9 @@ def pack(batch: Batch) -> tuple:
     which = None
     if batch.one_series:
         series = [(names[0], writers[0])]
-    elif batch.one_writer:  # several metrics from one process: index by name (its hash is cached)
-        order = list(dict.fromkeys(names))
-        series = [(name, writers[0]) for name in order]
-        by_name = {name: i for i, name in enumerate(order)}
-        which = _blob(array("I", map(by_name.__getitem__, names)))
     else:
-        pairs = list(zip(names, writers))
-        series = list(dict.fromkeys(pairs))
-        index = {pair: i for i, pair in enumerate(series)}
-        which = _blob(array("I", map(index.__getitem__, pairs)))
+        codes, series = series_codes(names, writers)
+        which = _blob(array("I", codes))
     extra: dict[str, Any] = {}
     if batch.all_floats:
         vals = array("d", values)

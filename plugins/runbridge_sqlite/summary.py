@@ -39,7 +39,7 @@ def batch_trios(batch: Batch) -> dict[str, Trio]:
     """The summary of one batch's points, per metric name."""
     metrics, names = batch.metrics, batch.names
     if batch.one_series and batch.all_floats:  # the common batch: C loops over what packing took
-        return _float_series(names[0], metrics, batch.values)
+        return _float_metrics(batch, names[:1])
     by_name: dict[str, list[tuple]] = dict.fromkeys(names)  # first-logged order
     if batch.one_writer and batch.all_floats and len(by_name) <= _FEW_NAMES:
         return _float_metrics(batch, by_name)
@@ -73,34 +73,23 @@ def batch_trios(batch: Batch) -> dict[str, Trio]:
 
 
 def _float_metrics(batch: Batch, names: Iterable[str]) -> dict[str, Trio]:
-    """The summaries of a few metrics of floats logged by one writer: a pass in C per name."""
-    values, every = batch.values, range(len(batch.names))
+    """The summaries of metrics of floats logged by one writer: a pass in C per name (and none
+    to pick a name's points out of a batch of one series)."""
+    values, every = batch.values, range(len(batch.values))
     out: dict[str, Trio] = {}
     for name in names:
-        mask = list(map(name.__eq__, batch.names))
-        nums = list(compress(values, mask))
+        mask = None if batch.one_series else list(map(name.__eq__, batch.names))
+        nums = values if mask is None else list(compress(values, mask))
         total = sum(nums)
         if total == total:  # no NaN (a NaN, or inf and -inf, make the sum NaN)
-            last = len(mask) - 1 - mask[::-1].index(True)
+            last = every[-1] if mask is None else len(mask) - 1 - mask[::-1].index(True)
         else:
-            kept = [i for i in compress(every, mask) if values[i] == values[i]]
+            kept = [i for i in (every if mask is None else compress(every, mask)) if values[i] == values[i]]
             if not kept:
                 continue
             nums, last = [values[i] for i in kept], kept[-1]
         out[name] = (values[last], min(nums), max(nums), (batch.times[last], batch.writers[last], batch.seqs[last]))
     return out
-
-
-def _float_series(name: str, points: Sequence[tuple], values: list[float]) -> dict[str, Trio]:
-    total = sum(values)
-    if total == total:  # no NaN (a NaN, or inf and -inf, make the sum NaN)
-        nums, last = values, points[-1]
-    else:
-        kept = [m for m in points if m[VALUE] == m[VALUE]]
-        if not kept:
-            return {}
-        nums, last = list(map(_VALUE, kept)), kept[-1]
-    return {name: (last[VALUE], min(nums), max(nums), _LAST_KEY(last))}
 
 
 def _stored(value: Any) -> Any:

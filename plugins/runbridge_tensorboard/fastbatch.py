@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from runbridge.batch import metric_points, point_columns
+from runbridge.batch import metric_points, point_columns, series_codes
 from runbridge.records import Metric, Record
 
 from . import tfrecord
@@ -73,16 +73,8 @@ def framed(encoder: Any, records: Sequence[Record]) -> bytes | None:
 
 def _series(names: list, writers: list, no_step: bool) -> tuple[np.ndarray, list[tuple]]:
     """Each point's series number and the series' template keys (as `Encoder.metric` makes them)."""
-    if len(set(writers)) == 1:
-        order = list(dict.fromkeys(names))
-        index = {name: i for i, name in enumerate(order)}
-        codes = np.fromiter(map(index.__getitem__, names), dtype=np.int64, count=len(names))
-        return codes, [(name, no_step, writers[0]) for name in order]
-    pairs = list(zip(names, writers))
-    order = list(dict.fromkeys(pairs))
-    index = {pair: i for i, pair in enumerate(order)}
-    codes = np.fromiter(map(index.__getitem__, pairs), dtype=np.int64, count=len(pairs))
-    return codes, [(name, no_step, writer) for name, writer in order]
+    codes, series = series_codes(names, writers)
+    return np.array(codes, dtype=np.int64), [(name, no_step, writer) for name, writer in series]
 
 
 def _learn(encoder: Any, points: Sequence[tuple], codes: np.ndarray, keys: list[tuple],
