@@ -120,7 +120,7 @@ def test_the_mirror_writes_the_same_native_history_as_the_synchronous_path(mlflo
             deadline = time.monotonic() + 60
             while (mirror.queued or mirror._in_flight is not None) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            assert not mirror._behind, mirror.errors
+            assert not mirror._behind, mirror._errors
         backend.end_run(info._replace(status="Completed", end_time=T0 + 99_999_999), "Completed")
         client = MlflowClient(uri)
         [native] = client.search_runs([client.get_experiment_by_name("mirror-edge").experiment_id])

@@ -242,13 +242,9 @@ class MlflowClientBackend:
             state = self._states[mid] = tr.RunState()
         return state
 
-    def _claim_lanes(self, mid: str, state: tr.RunState, records: Sequence[Record]) -> None:
-        """Give every writer of `records` its timestamp lane in the run (see `translate`)."""
-        points, _ = metric_points(records)
-        self._claim_writers(mid, state, set(map(itemgetter(WRITER), points)))
-
-    def _claim_writers(self, mid: str, state: tr.RunState, writers: set[str]) -> None:
-        writers = writers - state.lanes.keys()
+    def _claim_lanes(self, mid: str, state: tr.RunState, points: Sequence[tuple]) -> None:
+        """Give every writer of metric `points` its timestamp lane in the run (see `translate`)."""
+        writers = set(map(itemgetter(WRITER), points)) - state.lanes.keys()
         if not writers:
             return
         params = self.client.get_run(mid).data.params
@@ -427,18 +423,17 @@ class MlflowClientBackend:
             state = self._state(mid)
             pending = state.pending
             mirror = self._mirror
-            if mirror is not None and pending is None:
+            points, others = metric_points(records)
+            self._claim_lanes(mid, state, points)
+            if mirror is not None and pending is None and not others:
                 # A batch of scalar numbers (what run.log makes): its chunk built from columns,
                 # no record made per point; the mirror makes the native points later.
-                points, others = metric_points(records)
-                data = None if others else chunks.encode_points(points)
+                data = chunks.encode_points(points)
                 if data is not None:
-                    self._claim_writers(mid, state, set(map(itemgetter(WRITER), points)))
                     with mirror.streaming():
                         self._upload_chunk(mid, state, data)
                     mirror.put(mid, list(points))
                     return
-            self._claim_lanes(mid, state, records)
             batch = tr.translate_batch(records if pending is None else [pending, *records], state,
                                        native_metrics=mirror is None)
             # Files, then the exact stream chunk listing them, then the native view. If the native
@@ -449,7 +444,6 @@ class MlflowClientBackend:
             state.pending = None
             self._log_native(mid, batch)
             if mirror is not None:  # the native points follow on the mirror's thread
-                points, _ = metric_points(records)
                 mirror.put(mid, list(points))
 
     def _send_native(self, mid: object, points: list) -> None:

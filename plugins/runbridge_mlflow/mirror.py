@@ -84,7 +84,7 @@ class Mirror:
         self._streaming = 0  # stream uploads in progress (`streaming`)
         self._quiet_at = 0.0  # monotonic time from which the thread may post
         self._behind: set = set()
-        self.errors: dict = {}  # run key -> the last send error
+        self._errors: dict = {}  # run key -> the last send error
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
@@ -191,19 +191,19 @@ class Mirror:
                 self._wait_for_quiet()
                 key, points = self._next()
                 self._in_flight = key
-                failed = key in self.errors  # one failed send: the rest of the run is reconciled
+                failed = key in self._errors  # one failed send: the rest of the run is reconciled
             try:
                 if not failed:  # (no retries per batch against a server that is down)
                     self._send(key, points)
             except Exception as exc:  # noqa: BLE001 - reconciled from the stream when the run ends
                 with self._cond:
                     self._behind.add(key)
-                    self.errors[key] = exc
+                    self._errors[key] = exc
             finally:
                 with self._cond:
                     self._in_flight = None
                     if not self._queue and not self._spilled:  # the backlog is gone: try again
-                        self.errors.clear()
+                        self._errors.clear()
                     self._cond.notify_all()
 
     def drain(self, key: object, timeout: float | None = None) -> bool:
@@ -217,14 +217,8 @@ class Mirror:
                 self._remove(key)
             behind = key in self._behind or not done
             self._behind.discard(key)
-            self.errors.pop(key, None)
+            self._errors.pop(key, None)
             return behind
-
-    def forget(self, key: object) -> None:
-        """Drop what waits for run `key` and its mark (its stream is reconciled by the caller)."""
-        with self._cond:
-            self._remove(key)
-            self._behind.discard(key)
 
     def _remove(self, key: object) -> None:
         """Drop every batch of run `key` that waits, in memory or spilled (under the lock)."""
