@@ -173,8 +173,7 @@ class _Layout:
         data_bytes = block[:, d + self.varying]
         for p in range(self.varying.size):
             crc ^= self.tables[p][data_bytes[:, p]]
-        masked = ((crc >> _U32(15)) | (crc << _U32(17))) + _U32(tfrecord.MASK_DELTA)
-        block[:, -4:] = masked.astype("<u4").view(np.uint8).reshape(m, 4)
+        block[:, -4:] = tfrecord.mask_array(crc).astype("<u4").view(np.uint8).reshape(m, 4)
         return block
 
 

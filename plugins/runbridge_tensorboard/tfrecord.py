@@ -32,7 +32,7 @@ except ImportError:  # the numpy fallback below checks many records per vector o
     _crc_c = None
 
 _POLY = 0x82F63B78  # CRC-32C (Castagnoli), reflected
-MASK_DELTA = 0xA282EAD8
+_MASK_DELTA = 0xA282EAD8
 
 
 class EventFileDamageWarning(UserWarning):
@@ -60,7 +60,7 @@ def crc32c(data: bytes) -> int:
 
 
 def mask(crc: int) -> int:
-    return (((crc >> 15) | (crc << 17)) + MASK_DELTA) & 0xFFFFFFFF
+    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
 
 
 def crc(data: bytes) -> int:
@@ -158,9 +158,7 @@ def masked_crc32c_many(msgs: Sequence[bytes]) -> list[int]:
             for i in sel:
                 out[i] = masked_crc32c(msgs[i])
             continue
-        c = _crc_same_length([msgs[i] for i in sel], length).astype(np.uint64)
-        masked = ((((c >> np.uint64(15)) | (c << np.uint64(17))) & np.uint64(0xFFFFFFFF))
-                  + np.uint64(MASK_DELTA)) & np.uint64(0xFFFFFFFF)
+        masked = mask_array(_crc_same_length([msgs[i] for i in sel], length))
         for i, m in zip(sel, masked.tolist()):
             out[i] = m
     return out
@@ -232,10 +230,7 @@ def _resync(buf: bytes, start: int) -> int | None:
     for lo in range(0, positions.size, 1 << 20):
         pos = positions[lo:lo + (1 << 20)]
         windows = arr[pos[:, None] + np.arange(8)]
-        raw = _raw_crc_windows(windows)
-        c = raw.astype(np.uint64)
-        got = (((((c >> np.uint64(15)) | (c << np.uint64(17))) & np.uint64(0xFFFFFFFF))
-                + np.uint64(MASK_DELTA)) & np.uint64(0xFFFFFFFF)).tolist()
+        got = mask_array(_raw_crc_windows(windows)).tolist()
         stored = arr[pos[:, None] + np.arange(8, 12)].astype(np.uint32)
         stored = (stored[:, 0] | (stored[:, 1] << 8) | (stored[:, 2] << 16) | (stored[:, 3] << 24)).tolist()
         for k, (g, s) in enumerate(zip(got, stored)):
@@ -287,10 +282,11 @@ def _u32_at(arr: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return b[:, 0] | (b[:, 1] << np.uint32(8)) | (b[:, 2] << np.uint32(16)) | (b[:, 3] << np.uint32(24))
 
 
-def _mask_array(crc: np.ndarray) -> np.ndarray:
+def mask_array(crc: np.ndarray) -> np.ndarray:
+    """`mask` of every CRC in an array (as uint64)."""
     c = crc.astype(np.uint64)
     return ((((c >> np.uint64(15)) | (c << np.uint64(17))) & np.uint64(0xFFFFFFFF))
-            + np.uint64(MASK_DELTA)) & np.uint64(0xFFFFFFFF)
+            + np.uint64(_MASK_DELTA)) & np.uint64(0xFFFFFFFF)
 
 
 def _checked(buf: bytes, spans: list[tuple[int, int]]) -> tuple[list[bytes], tuple[str, int] | None]:
@@ -305,9 +301,9 @@ def _checked(buf: bytes, spans: list[tuple[int, int]]) -> tuple[list[bytes], tup
     starts = np.fromiter((s for s, _ in spans), np.int64, m)
     lengths = np.fromiter((ln for _, ln in spans), np.int64, m)
     arr = np.frombuffer(buf, dtype=np.uint8)
-    header_ok = _mask_array(np.fromiter(map(_crc_c, [buf[s:s + 8] for s, _ in spans]), np.uint32, m)) \
+    header_ok = mask_array(np.fromiter(map(_crc_c, [buf[s:s + 8] for s, _ in spans]), np.uint32, m)) \
         == _u32_at(arr, starts + 8)
-    data_ok = _mask_array(np.fromiter(map(_crc_c, payloads), np.uint32, m)) == _u32_at(arr, starts + 12 + lengths)
+    data_ok = mask_array(np.fromiter(map(_crc_c, payloads), np.uint32, m)) == _u32_at(arr, starts + 12 + lengths)
     if header_ok.all() and data_ok.all():
         return payloads, None
     i = int(np.argmin(header_ok & data_ok))
