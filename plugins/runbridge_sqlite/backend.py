@@ -20,8 +20,8 @@ import sqlite3
 from pathlib import Path
 from typing import Sequence
 
-from runbridge.batch import metric_points
 from runbridge import forksafe
+from runbridge.batch import metric_points
 from runbridge.errors import StoreNotFoundError
 from runbridge.hookspecs import StoreLocation, hookimpl
 from runbridge.media import safe_join, write_file_atomically
